@@ -1,0 +1,79 @@
+"""The one place that writes files other processes read, and joins untrusted names.
+
+A write goes to a temporary file beside the target, is fsynced, then renamed over
+the target, and the directory is fsynced: a crash at any instant leaves either the
+old or the new content, never a mix. `safe_join` refuses names that would leave
+their root before any path is built from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+class UnsafePathError(ValueError):
+    """A name that would escape its directory (or is otherwise not a plain name)."""
+
+
+def safe_join(root: Path, *parts: str) -> Path:
+    """Join relative parts under root, refusing '..', absolute parts, NUL and empties."""
+    path = root
+    for part in parts:
+        if not part or "\x00" in part or "\n" in part:
+            raise UnsafePathError(f"unsafe path component {part!r} under {root}")
+        for piece in part.split("/"):
+            if piece in ("", ".", ".."):
+                raise UnsafePathError(f"unsafe path component {part!r} under {root}")
+        if part.startswith("/"):
+            raise UnsafePathError(f"absolute path component {part!r} under {root}")
+        path = path / part
+    return path
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(path: Path, data: bytes, *, mode: int = 0o644, mtime: float | None = None) -> None:
+    """Atomically replace `path` with `data` (write aside, fsync, rename, fsync dir)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        if mtime is not None:
+            os.utime(tmp_name, (mtime, mtime))
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
+    write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """Atomically place a copy of `source` at `target` (never a partial file)."""
+    write_bytes(target, source.read_bytes())
+
+
+def remove(path: Path) -> bool:
+    """Remove a file if it exists; return whether it did."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
