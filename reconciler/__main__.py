@@ -1,0 +1,196 @@
+"""The command line: the daemon (`run`) and the operator's tools.
+
+Every subcommand validates its input and exits non-zero with a one-line reason
+(exit 2 for a bad configuration or bad arguments, 1 when the work did not
+succeed), never with a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from . import apkversion
+from .apk import ApkError, read_apk, read_apk_bytes, verify_apk_signature
+from .apkbuild import ApkbuildError, parse_apkbuild, to_json
+from .apkindex import build_index_archive, format_index, read_index_archive, verify_index
+from .atomicfile import write_bytes
+from .config import ConfigError, load_config
+from .keys import KeyFileError, SignatureError, load_public_key
+
+
+def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    return load_config(Path(args.config) if args.config else None)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .loop import Daemon, summary
+
+    daemon = Daemon(_config(args))
+    if args.once:
+        result = daemon.converge()
+        if result.all_published:
+            print(f"converged: every desired package is published ({len(result.plan.packages)} package/repository pairs)")
+            return 0
+        print("not converged:\n" + summary(result))
+        return 1
+    try:
+        daemon.run_forever()
+    except KeyboardInterrupt:
+        print("stopped")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _config(args)
+    print(f"{config.source}: OK ({len(config.branches)} branches)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .loop import Daemon
+
+    daemon = Daemon(_config(args))
+    from .execute import repo_keys
+    from .observed import observe
+    from .plan import plan
+
+    observed = observe(daemon.scanner, repo_keys(daemon.config), daemon.jobs, daemon.state.rejected)  # type: ignore[arg-type]
+    result = plan(daemon.read_desired(), observed, daemon.settings, time.time())
+    counts: dict[str, dict[str, int]] = {}
+    for pkg in result.packages:
+        row = counts.setdefault(str(pkg.repo), {})
+        row[pkg.state] = row.get(pkg.state, 0) + 1
+    for repo in result.repos:
+        states = ", ".join(f"{n} {s}" for s, n in sorted(counts.get(str(repo.repo), {}).items()))
+        print(f"{str(repo.repo):32} {repo.phase:11} {states}  {repo.reason}".rstrip())
+    return 0
+
+
+def cmd_apkbuild(args: argparse.Namespace) -> int:
+    result: dict[str, object] = {}
+    status = 0
+    for name in args.paths:
+        path = Path(name)
+        file = path / "APKBUILD" if path.is_dir() else path
+        try:
+            text = file.read_text(encoding="utf-8")
+            rel = f"{file.parent.name}/APKBUILD"
+            result[name] = to_json(parse_apkbuild(text, rel))
+        except (OSError, UnicodeDecodeError, ApkbuildError) as exc:
+            print(f"error: {name}: {exc}", file=sys.stderr)
+            status = 1
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return status
+
+
+def cmd_version_compare(args: argparse.Namespace) -> int:
+    mode = apkversion.VersionMode(args.mode)
+    try:
+        result = apkversion.compare(args.a, args.b, mode)
+    except apkversion.InvalidVersion as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print({-1: "<", 0: "=", 1: ">"}[result])
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    directory = Path(args.dir)
+    infos = []
+    for path in sorted(directory.glob("*.apk")):
+        try:
+            infos.append(read_apk(path))
+        except ApkError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    text = format_index(infos, rewrite_arch=args.rewrite_arch)
+    data = build_index_archive(text, description=args.description, mtime=int(time.time()))
+    out = Path(args.output) if args.output else directory / "APKINDEX.tar.gz"
+    write_bytes(out, data)
+    print(f"{out}: {len(infos)} packages")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    try:
+        key = load_public_key(Path(args.key))
+        data = Path(args.file).read_bytes()
+    except (OSError, KeyFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        try:
+            read_index_archive(data, args.file)
+            is_index = True
+        except ValueError:
+            is_index = False
+        if is_index:
+            name = verify_index(data, key, args.file)
+        else:
+            read_apk_bytes(data, args.file)
+            name = verify_apk_signature(data, key, args.file)
+    except (SignatureError, ApkError, ValueError) as exc:
+        print(f"{args.file}: BAD: {exc}")
+        return 1
+    print(f"{args.file}: OK, signed as .SIGN.RSA.{name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reconciler", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--once", action="store_true", help="converge once, then exit")
+    check = sub.add_parser("check-config", help="validate a configuration file")
+    status = sub.add_parser("status", help="per branch/arch summary")
+    for p in (run, check, status):
+        p.add_argument("--config", "-c", help="YAML file (default: embedded defaults)")
+    apkbuild = sub.add_parser("apkbuild", help="parsed fields of APKBUILDs as JSON")
+    apkbuild.add_argument("paths", nargs="+")
+    vc = sub.add_parser("version-compare", help="compare two apk versions: <, = or >")
+    vc.add_argument("a")
+    vc.add_argument("b")
+    vc.add_argument("--mode", choices=[m.value for m in apkversion.VersionMode], default="3.0")
+    index = sub.add_parser("index", help="write APKINDEX.tar.gz for the apks in DIR")
+    index.add_argument("dir")
+    index.add_argument("--output", "-o")
+    index.add_argument("--description", "-d")
+    index.add_argument("--rewrite-arch")
+    verify = sub.add_parser("verify", help="check an index or package signature")
+    verify.add_argument("file")
+    verify.add_argument("--key", required=True, help="public key (PEM)")
+    return parser
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "check-config": cmd_check_config,
+    "status": cmd_status,
+    "apkbuild": cmd_apkbuild,
+    "version-compare": cmd_version_compare,
+    "index": cmd_index,
+    "verify": cmd_verify,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        sys.exit(COMMANDS[args.command](args))
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

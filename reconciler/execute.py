@@ -1,0 +1,134 @@
+"""Performs the plan's actions, one at a time, each inside its own error boundary.
+
+Execute never decides anything: it turns each Action into job submissions and
+repository changes and reports an Outcome. One failing action (a refused apk, a
+full disk, an unreachable job service) is logged and reported; the others still
+run, and the next pass plans again from what is then on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config
+from .jobs import JobExistsError, JobService, JobSpec
+from .jobs.scripts import SIGNED_NAME, IndexSource, build_script, sign_script
+from .model import (
+    Action,
+    CollectBuild,
+    Outcome,
+    PruneFinal,
+    PruneWip,
+    PublishFinal,
+    ReindexWip,
+    RepoKey,
+    SubmitBuild,
+    SubmitSign,
+    WriteSymlinkRepo,
+)
+from .observed import INDEX_NAME
+from .repo import RefusedError, RepoStore
+from .state import StateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Executor:
+    config: Config
+    jobs: JobService
+    store: RepoStore
+    state: StateStore
+    clock: Callable[[], float]
+    commits: dict[str, str]  # branch -> commit of the desired state being built
+
+    def apply(self, actions: Iterable[Action]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for action in actions:
+            try:
+                message = self._apply_one(action)
+                outcomes.append(Outcome(action, True, message))
+            except RefusedError as exc:
+                log.error("%s refused: %s", type(action).__name__, exc)
+                outcomes.append(Outcome(action, False, str(exc)))
+            except Exception as exc:  # the per-action boundary: log, report, carry on
+                log.exception("%s failed", type(action).__name__)
+                outcomes.append(Outcome(action, False, f"{type(exc).__name__}: {exc}"))
+        return outcomes
+
+    def _apply_one(self, action: Action) -> str:
+        now = self.clock()
+        match action:
+            case SubmitBuild():
+                return self._submit_build(action)
+            case CollectBuild(job=job, spec=spec):
+                try:
+                    names = self.store.import_build(spec, Path(job.artifacts_dir or "/nonexistent"))
+                except RefusedError as exc:
+                    self.state.reject(job.key.job_id, f"results refused: {exc}")
+                    raise
+                return f"collected {', '.join(names)}"
+            case ReindexWip(repo=repo):
+                self.store.reindex_wip(repo, now)
+                return f"reindexed WIP {repo}"
+            case PruneWip(repo=repo, filenames=names, why=why):
+                self.store.prune_wip(repo, names)
+                return f"removed {len(names)} apk(s) from WIP {repo}: {why}"
+            case WriteSymlinkRepo(repo=repo, from_wip=wip, from_final=final, commit=commit):
+                sha = self.store.write_symlink_repo(repo, wip, final, commit, now)
+                return f"symlink repo {repo}: {len(wip)} new + {len(final)} published, index {sha[:12]}"
+            case SubmitSign(key=key):
+                unsigned = self.store.unsigned_index(key.intent.repo)
+                script, files = sign_script(
+                    unsigned, key.intent.version, self.config.keys.final_private, self.config.keys.final_name
+                )
+                self._submit(JobSpec(key, script, f"sign the index of {key.intent.repo}",
+                                     self.config.jobs.timeout_seconds, files))
+                return f"submitted sign job {key.job_id}"
+            case PublishFinal(repo=repo, job=job, unsigned_sha256=sha):
+                signed = Path(job.artifacts_dir or "/nonexistent") / SIGNED_NAME
+                try:
+                    removed = self.store.publish(repo, signed, sha)
+                except RefusedError as exc:
+                    self.state.reject(job.key.job_id, str(exc))
+                    raise
+                return f"published {repo}, removed {len(removed)} old apk(s)"
+            case PruneFinal(repo=repo, filenames=names):
+                removed = self.store.prune_final(repo, names)
+                return f"removed {len(removed)} unlisted apk(s) from final {repo}"
+        raise TypeError(f"unknown action {action!r}")
+
+    def _submit_build(self, action: SubmitBuild) -> str:
+        spec = action.spec
+        keys = self.config.keys
+        indexes: list[IndexSource] = []
+        for repo in action.dep_repos:
+            indexes.append(IndexSource(self.store.wip_dir(repo) / INDEX_NAME, keys.wip_public))
+            indexes.append(IndexSource(self.store.final_dir(repo) / INDEX_NAME, keys.final_public))
+        script, files = build_script(
+            action.key, spec, self.config.builder, indexes, action.required,
+            self.commits.get(spec.repo.branch, ""),
+        )
+        note = f"build {spec.pkgname} {spec.version} for {spec.repo}, try {action.key.attempt}"
+        self._submit(JobSpec(action.key, script, note, self.config.jobs.timeout_seconds, files))
+        return f"submitted {action.key.job_id}"
+
+    def _submit(self, spec: JobSpec) -> None:
+        try:
+            self.jobs.submit(spec)
+        except JobExistsError:
+            # The job service already holds it: the next listing shows it. Never resubmit.
+            log.warning("job %s already exists; re-attaching", spec.key.job_id)
+
+
+def repo_keys(config: Config) -> list[RepoKey]:
+    """Every repository the configuration publishes, in build order."""
+    return [
+        RepoKey(branch.name, splitrepo, arch)
+        for branch in config.branches
+        for arch in branch.arches
+        for splitrepo in ("", *config.splitrepos)
+    ]

@@ -1,0 +1,207 @@
+"""The local job service: one detached process per job, all state in directories.
+
+Each job lives in `live/<job id>/` (script, inputs, log, artifacts, status.json)
+and moves to `done/<job id>/` once finished, so listing live jobs stays cheap as
+history grows. The directory name is the job id derived from the JobKey, and it
+is created exclusively: the same (intent, attempt) can never be submitted twice,
+whatever the daemon remembers. A job is alive while its runner holds the lock on
+`lock`; a job with neither a held lock nor a status is reported LOST.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from ..atomicfile import write_bytes, write_text
+from ..model import JobKey, JobObservation, JobStatus
+from . import JobExistsError, JobServiceError, JobSpec
+
+log = logging.getLogger(__name__)
+
+_TERMINAL = {
+    "success": JobStatus.SUCCESS,
+    "failed": JobStatus.FAILED,
+    "timeout": JobStatus.TIMEOUT,
+    "cancelled": JobStatus.CANCELLED,
+    "lost": JobStatus.LOST,
+}
+
+
+class LocalJobService:
+    def __init__(self, root: Path, trigger_dir: Path | None, clock: Callable[[], float] = time.time) -> None:
+        self.live_dir = root / "live"
+        self.done_dir = root / "done"
+        self.trigger_dir = trigger_dir
+        self._clock = clock
+        self.live_dir.mkdir(parents=True, exist_ok=True)
+        self.done_dir.mkdir(parents=True, exist_ok=True)
+        self._done: dict[JobKey, JobObservation] = {}
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        for path in sorted(self.done_dir.iterdir()):
+            obs = self._read_finished(path)
+            if obs is not None:
+                self._done[obs.key] = obs
+
+    # --- JobService -----------------------------------------------------------
+    def list_jobs(self) -> Mapping[JobKey, JobObservation]:
+        for job_id, child in list(self._children.items()):
+            if child.poll() is not None:  # reap, so no zombies pile up
+                del self._children[job_id]
+        live: dict[JobKey, JobObservation] = {}
+        try:
+            entries = sorted(self.live_dir.iterdir())
+        except OSError as exc:
+            raise JobServiceError(f"cannot list {self.live_dir}: {exc}") from exc
+        for path in entries:
+            if path.name.startswith("."):
+                continue
+            obs = self._observe_live(path)
+            if obs is None:
+                continue
+            if obs.status.is_live:
+                live[obs.key] = obs
+            else:
+                self._archive(path, obs)
+        return {**self._done, **live}
+
+    def submit(self, spec: JobSpec) -> JobObservation:
+        job_id = spec.key.job_id
+        path = self.live_dir / job_id
+        if spec.key in self._done or (self.done_dir / job_id).exists():
+            raise JobExistsError(f"job {job_id} was already submitted")
+        try:
+            path.mkdir()
+        except FileExistsError as exc:
+            raise JobExistsError(f"job {job_id} was already submitted") from exc
+        now = self._clock()
+        meta = {
+            "job_id": job_id,
+            "note": spec.note,
+            "submitted_at": now,
+            "timeout_seconds": spec.timeout_seconds,
+            "trigger_dir": str(self.trigger_dir) if self.trigger_dir else None,
+        }
+        for name, data in spec.files.items():
+            write_bytes(path / name, data)
+        (path / "artifacts").mkdir()
+        write_text(path / "script.sh", spec.script, mode=0o755)
+        write_text(path / "job.json", json.dumps(meta, indent=1) + "\n")
+        lock_fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            child = subprocess.Popen(
+                [sys.executable, "-m", "reconciler.jobs.runner", str(path), str(lock_fd)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # killing the daemon must not kill its jobs
+                pass_fds=(lock_fd,),
+                env=_child_env(),
+            )
+        finally:
+            os.close(lock_fd)
+        self._children[job_id] = child
+        log.info("submitted job %s", job_id)
+        return JobObservation(spec.key, JobStatus.RUNNING, now, log_path=str(path / "log"),
+                              artifacts_dir=str(path / "artifacts"))
+
+    def cancel(self, key: JobKey) -> None:
+        path = self.live_dir / key.job_id
+        try:
+            pid = int((path / "pid").read_text().strip())
+            os.killpg(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            return
+
+    # --- internals ---------------------------------------------------------
+    def _observe_live(self, path: Path) -> JobObservation | None:
+        try:
+            key = JobKey.from_job_id(path.name)
+        except ValueError as exc:
+            log.warning("ignoring foreign entry in %s: %s", self.live_dir, exc)
+            return None
+        finished = self._read_finished(path)
+        if finished is not None:
+            return finished
+        submitted = _submitted_at(path)
+        if _lock_is_held(path / "lock"):
+            return JobObservation(key, JobStatus.RUNNING, submitted, log_path=str(path / "log"),
+                                  artifacts_dir=str(path / "artifacts"))
+        if self._read_finished(path) is not None:  # it ended between the two looks
+            return self._read_finished(path)
+        now = self._clock()
+        reason = "the job's process vanished without an exit status"
+        status = {"status": "lost", "exit_code": None, "reason": reason, "ended_at": now}
+        write_text(path / "status.json", json.dumps(status) + "\n")
+        return JobObservation(key, JobStatus.LOST, submitted, now, reason, str(path / "log"))
+
+    def _read_finished(self, path: Path) -> JobObservation | None:
+        try:
+            key = JobKey.from_job_id(path.name)
+            status = json.loads((path / "status.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        state = _TERMINAL.get(str(status.get("status")), JobStatus.FAILED)
+        return JobObservation(
+            key,
+            state,
+            _submitted_at(path),
+            float(status.get("ended_at") or 0.0),
+            str(status.get("reason") or ""),
+            log_path=str(path / "log"),
+            artifacts_dir=str(path / "artifacts"),
+        )
+
+    def _archive(self, path: Path, obs: JobObservation) -> None:
+        target = self.done_dir / path.name
+        try:
+            if target.exists():  # a crash between copy and delete; keep the first
+                shutil.rmtree(path)
+            else:
+                os.rename(path, target)
+        except OSError as exc:
+            log.error("cannot move finished job %s to %s: %s", path, target, exc)
+            return
+        moved = JobObservation(
+            obs.key, obs.status, obs.submitted_at, obs.ended_at, obs.reason,
+            log_path=str(target / "log"), artifacts_dir=str(target / "artifacts"),
+        )
+        self._done[obs.key] = moved
+
+
+def _lock_is_held(lock: Path) -> bool:
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing also drops a lock we just took
+    return False
+
+
+def _submitted_at(path: Path) -> float:
+    try:
+        return float(json.loads((path / "job.json").read_text(encoding="utf-8"))["submitted_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return env

@@ -1,0 +1,208 @@
+"""Wiring and the loop: one pass is desired -> observed -> plan -> execute -> site.
+
+`Daemon.run_pass` is a single level-triggered pass; `converge` repeats passes
+until nothing more can happen (for `run --once` and tests); `run_forever` sleeps
+between passes until a trigger file, a job's wake-up, the poll interval (while
+jobs run) or the resync interval. The clock is injected, so tests control time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Config
+from .desired import DesiredReader
+from .execute import Executor, repo_keys
+from .jobs import JobService
+from .jobs.local import LocalJobService
+from .keys import generate_private_key, load_private_key, load_public_key, write_private_key
+from .keys import write_public_key
+from .model import BranchDesired, Outcome, PkgState, SubmitBuild, SubmitSign
+from .observed import RepoRoots, RepoScanner, observe
+from .plan import BranchOrder, Plan, PlanSettings, plan
+from .repo import RepoStore, SigningKeys
+from .site import SiteWriter, build_model
+from .state import StateStore
+from .triggers import TriggerDir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PassResult:
+    plan: Plan
+    outcomes: list[Outcome]
+    live_jobs: int
+    job_service_error: str = ""
+
+    @property
+    def progressed(self) -> bool:
+        return any(o.ok for o in self.outcomes)
+
+    @property
+    def all_published(self) -> bool:
+        return all(p.state is PkgState.PUBLISHED for p in self.plan.packages) and all(
+            r.phase in ("published", "empty") for r in self.plan.repos
+        )
+
+
+def ensure_keys(config: Config) -> None:
+    """Create the WIP key pair (and, for local use, the final one) when missing."""
+    keys = config.keys
+    pairs = [(keys.wip_private, keys.wip_public)]
+    if keys.generate_missing:
+        pairs.append((keys.final_private, keys.final_public))
+    for private, public in pairs:
+        if private.exists():
+            continue
+        log.info("generating RSA key %s", private)
+        key = generate_private_key(2048)
+        write_private_key(private, key)
+        write_public_key(public, key)
+
+
+@dataclass
+class Daemon:
+    config: Config
+    clock: Callable[[], float] = time.time
+    jobs: JobService | None = None
+    triggers: TriggerDir = field(init=False)
+    desired_reader: DesiredReader = field(init=False)
+    scanner: RepoScanner = field(init=False)
+    store: RepoStore = field(init=False)
+    state: StateStore = field(init=False)
+    site: SiteWriter = field(init=False)
+    executor: Executor = field(init=False)
+    passes: int = 0
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        for directory in (cfg.paths.data, cfg.paths.html_out):
+            directory.mkdir(parents=True, exist_ok=True)
+        ensure_keys(cfg)
+        os.chmod(cfg.keys.wip_private, 0o600)
+        self.triggers = TriggerDir(cfg.paths.triggers)
+        if self.jobs is None:
+            self.jobs = LocalJobService(cfg.paths.jobs, cfg.paths.triggers, self.clock)
+        self.desired_reader = DesiredReader(cfg.splitrepos)
+        roots = RepoRoots(cfg.paths.wip_repo, cfg.paths.final_repo, cfg.paths.symlink_repo)
+        self.scanner = RepoScanner(roots)
+        keys = SigningKeys(
+            wip_private=load_private_key(cfg.keys.wip_private),
+            wip_name=cfg.keys.wip_public.name,
+            final_public=load_public_key(cfg.keys.final_public),
+            final_name=cfg.keys.final_name,
+        )
+        self.store = RepoStore(roots, self.scanner, keys)
+        self.state = StateStore(cfg.paths.state)
+        self.site = SiteWriter(cfg.paths.html_out)
+        self.executor = Executor(cfg, self.jobs, self.store, self.state, self.clock, {})
+        self.settings = PlanSettings(
+            branches=tuple(BranchOrder(b.name, b.arches, b.ignore_errors) for b in cfg.branches),
+            splitrepos=cfg.splitrepos,
+            max_parallel=cfg.jobs.max_parallel,
+            max_tries=cfg.retries.max_tries,
+            backoff_seconds=cfg.retries.backoff_seconds,
+            backoff_max_seconds=cfg.retries.backoff_max_seconds,
+        )
+
+    def read_desired(self) -> dict[str, BranchDesired]:
+        return {b.name: self.desired_reader.read_branch(b) for b in self.config.branches}
+
+    def run_pass(self, *, full: bool = False) -> PassResult:
+        """One level-triggered pass."""
+        assert self.jobs is not None
+        self.passes += 1
+        self.triggers.drain()
+        desired = self.read_desired()
+        self.executor.commits = {name: d.commit for name, d in desired.items()}
+        observed = observe(self.scanner, repo_keys(self.config), self.jobs, self.state.rejected, full=full)
+        now = self.clock()
+        result = plan(desired, observed, self.settings, now)
+        actions = list(result.actions)
+        if observed.job_service_error:  # never submit blind: the service may hold the job
+            actions = [a for a in actions if not isinstance(a, SubmitBuild | SubmitSign)]
+        outcomes = self.executor.apply(actions)
+        events = self.state.transitions(result.packages, result.repos, now)
+        for event in events:
+            log.info("%s %s %s: %s", event.repo, event.pkgname, event.kind, event.message)
+        self.state.save()
+        finished = [o for o in observed.jobs.values() if o.status.is_failure]
+        self.site.copy_logs(finished)
+        model = build_model(self.config.site.title, result.packages, result.repos,
+                            self.state.recent_events(), now)
+        self.site.render(model)
+        live = sum(1 for o in observed.jobs.values() if o.status.is_live) + sum(1 for a in actions if isinstance(a, SubmitBuild | SubmitSign))
+        return PassResult(result, outcomes, live, observed.job_service_error)
+
+    def converge(self, max_seconds: float | None = None) -> PassResult:
+        """Run passes until nothing more can happen (no actions, no live jobs, no retry due)."""
+        start = self.clock()
+        failed_before: set[str] = set()
+        result = self.run_pass(full=True)
+        while True:
+            if max_seconds is not None and self.clock() - start > max_seconds:
+                return result
+            failed_now = {repr(o.action) for o in result.outcomes if not o.ok}
+            stuck = bool(failed_now) and failed_now == failed_before and not result.progressed
+            failed_before = failed_now
+            if result.outcomes and not stuck:
+                result = self.run_pass()
+                continue
+            if result.live_jobs:
+                self.triggers.wait(self.config.loop.poll_interval_seconds)
+            elif result.plan.next_wakeup is not None and not stuck:
+                self._sleep_until(result.plan.next_wakeup)
+            else:
+                return result
+            result = self.run_pass()
+
+    def _sleep_until(self, deadline: float) -> None:
+        self.triggers.wait(max(deadline - self.clock(), 0) + 0.01)
+
+    def run_forever(self) -> None:
+        self.triggers.start()
+        last_full = self.clock()
+        result = self.run_pass(full=True)
+        try:
+            while True:
+                if result.outcomes and result.progressed:
+                    result = self.run_pass()
+                    continue
+                loop = self.config.loop
+                timeout = loop.resync_interval_seconds - (self.clock() - last_full)
+                if result.live_jobs:
+                    timeout = min(timeout, loop.poll_interval_seconds)
+                if result.plan.next_wakeup is not None:
+                    timeout = min(timeout, result.plan.next_wakeup - self.clock())
+                if self.triggers.wait(max(timeout, 0)):
+                    self.triggers.wait(loop.settle_seconds)
+                full = self.clock() - last_full >= loop.resync_interval_seconds
+                if full:
+                    last_full = self.clock()
+                try:
+                    result = self.run_pass(full=full)
+                except Exception:  # the per-pass boundary: log, wait, try again
+                    log.exception("pass failed")
+                    self.triggers.wait(loop.poll_interval_seconds)
+        finally:
+            self.triggers.stop()
+
+
+def summary(result: PassResult) -> str:
+    """A short text of what is not published, for `run --once`."""
+    lines = []
+    for repo in result.plan.repos:
+        if repo.phase not in ("published", "empty"):
+            lines.append(f"{repo.repo}: {repo.phase} {repo.reason}".rstrip())
+    for pkg in result.plan.packages:
+        if pkg.state is not PkgState.PUBLISHED:
+            lines.append(f"  {pkg.repo} {pkg.pkgname} {pkg.version}: {pkg.state} {pkg.reason}".rstrip())
+    if result.job_service_error:
+        lines.append(f"job service unreachable: {result.job_service_error}")
+    return "\n".join(lines)

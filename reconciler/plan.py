@@ -1,0 +1,379 @@
+"""plan(): desired + observed + now -> the next actions and every package's state.
+
+Pure: no I/O, no clock, no randomness; the same inputs always give the same plan.
+Per repository (branch, splitrepo, arch), in configured order with the native arch
+first, it walks the publish ladder: build what is missing (dependencies first,
+retries with backoff, a global cap on running builds) -> WIP complete -> unsigned
+symlink index -> sign job -> publish final -> prune. Each rung is read from disk by
+`observed`, so a restart resumes from wherever things stand.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .graph import find_cycles
+from .model import (
+    Action,
+    ApkInfo,
+    BranchDesired,
+    CollectBuild,
+    JobIntent,
+    JobKey,
+    JobKind,
+    JobObservation,
+    ObservedState,
+    PkgSpec,
+    PkgState,
+    PkgStatus,
+    PruneFinal,
+    PruneWip,
+    PublishFinal,
+    ReindexWip,
+    RepoKey,
+    RepoObserved,
+    RepoPhase,
+    RepoStatus,
+    SubmitBuild,
+    SubmitSign,
+    WriteSymlinkRepo,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BranchOrder:
+    name: str
+    arches: tuple[str, ...]  # the first is native
+    ignore_errors: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSettings:
+    branches: tuple[BranchOrder, ...]
+    splitrepos: tuple[str, ...]
+    max_parallel: int
+    max_tries: int
+    backoff_seconds: float
+    backoff_max_seconds: float
+
+    def backoff(self, failures: int) -> float:
+        return min(self.backoff_seconds * 2 ** max(failures - 1, 0), self.backoff_max_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    actions: tuple[Action, ...]
+    packages: tuple[PkgStatus, ...]
+    repos: tuple[RepoStatus, ...]
+    # The earliest time a scheduled retry becomes due (for the loop's sleep).
+    next_wakeup: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TryState:
+    """The outcome of the attempts made so far for one intent."""
+
+    failures: int
+    live: JobObservation | None
+    success: JobObservation | None
+    last_failure: JobObservation | None
+    last_reason: str
+
+
+@dataclass(slots=True)
+class _Planner:
+    desired: Mapping[str, BranchDesired]
+    observed: ObservedState
+    settings: PlanSettings
+    now: float
+    actions: list[Action] = field(default_factory=list)
+    packages: list[PkgStatus] = field(default_factory=list)
+    repos: list[RepoStatus] = field(default_factory=list)
+    attempts: dict[JobIntent, list[JobObservation]] = field(default_factory=dict)
+    slots: int = 0
+    wakeups: list[float] = field(default_factory=list)
+
+    def run(self) -> Plan:
+        for key, obs in sorted(self.observed.jobs.items()):
+            self.attempts.setdefault(key.intent, []).append(obs)
+        live_builds = sum(
+            1 for k, o in self.observed.jobs.items() if k.intent.kind == JobKind.BUILD and o.status.is_live
+        )
+        self.slots = max(self.settings.max_parallel - live_builds, 0)
+        for branch in self.settings.branches:
+            desired = self.desired.get(branch.name)
+            if desired is None:
+                continue
+            for arch in branch.arches:
+                for splitrepo in ("", *self.settings.splitrepos):
+                    self._plan_repo(desired, RepoKey(branch.name, splitrepo, arch), branch)
+        return Plan(
+            tuple(self.actions),
+            tuple(sorted(self.packages, key=lambda s: (s.repo, s.pkgname))),
+            tuple(self.repos),
+            min(self.wakeups) if self.wakeups else None,
+        )
+
+    # --- helpers -------------------------------------------------------------
+    def _repo(self, key: RepoKey) -> RepoObserved:
+        return self.observed.repos.get(key) or RepoObserved()
+
+    def _available(self, key: RepoKey, pkgname: str, version: str, *, final_only: bool) -> bool:
+        """Listed at `version` by the repository's index(es) that builds read."""
+        obs = self._repo(key)
+        name = f"{pkgname}-{version}.apk"
+        if obs.final_index is not None and name in obs.final_index.files:
+            return True
+        return not final_only and obs.wip_index is not None and name in obs.wip_index.files
+
+    def _tries(self, intent: JobIntent) -> TryState:
+        failures = 0
+        live = success = last_failure = None
+        reason = ""
+        for obs in self.attempts.get(intent, []):
+            rejected = self.observed.rejected.get(obs.key.job_id)
+            if obs.status.is_live:
+                live = obs
+            elif obs.status.is_failure or rejected:
+                failures += 1
+                last_failure = obs
+                reason = rejected or obs.reason or f"job {obs.status}"
+                success = None
+            else:
+                success = obs
+        return TryState(failures, live, success, last_failure, reason)
+
+    def _retry_or_fail(self, intent: JobIntent, tries: TryState) -> tuple[PkgState, str, float | None]:
+        """After a failure: whether another try may start now (QUEUED), later, or never."""
+        n, cap = tries.failures, self.settings.max_tries
+        if n >= cap:
+            return PkgState.FAILED, f"failed, try {n}/{cap}: {tries.last_reason}", None
+        ended = (tries.last_failure.ended_at if tries.last_failure else None) or self.now
+        due = ended + self.settings.backoff(n)
+        if due > self.now:
+            self.wakeups.append(due)
+            when = time.strftime("%H:%M:%S", time.gmtime(due))
+            return PkgState.RETRYING, f"failed, try {n}/{cap}, next try at {when} UTC: {tries.last_reason}", due
+        return PkgState.QUEUED, f"retrying after failure {n}/{cap}: {tries.last_reason}", None
+
+    # --- one repository --------------------------------------------------------
+    def _plan_repo(self, desired: BranchDesired, key: RepoKey, branch: BranchOrder) -> None:
+        specs = desired.repos.get(key, {})
+        obs = self._repo(key)
+        if obs.wip_index is None and obs.wip or (
+            obs.wip_index is not None and obs.wip_index.files != {n: i.checksum for n, i in obs.wip.items()}
+        ):
+            self.actions.append(ReindexWip(key))
+        stale = sorted(
+            name
+            for name, info in obs.wip.items()
+            if (spec := specs.get(info.origin or info.pkgname)) is None or spec.version != info.version
+        )
+        if stale or obs.bad_wip:
+            self.actions.append(PruneWip(key, tuple(stale + sorted(obs.bad_wip)), "no longer desired"))
+        states: dict[str, PkgStatus] = {}
+        waiting: dict[str, list[str]] = {}
+        for name, spec in sorted(specs.items()):
+            status = self._plan_package(spec, obs, branch, waiting)
+            states[name] = status
+        for cycle in find_cycles({p: [d for d in ds if d in waiting] for p, ds in waiting.items()}):
+            text = " → ".join([*cycle, cycle[0]])
+            for name in cycle:
+                old = states[name]
+                states[name] = PkgStatus(key, name, old.version, PkgState.BROKEN, f"cycle: {text}")
+        self.packages.extend(states.values())
+        self._plan_publish(desired, key, specs, obs, states)
+
+    def _plan_package(
+        self, spec: PkgSpec, obs: RepoObserved, branch: BranchOrder, waiting: dict[str, list[str]]
+    ) -> PkgStatus:
+        key = spec.repo
+        filename = f"{spec.pkgname}-{spec.version}.apk"
+
+        def status(state: PkgState, reason: str = "", **kw: object) -> PkgStatus:
+            return PkgStatus(key, spec.pkgname, spec.version, state, reason, **kw)  # type: ignore[arg-type]
+
+        if obs.final_index is not None and filename in obs.final_index.files:
+            return status(PkgState.PUBLISHED)
+        if _has_origin(obs.wip.get(filename), spec.pkgname):
+            return status(PkgState.BUILT, "in WIP, waiting for the repository to publish")
+        intent = JobIntent(JobKind.BUILD, key, spec.pkgname, spec.version)
+        tries = self._tries(intent)
+        cap = self.settings.max_tries
+        common = {"tries": tries.failures, "max_tries": cap}
+        if tries.live is not None:
+            return status(PkgState.BUILDING, f"building, try {tries.live.key.attempt}/{cap}",
+                          job_id=tries.live.key.job_id, **common)
+        if tries.success is not None:
+            self.actions.append(CollectBuild(tries.success, spec))
+            return status(PkgState.BUILDING, "build finished, collecting its packages",
+                          job_id=tries.success.key.job_id, **common)
+        last_job = tries.last_failure.key.job_id if tries.last_failure else None
+        reason = ""
+        if tries.failures:
+            state, reason, due = self._retry_or_fail(intent, tries)
+            if state is not PkgState.QUEUED:
+                return status(state, reason, job_id=last_job, next_try_at=due, **common)
+        missing = self._missing_deps(spec, branch)
+        if missing:
+            waiting[spec.pkgname] = [m.split(" ")[0] for m in missing]
+            return status(PkgState.WAITING, "waiting for " + ", ".join(missing), job_id=last_job, **common)
+        if self.slots <= 0:
+            return status(PkgState.QUEUED, reason or "ready, waiting for a free job slot",
+                          job_id=last_job, **common)
+        self.slots -= 1
+        attempt = max((o.key.attempt for o in self.attempts.get(intent, [])), default=0) + 1
+        self.actions.append(self._submit(spec, JobKey(intent, attempt), branch))
+        return status(PkgState.BUILDING, f"starting, try {attempt}/{cap}", **common)
+
+    def _missing_deps(self, spec: PkgSpec, branch: BranchOrder) -> list[str]:
+        missing: list[str] = []
+        for dep in spec.build_deps:
+            dep_spec = self._desired_spec(dep.repo, dep.pkgname)
+            if dep_spec is not None and not self._available(
+                dep.repo, dep.pkgname, dep_spec.version, final_only=False
+            ):
+                missing.append(dep.pkgname)
+        native = RepoKey(spec.repo.branch, "", branch.arches[0])
+        for name in spec.native_deps:
+            dep_spec = self._desired_spec(native, name)
+            if dep_spec is not None and not self._available(native, name, dep_spec.version, final_only=True):
+                missing.append(f"{name} (published for {native.arch})")
+        return missing
+
+    def _desired_spec(self, key: RepoKey, pkgname: str) -> PkgSpec | None:
+        desired = self.desired.get(key.branch)
+        return desired.repos.get(key, {}).get(pkgname) if desired else None
+
+    def _submit(self, spec: PkgSpec, job: JobKey, branch: BranchOrder) -> SubmitBuild:
+        repos = [spec.repo] + sorted({d.repo for d in spec.build_deps if d.repo != spec.repo})
+        required: list[tuple[str, str]] = []
+        for dep in spec.build_deps:
+            dep_spec = self._desired_spec(dep.repo, dep.pkgname)
+            if dep_spec is not None:
+                required.append((dep.pkgname, dep_spec.version))
+        native = RepoKey(spec.repo.branch, "", branch.arches[0])
+        for name in spec.native_deps:
+            dep_spec = self._desired_spec(native, name)
+            if dep_spec is not None:
+                required.append((name, dep_spec.version))
+                if native not in repos:
+                    repos.append(native)
+        return SubmitBuild(job, spec, tuple(repos), tuple(required))
+
+    # --- the publish ladder ------------------------------------------------------
+    def _plan_publish(
+        self,
+        desired: BranchDesired,
+        key: RepoKey,
+        specs: Mapping[str, PkgSpec],
+        obs: RepoObserved,
+        states: Mapping[str, PkgStatus],
+    ) -> None:
+        final_index = obs.final_index
+        published = _published(final_index, desired.commit)
+        if not specs and final_index is None:
+            self.repos.append(RepoStatus(key, RepoPhase.EMPTY))
+            return
+        unfinished = [s for s in states.values() if s.state not in (PkgState.PUBLISHED, PkgState.BUILT)]
+        if unfinished:
+            bad = sorted(s.pkgname for s in unfinished if s.state in (PkgState.FAILED, PkgState.BROKEN))
+            if bad:
+                phase, reason = RepoPhase.BLOCKED, "blocked by " + ", ".join(bad)
+            else:
+                phase, reason = RepoPhase.BUILDING, f"{len(unfinished)} package(s) still to build"
+            self.repos.append(RepoStatus(key, phase, reason, *published))
+            return
+        target, from_wip, from_final, conflicts = _target(desired, key, specs, obs)
+        if conflicts:
+            reason = "; ".join(conflicts)
+            self.repos.append(RepoStatus(key, RepoPhase.BLOCKED, reason, *published))
+            return
+        if final_index is not None and final_index.files == target:
+            extra = sorted(set(obs.final) - set(target))
+            if extra:
+                self.actions.append(PruneFinal(key, tuple(extra)))
+            done = sorted(n for n, i in obs.wip.items() if target.get(n) == i.checksum and n in from_final)
+            if done:
+                self.actions.append(PruneWip(key, tuple(done), "published"))
+            self.repos.append(RepoStatus(key, RepoPhase.PUBLISHED, "", *published))
+            return
+        symlink = obs.symlink_index
+        if symlink is None or symlink.files != target:
+            self.actions.append(WriteSymlinkRepo(key, tuple(from_wip), tuple(from_final), desired.commit))
+            self.repos.append(RepoStatus(key, RepoPhase.INDEXING, "writing the index to sign", *published))
+            return
+        intent = JobIntent(JobKind.SIGN, key, "", symlink.sha256)
+        tries = self._tries(intent)
+        if tries.live is not None:
+            phase, reason = RepoPhase.SIGNING, "waiting for the sign job"
+        elif tries.success is not None:
+            self.actions.append(PublishFinal(key, tries.success, symlink.sha256))
+            phase, reason = RepoPhase.PUBLISHING, "publishing the signed index"
+        else:
+            state, why, _ = self._retry_or_fail(intent, tries) if tries.failures else (PkgState.QUEUED, "", None)
+            if state is PkgState.QUEUED:
+                attempt = max((o.key.attempt for o in self.attempts.get(intent, [])), default=0) + 1
+                self.actions.append(SubmitSign(JobKey(intent, attempt)))
+                phase, reason = RepoPhase.SIGNING, "submitting the sign job"
+            else:
+                phase, reason = RepoPhase.BLOCKED, f"sign job {why}"
+        self.repos.append(RepoStatus(key, phase, reason, *published))
+
+
+def _has_origin(info: ApkInfo | None, pkgname: str) -> bool:
+    return info is not None and (info.origin or info.pkgname) == pkgname
+
+
+def _published(index: object, commit: str) -> tuple[str, str]:
+    """(commit, time) recorded in the live index's DESCRIPTION."""
+    description = getattr(index, "description", "") or ""
+    fields = dict(part.split("=", 1) for part in description.split() if "=" in part)
+    return fields.get("commit", ""), fields.get("published", "")
+
+
+def _target(
+    desired: BranchDesired, key: RepoKey, specs: Mapping[str, PkgSpec], obs: RepoObserved
+) -> tuple[dict[str, str], list[str], list[str], list[str]]:
+    """What the repository should publish: file name -> checksum, and where each comes from."""
+    target: dict[str, str] = {}
+    from_wip: list[str] = []
+    from_final: list[str] = []
+    conflicts: list[str] = []
+    wanted = {name: spec.version for name, spec in specs.items()}
+    for broken in desired.broken:
+        # Keep what is published of a package whose APKBUILD is unusable: never lose data.
+        if (broken.path.startswith("extra-repos/") and key.splitrepo) or not key.splitrepo:
+            for name, info in obs.final.items():
+                if (info.origin or info.pkgname) == broken.pkgname and broken.pkgname not in wanted:
+                    target[name] = info.checksum
+                    from_final.append(name)
+    final_has = {
+        (info.origin or info.pkgname) for info in obs.final.values()
+        if wanted.get(info.origin or info.pkgname) == info.version
+    }
+    for name, info in sorted(obs.final.items()):
+        origin = info.origin or info.pkgname
+        if origin in final_has and wanted.get(origin) == info.version:
+            target[name] = info.checksum
+            from_final.append(name)
+    for name, info in sorted(obs.wip.items()):
+        origin = info.origin or info.pkgname
+        if wanted.get(origin) != info.version or origin in final_has:
+            continue
+        in_final = obs.final.get(name)
+        if in_final is not None and in_final.checksum != info.checksum:
+            conflicts.append(f"{name} exists in final with other bytes (rebuilt at the same version: bump pkgrel)")
+            continue
+        target[name] = info.checksum
+        from_wip.append(name)
+    return target, from_wip, from_final, conflicts
+
+
+def plan(
+    desired: Mapping[str, BranchDesired], observed: ObservedState, settings: PlanSettings, now: float
+) -> Plan:
+    """The next actions and every package's state. Pure."""
+    return _Planner(desired, observed, settings, now).run()
