@@ -34,7 +34,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.once:
         result = daemon.converge()
         if result.all_published:
-            print(f"converged: every desired package is published ({len(result.plan.packages)} package/repository pairs)")
+            pairs = len(result.plan.packages)
+            print(f"converged: every desired package is published ({pairs} package/arch pairs)")
             return 0
         print("not converged:\n" + summary(result))
         return 1
@@ -67,7 +68,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         row[pkg.state] = row.get(pkg.state, 0) + 1
     for repo in result.repos:
         states = ", ".join(f"{n} {s}" for s, n in sorted(counts.get(str(repo.repo), {}).items()))
-        print(f"{str(repo.repo):32} {repo.phase:11} {states}  {repo.reason}".rstrip())
+        print(f"{repo.repo!s:32} {repo.phase:11} {states}  {repo.reason}".rstrip())
     return 0
 
 

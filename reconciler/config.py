@@ -16,7 +16,7 @@ import yaml
 from .configreader import ConfigError, NodeReader
 from .model import is_safe_arch, is_safe_branch, is_safe_name
 
-__all__ = ["Config", "ConfigError", "load_config", "default_config"]
+__all__ = ["Config", "ConfigError", "default_config", "load_config"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,8 @@ class RetryConfig:
 
     def backoff(self, failures: int) -> float:
         """Delay before the try that follows `failures` failed ones."""
-        return min(self.backoff_seconds * 2 ** max(failures - 1, 0), self.backoff_max_seconds)
+        delay: float = self.backoff_seconds * 2.0 ** max(failures - 1, 0)
+        return min(delay, self.backoff_max_seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,9 +229,7 @@ def _read_config(r: NodeReader, root: yaml.Node | None) -> Config | None:
         r.error(k.get("final_name") or root, "keys.final_name: expected a file name ending .pub")
     keys = KeysConfig(
         wip_private=r.path(k.get("wip_private"), "keys.wip_private", keys_dir / "wip.rsa"),
-        final_public=r.path(
-            k.get("final_public"), "keys.final_public", keys_dir / "final.rsa.pub"
-        ),
+        final_public=r.path(k.get("final_public"), "keys.final_public", keys_dir / "final.rsa.pub"),
         final_private=r.path(k.get("final_private"), "keys.final_private", keys_dir / "final.rsa"),
         final_name=final_name,
         generate_missing=r.boolean(k.get("generate_missing"), "keys.generate_missing", True),
@@ -295,9 +294,7 @@ def _read_branches(r: NodeReader, node: yaml.Node | None) -> tuple[BranchConfig,
             r.error(m["arches"], f"{where}.arches: expected at least one arch")
         if len(set(arches)) != len(arches):
             r.error(m.get("arches") or item, f"{where}.arches: an arch is listed twice")
-        apk_version = r.choice(
-            m.get("apk_version"), f"{where}.apk_version", "3.0", ("3.0", "2.14")
-        )
+        apk_version = r.choice(m.get("apk_version"), f"{where}.apk_version", "3.0", ("3.0", "2.14"))
         if name and pmaports is not None and arches:
             branches.append(
                 BranchConfig(

@@ -44,10 +44,14 @@ class NodeReader:
             raise ConfigError(sorted(set(self.problems), key=_line_order))
 
     def _missing(self, where: str, what: str) -> None:
-        self.problems.append(f"{self.source}:{self._context_line}: {where}: missing, expected {what}")
+        self.problems.append(
+            f"{self.source}:{self._context_line}: {where}: missing, expected {what}"
+        )
 
     # --- containers ------------------------------------------------------
-    def mapping(self, node: yaml.Node | None, where: str, allowed: set[str]) -> dict[str, yaml.Node]:
+    def mapping(
+        self, node: yaml.Node | None, where: str, allowed: set[str]
+    ) -> dict[str, yaml.Node]:
         if node is None or _is_null(node):
             return {}
         self._context_line = node.start_mark.line + 1
@@ -96,7 +100,9 @@ class NodeReader:
             return default
         return value
 
-    def choice(self, node: yaml.Node | None, where: str, default: str, options: tuple[str, ...]) -> str:
+    def choice(
+        self, node: yaml.Node | None, where: str, default: str, options: tuple[str, ...]
+    ) -> str:
         value = self._scalar(node, where, f"one of {', '.join(options)}")
         if value is None:
             return default

@@ -16,8 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import apkversion
-from .apkbuild import Apkbuild, ApkbuildError, check_arch, package_arch, parse_apkbuild
-from .apkbuild import subpackage_arch
+from .apkbuild import (
+    Apkbuild,
+    ApkbuildError,
+    check_arch,
+    package_arch,
+    parse_apkbuild,
+    subpackage_arch,
+)
 from .config import BranchConfig
 from .dependency import Dependency, parse_dependency
 from .gitref import read_head_commit
@@ -109,13 +115,16 @@ def resolve_branch(branch: BranchConfig, files: list[ParsedFile], commit: str) -
             broken.append(BrokenPackage(parsed.path, name, parsed.error))
             continue
         if not apkversion.is_valid(parsed.apkbuild.version, mode):
-            reason = f"{parsed.path}/APKBUILD: pkgver: {parsed.apkbuild.version!r} is not a valid apk version"
+            version = parsed.apkbuild.version
+            reason = f"{parsed.path}/APKBUILD: pkgver: {version!r} is not a valid apk version"
             broken.append(BrokenPackage(parsed.path, name, reason))
             continue
         repo_files = by_repo.setdefault(parsed.splitrepo, {})
         if name in repo_files:
             other = repo_files[name].path
-            broken.append(BrokenPackage(parsed.path, name, f"{parsed.path}: pkgname also in {other}"))
+            broken.append(
+                BrokenPackage(parsed.path, name, f"{parsed.path}: pkgname also in {other}")
+            )
             continue
         repo_files[name] = parsed
     repos: dict[RepoKey, dict[str, PkgSpec]] = {}
@@ -144,11 +153,15 @@ def resolve_branch(branch: BranchConfig, files: list[ParsedFile], commit: str) -
 Providers = dict[str, tuple[str, str]]  # name -> (origin pkgname, version of the origin)
 
 
-def _provider_map(files: dict[str, ParsedFile], arch: str, mode: apkversion.VersionMode) -> Providers:
+def _provider_map(
+    files: dict[str, ParsedFile], arch: str, mode: apkversion.VersionMode
+) -> Providers:
     """Names that resolve to a package of this tree for `arch`, by precedence:
     package names, then subpackage names, then versioned provides."""
     result: Providers = {}
-    usable = [p.apkbuild for p in files.values() if p.apkbuild and check_arch(p.apkbuild.arch, arch)]
+    usable = [
+        p.apkbuild for p in files.values() if p.apkbuild and check_arch(p.apkbuild.arch, arch)
+    ]
     for a in usable:
         result[a.pkgname] = (a.pkgname, a.pkgver)
     for a in usable:

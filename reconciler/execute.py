@@ -79,14 +79,25 @@ class Executor:
                 return f"removed {len(names)} apk(s) from WIP {repo}: {why}"
             case WriteSymlinkRepo(repo=repo, from_wip=wip, from_final=final, commit=commit):
                 sha = self.store.write_symlink_repo(repo, wip, final, commit, now)
-                return f"symlink repo {repo}: {len(wip)} new + {len(final)} published, index {sha[:12]}"
+                counts = f"{len(wip)} new + {len(final)} published"
+                return f"symlink repo {repo}: {counts}, index {sha[:12]}"
             case SubmitSign(key=key):
                 unsigned = self.store.unsigned_index(key.intent.repo)
                 script, files = sign_script(
-                    unsigned, key.intent.version, self.config.keys.final_private, self.config.keys.final_name
+                    unsigned,
+                    key.intent.version,
+                    self.config.keys.final_private,
+                    self.config.keys.final_name,
                 )
-                self._submit(JobSpec(key, script, f"sign the index of {key.intent.repo}",
-                                     self.config.jobs.timeout_seconds, files))
+                self._submit(
+                    JobSpec(
+                        key,
+                        script,
+                        f"sign the index of {key.intent.repo}",
+                        self.config.jobs.timeout_seconds,
+                        files,
+                    )
+                )
                 return f"submitted sign job {key.job_id}"
             case PublishFinal(repo=repo, job=job, unsigned_sha256=sha):
                 signed = Path(job.artifacts_dir or "/nonexistent") / SIGNED_NAME
@@ -109,7 +120,11 @@ class Executor:
             indexes.append(IndexSource(self.store.wip_dir(repo) / INDEX_NAME, keys.wip_public))
             indexes.append(IndexSource(self.store.final_dir(repo) / INDEX_NAME, keys.final_public))
         script, files = build_script(
-            action.key, spec, self.config.builder, indexes, action.required,
+            action.key,
+            spec,
+            self.config.builder,
+            indexes,
+            action.required,
             self.commits.get(spec.repo.branch, ""),
         )
         note = f"build {spec.pkgname} {spec.version} for {spec.repo}, try {action.key.attempt}"

@@ -13,15 +13,19 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .config import Config
 from .desired import DesiredReader
 from .execute import Executor, repo_keys
 from .jobs import JobService
 from .jobs.local import LocalJobService
-from .keys import generate_private_key, load_private_key, load_public_key, write_private_key
-from .keys import write_public_key
+from .keys import (
+    generate_private_key,
+    load_private_key,
+    load_public_key,
+    write_private_key,
+    write_public_key,
+)
 from .model import BranchDesired, Outcome, PkgState, SubmitBuild, SubmitSign
 from .observed import RepoRoots, RepoScanner, observe
 from .plan import BranchOrder, Plan, PlanSettings, plan
@@ -121,7 +125,9 @@ class Daemon:
         self.triggers.drain()
         desired = self.read_desired()
         self.executor.commits = {name: d.commit for name, d in desired.items()}
-        observed = observe(self.scanner, repo_keys(self.config), self.jobs, self.state.rejected, full=full)
+        observed = observe(
+            self.scanner, repo_keys(self.config), self.jobs, self.state.rejected, full=full
+        )
         now = self.clock()
         result = plan(desired, observed, self.settings, now)
         actions = list(result.actions)
@@ -134,14 +140,24 @@ class Daemon:
         self.state.save()
         finished = [o for o in observed.jobs.values() if o.status.is_failure]
         self.site.copy_logs(finished)
-        model = build_model(self.config.site.title, result.packages, result.repos,
-                            self.state.recent_events(), now)
+        model = build_model(
+            self.config.site.title, result.packages, result.repos, self.state.recent_events(), now
+        )
         self.site.render(model)
-        live = sum(1 for o in observed.jobs.values() if o.status.is_live) + sum(1 for a in actions if isinstance(a, SubmitBuild | SubmitSign))
+        live = sum(1 for o in observed.jobs.values() if o.status.is_live) + sum(
+            1 for a in actions if isinstance(a, SubmitBuild | SubmitSign)
+        )
         return PassResult(result, outcomes, live, observed.job_service_error)
 
     def converge(self, max_seconds: float | None = None) -> PassResult:
         """Run passes until nothing more can happen (no actions, no live jobs, no retry due)."""
+        self.triggers.start()
+        try:
+            return self._converge(max_seconds)
+        finally:
+            self.triggers.stop()
+
+    def _converge(self, max_seconds: float | None) -> PassResult:
         start = self.clock()
         failed_before: set[str] = set()
         result = self.run_pass(full=True)
@@ -202,7 +218,9 @@ def summary(result: PassResult) -> str:
             lines.append(f"{repo.repo}: {repo.phase} {repo.reason}".rstrip())
     for pkg in result.plan.packages:
         if pkg.state is not PkgState.PUBLISHED:
-            lines.append(f"  {pkg.repo} {pkg.pkgname} {pkg.version}: {pkg.state} {pkg.reason}".rstrip())
+            lines.append(
+                f"  {pkg.repo} {pkg.pkgname} {pkg.version}: {pkg.state} {pkg.reason}".rstrip()
+            )
     if result.job_service_error:
         lines.append(f"job service unreachable: {result.job_service_error}")
     return "\n".join(lines)

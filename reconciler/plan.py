@@ -59,7 +59,8 @@ class PlanSettings:
     backoff_max_seconds: float
 
     def backoff(self, failures: int) -> float:
-        return min(self.backoff_seconds * 2 ** max(failures - 1, 0), self.backoff_max_seconds)
+        delay: float = self.backoff_seconds * 2.0 ** max(failures - 1, 0)
+        return min(delay, self.backoff_max_seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,9 @@ class _Planner:
         for key, obs in sorted(self.observed.jobs.items()):
             self.attempts.setdefault(key.intent, []).append(obs)
         live_builds = sum(
-            1 for k, o in self.observed.jobs.items() if k.intent.kind == JobKind.BUILD and o.status.is_live
+            1
+            for k, o in self.observed.jobs.items()
+            if k.intent.kind == JobKind.BUILD and o.status.is_live
         )
         self.slots = max(self.settings.max_parallel - live_builds, 0)
         for branch in self.settings.branches:
@@ -145,7 +148,9 @@ class _Planner:
                 success = obs
         return TryState(failures, live, success, last_failure, reason)
 
-    def _retry_or_fail(self, intent: JobIntent, tries: TryState) -> tuple[PkgState, str, float | None]:
+    def _retry_or_fail(
+        self, intent: JobIntent, tries: TryState
+    ) -> tuple[PkgState, str, float | None]:
         """After a failure: whether another try may start now (QUEUED), later, or never."""
         n, cap = tries.failures, self.settings.max_tries
         if n >= cap:
@@ -155,24 +160,32 @@ class _Planner:
         if due > self.now:
             self.wakeups.append(due)
             when = time.strftime("%H:%M:%S", time.gmtime(due))
-            return PkgState.RETRYING, f"failed, try {n}/{cap}, next try at {when} UTC: {tries.last_reason}", due
+            return (
+                PkgState.RETRYING,
+                f"failed, try {n}/{cap}, next try at {when} UTC: {tries.last_reason}",
+                due,
+            )
         return PkgState.QUEUED, f"retrying after failure {n}/{cap}: {tries.last_reason}", None
 
     # --- one repository --------------------------------------------------------
     def _plan_repo(self, desired: BranchDesired, key: RepoKey, branch: BranchOrder) -> None:
         specs = desired.repos.get(key, {})
         obs = self._repo(key)
-        if obs.wip_index is None and obs.wip or (
-            obs.wip_index is not None and obs.wip_index.files != {n: i.checksum for n, i in obs.wip.items()}
+        if (obs.wip_index is None and obs.wip) or (
+            obs.wip_index is not None
+            and obs.wip_index.files != {n: i.checksum for n, i in obs.wip.items()}
         ):
             self.actions.append(ReindexWip(key))
         stale = sorted(
             name
             for name, info in obs.wip.items()
-            if (spec := specs.get(info.origin or info.pkgname)) is None or spec.version != info.version
+            if (spec := specs.get(info.origin or info.pkgname)) is None
+            or spec.version != info.version
         )
         if stale or obs.bad_wip:
-            self.actions.append(PruneWip(key, tuple(stale + sorted(obs.bad_wip)), "no longer desired"))
+            self.actions.append(
+                PruneWip(key, tuple(stale + sorted(obs.bad_wip)), "no longer desired")
+            )
         states: dict[str, PkgStatus] = {}
         waiting: dict[str, list[str]] = {}
         for name, spec in sorted(specs.items()):
@@ -204,12 +217,20 @@ class _Planner:
         cap = self.settings.max_tries
         common = {"tries": tries.failures, "max_tries": cap}
         if tries.live is not None:
-            return status(PkgState.BUILDING, f"building, try {tries.live.key.attempt}/{cap}",
-                          job_id=tries.live.key.job_id, **common)
+            return status(
+                PkgState.BUILDING,
+                f"building, try {tries.live.key.attempt}/{cap}",
+                job_id=tries.live.key.job_id,
+                **common,
+            )
         if tries.success is not None:
             self.actions.append(CollectBuild(tries.success, spec))
-            return status(PkgState.BUILDING, "build finished, collecting its packages",
-                          job_id=tries.success.key.job_id, **common)
+            return status(
+                PkgState.BUILDING,
+                "build finished, collecting its packages",
+                job_id=tries.success.key.job_id,
+                **common,
+            )
         last_job = tries.last_failure.key.job_id if tries.last_failure else None
         reason = ""
         if tries.failures:
@@ -219,10 +240,16 @@ class _Planner:
         missing = self._missing_deps(spec, branch)
         if missing:
             waiting[spec.pkgname] = [m.split(" ")[0] for m in missing]
-            return status(PkgState.WAITING, "waiting for " + ", ".join(missing), job_id=last_job, **common)
+            return status(
+                PkgState.WAITING, "waiting for " + ", ".join(missing), job_id=last_job, **common
+            )
         if self.slots <= 0:
-            return status(PkgState.QUEUED, reason or "ready, waiting for a free job slot",
-                          job_id=last_job, **common)
+            return status(
+                PkgState.QUEUED,
+                reason or "ready, waiting for a free job slot",
+                job_id=last_job,
+                **common,
+            )
         self.slots -= 1
         attempt = max((o.key.attempt for o in self.attempts.get(intent, [])), default=0) + 1
         self.actions.append(self._submit(spec, JobKey(intent, attempt), branch))
@@ -239,7 +266,9 @@ class _Planner:
         native = RepoKey(spec.repo.branch, "", branch.arches[0])
         for name in spec.native_deps:
             dep_spec = self._desired_spec(native, name)
-            if dep_spec is not None and not self._available(native, name, dep_spec.version, final_only=True):
+            if dep_spec is not None and not self._available(
+                native, name, dep_spec.version, final_only=True
+            ):
                 missing.append(f"{name} (published for {native.arch})")
         return missing
 
@@ -248,7 +277,7 @@ class _Planner:
         return desired.repos.get(key, {}).get(pkgname) if desired else None
 
     def _submit(self, spec: PkgSpec, job: JobKey, branch: BranchOrder) -> SubmitBuild:
-        repos = [spec.repo] + sorted({d.repo for d in spec.build_deps if d.repo != spec.repo})
+        repos = [spec.repo, *sorted({d.repo for d in spec.build_deps if d.repo != spec.repo})]
         required: list[tuple[str, str]] = []
         for dep in spec.build_deps:
             dep_spec = self._desired_spec(dep.repo, dep.pkgname)
@@ -277,9 +306,13 @@ class _Planner:
         if not specs and final_index is None:
             self.repos.append(RepoStatus(key, RepoPhase.EMPTY))
             return
-        unfinished = [s for s in states.values() if s.state not in (PkgState.PUBLISHED, PkgState.BUILT)]
+        unfinished = [
+            s for s in states.values() if s.state not in (PkgState.PUBLISHED, PkgState.BUILT)
+        ]
         if unfinished:
-            bad = sorted(s.pkgname for s in unfinished if s.state in (PkgState.FAILED, PkgState.BROKEN))
+            bad = sorted(
+                s.pkgname for s in unfinished if s.state in (PkgState.FAILED, PkgState.BROKEN)
+            )
             if bad:
                 phase, reason = RepoPhase.BLOCKED, "blocked by " + ", ".join(bad)
             else:
@@ -295,15 +328,21 @@ class _Planner:
             extra = sorted(set(obs.final) - set(target))
             if extra:
                 self.actions.append(PruneFinal(key, tuple(extra)))
-            done = sorted(n for n, i in obs.wip.items() if target.get(n) == i.checksum and n in from_final)
+            done = sorted(
+                n for n, i in obs.wip.items() if target.get(n) == i.checksum and n in from_final
+            )
             if done:
                 self.actions.append(PruneWip(key, tuple(done), "published"))
             self.repos.append(RepoStatus(key, RepoPhase.PUBLISHED, "", *published))
             return
         symlink = obs.symlink_index
         if symlink is None or symlink.files != target:
-            self.actions.append(WriteSymlinkRepo(key, tuple(from_wip), tuple(from_final), desired.commit))
-            self.repos.append(RepoStatus(key, RepoPhase.INDEXING, "writing the index to sign", *published))
+            self.actions.append(
+                WriteSymlinkRepo(key, tuple(from_wip), tuple(from_final), desired.commit)
+            )
+            self.repos.append(
+                RepoStatus(key, RepoPhase.INDEXING, "writing the index to sign", *published)
+            )
             return
         intent = JobIntent(JobKind.SIGN, key, "", symlink.sha256)
         tries = self._tries(intent)
@@ -313,7 +352,11 @@ class _Planner:
             self.actions.append(PublishFinal(key, tries.success, symlink.sha256))
             phase, reason = RepoPhase.PUBLISHING, "publishing the signed index"
         else:
-            state, why, _ = self._retry_or_fail(intent, tries) if tries.failures else (PkgState.QUEUED, "", None)
+            state, why, _ = (
+                self._retry_or_fail(intent, tries)
+                if tries.failures
+                else (PkgState.QUEUED, "", None)
+            )
             if state is PkgState.QUEUED:
                 attempt = max((o.key.attempt for o in self.attempts.get(intent, [])), default=0) + 1
                 self.actions.append(SubmitSign(JobKey(intent, attempt)))
@@ -321,6 +364,9 @@ class _Planner:
             else:
                 phase, reason = RepoPhase.BLOCKED, f"sign job {why}"
         self.repos.append(RepoStatus(key, phase, reason, *published))
+
+
+SAME_VERSION = "rebuilt at the same version: bump pkgrel"
 
 
 def _has_origin(info: ApkInfo | None, pkgname: str) -> bool:
@@ -351,7 +397,8 @@ def _target(
                     target[name] = info.checksum
                     from_final.append(name)
     final_has = {
-        (info.origin or info.pkgname) for info in obs.final.values()
+        (info.origin or info.pkgname)
+        for info in obs.final.values()
         if wanted.get(info.origin or info.pkgname) == info.version
     }
     for name, info in sorted(obs.final.items()):
@@ -365,7 +412,7 @@ def _target(
             continue
         in_final = obs.final.get(name)
         if in_final is not None and in_final.checksum != info.checksum:
-            conflicts.append(f"{name} exists in final with other bytes (rebuilt at the same version: bump pkgrel)")
+            conflicts.append(f"{name} exists in final with other bytes ({SAME_VERSION})")
             continue
         target[name] = info.checksum
         from_wip.append(name)
@@ -373,7 +420,10 @@ def _target(
 
 
 def plan(
-    desired: Mapping[str, BranchDesired], observed: ObservedState, settings: PlanSettings, now: float
+    desired: Mapping[str, BranchDesired],
+    observed: ObservedState,
+    settings: PlanSettings,
+    now: float,
 ) -> Plan:
     """The next actions and every package's state. Pure."""
     return _Planner(desired, observed, settings, now).run()

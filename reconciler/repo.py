@@ -22,8 +22,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from .apk import ApkError, read_apk, read_apk_bytes
-from .apkindex import build_index_archive, format_index, read_index_archive, sign_archive
-from .apkindex import parse_index_text, verify_index
+from .apkindex import (
+    build_index_archive,
+    format_index,
+    parse_index_text,
+    read_index_archive,
+    sign_archive,
+    verify_index,
+)
 from .atomicfile import remove, safe_join, write_bytes
 from .keys import SignatureError
 from .model import ApkInfo, PkgSpec, RepoKey, is_safe_name
@@ -33,6 +39,9 @@ log = logging.getLogger(__name__)
 
 MAX_APK_BYTES = 512 * 1024 * 1024
 MAX_INDEX_BYTES = 64 * 1024 * 1024
+
+
+SAME_VERSION = "rebuilt at the same version: bump pkgrel"
 
 
 class RefusedError(Exception):
@@ -106,7 +115,12 @@ class RepoStore:
 
     # --- symlink repository ----------------------------------------------------------
     def write_symlink_repo(
-        self, key: RepoKey, from_wip: tuple[str, ...], from_final: tuple[str, ...], commit: str, now: float
+        self,
+        key: RepoKey,
+        from_wip: tuple[str, ...],
+        from_final: tuple[str, ...],
+        commit: str,
+        now: float,
     ) -> str:
         """Replace the symlink repository; return the sha256 of its unsigned index."""
         snapshot = self.scanner.scan(key)
@@ -154,7 +168,9 @@ class RepoStore:
             raise RefusedError("the index to publish changed since it was signed")
         try:
             archive = read_index_archive(signed, str(signed_path))
-            name = verify_index(signed, self.keys.final_public, str(signed_path), self.keys.final_name)
+            name = verify_index(
+                signed, self.keys.final_public, str(signed_path), self.keys.final_name
+            )
         except (SignatureError, ValueError) as exc:
             raise RefusedError(f"signed index refused: {exc}") from exc
         if archive.signed_bytes != unsigned or len(archive.signatures) != 1:
@@ -169,7 +185,13 @@ class RepoStore:
             self._place_in_final(key, filename, entry)
         write_bytes(final_dir / INDEX_NAME, signed)
         removed = self.prune_final(key, tuple(sorted(self._final_apks(key) - listed)))
-        log.info("[%s] published %d apk(s) signed by %s, removed %d", key, len(listed), name, len(removed))
+        log.info(
+            "[%s] published %d apk(s) signed by %s, removed %d",
+            key,
+            len(listed),
+            name,
+            len(removed),
+        )
         return removed
 
     def _place_in_final(self, key: RepoKey, filename: str, entry: ApkInfo) -> None:
@@ -179,9 +201,7 @@ class RepoStore:
             current = read_apk(target)
             if current.checksum == entry.checksum and current.size == entry.size:
                 return
-            raise RefusedError(
-                f"{filename} exists in final with other bytes (rebuilt at the same version: bump pkgrel)"
-            )
+            raise RefusedError(f"{filename} exists in final with other bytes ({SAME_VERSION})")
         data = source.read_bytes()
         info = read_apk_bytes(data, filename)
         if (info.checksum, info.size) != (entry.checksum, entry.size):

@@ -81,7 +81,15 @@ def build_model(
         for r in repos
     )
     problems = tuple(
-        ProblemRow(str(s.repo), s.pkgname, s.version, str(s.state), s.state.letter, s.reason, log_href(s.job_id))
+        ProblemRow(
+            str(s.repo),
+            s.pkgname,
+            s.version,
+            str(s.state),
+            s.state.letter,
+            s.reason,
+            log_href(s.job_id),
+        )
         for s in packages
         if s.state is not PkgState.PUBLISHED
     )

@@ -94,18 +94,26 @@ class StateStore:
             kind = _event_kind(old_state, status.state)
             if kind:
                 events.append(
-                    Event(now, str(status.repo), status.pkgname, status.version, kind,
-                          status.reason or str(status.state), status.job_id)
+                    Event(
+                        now,
+                        str(status.repo),
+                        status.pkgname,
+                        status.version,
+                        kind,
+                        status.reason or str(status.state),
+                        status.job_id,
+                    )
                 )
         for ident in [i for i in self.last_states if i not in seen]:
             repo, _, pkgname = ident.partition("|")
             del self.last_states[ident]
             events.append(Event(now, repo, pkgname, "", "removed", "no longer in pmaports"))
-        for repo in repos:
-            old_phase = self.last_phases.get(str(repo.repo))
-            self.last_phases[str(repo.repo)] = str(repo.phase)
-            if old_phase != str(repo.phase) and repo.phase is RepoPhase.PUBLISHED and old_phase:
-                events.append(Event(now, str(repo.repo), "", "", "published", "repository published"))
+        for repo_status in repos:
+            name = str(repo_status.repo)
+            old_phase = self.last_phases.get(name)
+            self.last_phases[name] = str(repo_status.phase)
+            if repo_status.phase is RepoPhase.PUBLISHED and old_phase not in (None, "published"):
+                events.append(Event(now, name, "", "", "published", "repository published"))
         self.append_events(events)
         return events
 

@@ -60,8 +60,13 @@ def build(job: dict[str, Any], out: Path) -> None:
         raise BuildFailure("missing build dependencies: " + ", ".join(missing))
     builddate = int(time.time())
     packages = [
-        {"name": job["pkgname"], "arch": job["pkgarch"], "description": job["description"],
-         "depends": job["depends"], "provides": job["provides"]},
+        {
+            "name": job["pkgname"],
+            "arch": job["pkgarch"],
+            "description": job["description"],
+            "depends": job["depends"],
+            "provides": job["provides"],
+        },
         *job["subpackages"],
     ]
     for pkg in packages:
@@ -90,7 +95,8 @@ def build(job: dict[str, Any], out: Path) -> None:
 def main() -> None:
     job = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
     out = Path(sys.argv[2])
-    print(f"synthetic build of {job['pkgname']} {job['version']} for {job['repo']}, try {job['attempt']}")
+    what = f"{job['pkgname']} {job['version']} for {job['repo']}"
+    print(f"synthetic build of {what}, try {job['attempt']}")
     try:
         build(job, out)
     except BuildFailure as exc:

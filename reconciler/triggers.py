@@ -52,7 +52,9 @@ def parse_trigger(name: str, raw: bytes) -> Trigger:
         raise TriggerError(f"{name}: expected a JSON object")
     kind = data.get("type")
     if kind not in KNOWN_TYPES:
-        raise TriggerError(f"{name}: field 'type': expected one of {', '.join(KNOWN_TYPES)}, got {kind!r}")
+        raise TriggerError(
+            f"{name}: field 'type': expected one of {', '.join(KNOWN_TYPES)}, got {kind!r}"
+        )
     if kind == "push":
         branch = data.get("branch")
         if not isinstance(branch, str) or not is_safe_branch(branch):

@@ -1,0 +1,85 @@
+"""Shared fixtures: a private copy of the sample tree and a config around it."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from reconciler.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_TREE = ROOT / "examples" / "pmaports"
+
+
+@pytest.fixture
+def pmaports(tmp_path: Path) -> Path:
+    """A copy of the sample pmaports tree that a test may change."""
+    target = tmp_path / "pmaports"
+    shutil.copytree(SAMPLE_TREE, target)
+    return target
+
+
+ConfigFactory = Callable[..., Config]
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, pmaports: Path) -> ConfigFactory:
+    """Write a config for the sample tree under tmp_path; keyword args add YAML."""
+
+    def factory(extra: str = "", branches: str | None = None) -> Config:
+        branches_yaml = branches or textwrap.dedent(
+            f"""\
+            branches:
+              - name: main
+                pmaports: {pmaports}
+                arches: [x86_64, aarch64, armv7]
+            """
+        )
+        text = (
+            textwrap.dedent(
+                f"""\
+                paths:
+                  data: {tmp_path}/data
+                  html_out: {tmp_path}/html
+                jobs:
+                  max_parallel: 2
+                builder:
+                  duration_seconds: 0
+                retries:
+                  backoff_seconds: 0.05
+                  backoff_max_seconds: 0.2
+                loop:
+                  poll_interval_seconds: 0.5
+                  settle_seconds: 0
+                """
+            )
+            + branches_yaml
+            + textwrap.dedent(extra)
+        )
+        path = tmp_path / "config.yaml"
+        path.write_text(text, encoding="utf-8")
+        return load_config(path)
+
+    return factory
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, step: float = 0.02) -> None:
+    """Poll a condition on the file system until it holds (or fail the test)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(step)
+
+
+def set_field(apkbuild: Path, field: str, value: str) -> None:
+    """Rewrite one top-level `field=` line of an APKBUILD."""
+    lines = apkbuild.read_text(encoding="utf-8").splitlines()
+    out = [f"{field}={value}" if line.startswith(f"{field}=") else line for line in lines]
+    assert out != lines or f"{field}={value}" in lines, f"{field} not in {apkbuild}"
+    apkbuild.write_text("\n".join(out) + "\n", encoding="utf-8")
