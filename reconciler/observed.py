@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +32,17 @@ class RepoRoots:
     symlink: Path
 
 
+# A directory whose mtime is this close to the moment it was listed may change
+# again within the same timestamp tick; such a listing is not trusted next time.
+RACY_NS = 2_000_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class _DirListing:
     mtime_ns: int
     apks: dict[str, ApkInfo]
     bad: dict[str, str]
+    racy: bool = False
 
 
 class RepoScanner:
@@ -44,8 +51,10 @@ class RepoScanner:
     def __init__(self, roots: RepoRoots) -> None:
         self.roots = roots
         self._dirs: dict[Path, _DirListing] = {}
-        self._files: dict[Path, tuple[int, int, ApkInfo]] = {}
-        self._indexes: dict[Path, tuple[int, int, IndexView | None]] = {}
+        # Keyed by path; valid while (inode, size, mtime) stay the same. Every writer
+        # replaces files by rename, so a rewrite always changes the inode.
+        self._files: dict[Path, tuple[tuple[int, int, int], ApkInfo]] = {}
+        self._indexes: dict[Path, tuple[tuple[int, int, int], IndexView | None]] = {}
         self.apks_opened = 0  # for tests and metrics: how many apk files were read
 
     def scan(self, key: RepoKey, *, full: bool = False) -> RepoObserved:
@@ -73,8 +82,9 @@ class RepoScanner:
         except FileNotFoundError:
             return _DirListing(0, {}, {})
         cached = self._dirs.get(directory)
-        if cached is not None and cached.mtime_ns == mtime_ns:
+        if cached is not None and cached.mtime_ns == mtime_ns and not cached.racy:
             return cached
+        listed_at = time.time_ns()
         apks: dict[str, ApkInfo] = {}
         bad: dict[str, str] = {}
         for path in sorted(directory.glob("*.apk")):
@@ -85,7 +95,7 @@ class RepoScanner:
                 bad[path.name] = f"{path.name}: .PKGINFO says {info.filename}"
             else:
                 apks[path.name] = info
-        listing = _DirListing(mtime_ns, apks, bad)
+        listing = _DirListing(mtime_ns, apks, bad, racy=listed_at - mtime_ns < RACY_NS)
         self._dirs[directory] = listing
         live = set(directory.glob("*.apk"))
         for stale in [p for p in self._files if p.parent == directory and p not in live]:
@@ -97,15 +107,16 @@ class RepoScanner:
             stat = path.stat()
         except OSError as exc:
             return None, f"{path.name}: {exc}"
+        ident = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         cached = self._files.get(path)
-        if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
-            return cached[2], ""
+        if cached is not None and cached[0] == ident:
+            return cached[1], ""
         try:
             self.apks_opened += 1
             info = read_apk(path)
         except (ApkError, OSError) as exc:
             return None, str(exc)
-        self._files[path] = (stat.st_size, stat.st_mtime_ns, info)
+        self._files[path] = (ident, info)
         return info, ""
 
     def _index(self, path: Path) -> IndexView | None:
@@ -113,11 +124,12 @@ class RepoScanner:
             stat = path.stat()
         except FileNotFoundError:
             return None
+        ident = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         cached = self._indexes.get(path)
-        if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
-            return cached[2]
+        if cached is not None and cached[0] == ident:
+            return cached[1]
         view = read_index_view(path)
-        self._indexes[path] = (stat.st_size, stat.st_mtime_ns, view)
+        self._indexes[path] = (ident, view)
         return view
 
 

@@ -328,9 +328,8 @@ class _Planner:
             extra = sorted(set(obs.final) - set(target))
             if extra:
                 self.actions.append(PruneFinal(key, tuple(extra)))
-            done = sorted(
-                n for n, i in obs.wip.items() if target.get(n) == i.checksum and n in from_final
-            )
+            # Published already (the same bytes, or other bytes that final keeps).
+            done = sorted(n for n in obs.wip if n in final_index.files)
             if done:
                 self.actions.append(PruneWip(key, tuple(done), "published"))
             self.repos.append(RepoStatus(key, RepoPhase.PUBLISHED, "", *published))

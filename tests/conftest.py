@@ -31,7 +31,9 @@ ConfigFactory = Callable[..., Config]
 def make_config(tmp_path: Path, pmaports: Path) -> ConfigFactory:
     """Write a config for the sample tree under tmp_path; keyword args add YAML."""
 
-    def factory(extra: str = "", branches: str | None = None) -> Config:
+    def factory(
+        extra: str = "", branches: str | None = None, builder: str = "duration_seconds: 0"
+    ) -> Config:
         branches_yaml = branches or textwrap.dedent(
             f"""\
             branches:
@@ -48,8 +50,7 @@ def make_config(tmp_path: Path, pmaports: Path) -> ConfigFactory:
                   html_out: {tmp_path}/html
                 jobs:
                   max_parallel: 2
-                builder:
-                  duration_seconds: 0
+                builder: {{{builder}}}
                 retries:
                   backoff_seconds: 0.05
                   backoff_max_seconds: 0.2

@@ -38,13 +38,17 @@ _TERMINAL = {
 
 
 class LocalJobService:
-    def __init__(self, root: Path, trigger_dir: Path | None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, root: Path, trigger_dir: Path | None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.live_dir = root / "live"
         self.done_dir = root / "done"
         self.trigger_dir = trigger_dir
         self._clock = clock
         self.live_dir.mkdir(parents=True, exist_ok=True)
         self.done_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in self.live_dir.glob(".new-*"):  # a submit cut short by a crash
+            shutil.rmtree(leftover, ignore_errors=True)
         self._done: dict[JobKey, JobObservation] = {}
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         for path in sorted(self.done_dir.iterdir()):
@@ -77,12 +81,13 @@ class LocalJobService:
     def submit(self, spec: JobSpec) -> JobObservation:
         job_id = spec.key.job_id
         path = self.live_dir / job_id
-        if spec.key in self._done or (self.done_dir / job_id).exists():
+        if spec.key in self._done or (self.done_dir / job_id).exists() or path.exists():
             raise JobExistsError(f"job {job_id} was already submitted")
-        try:
-            path.mkdir()
-        except FileExistsError as exc:
-            raise JobExistsError(f"job {job_id} was already submitted") from exc
+        # Prepare the whole directory aside, then rename it into place: a job
+        # directory under its real name is always complete.
+        staging = self.live_dir / f".new-{job_id}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
         now = self._clock()
         meta = {
             "job_id": job_id,
@@ -92,10 +97,27 @@ class LocalJobService:
             "trigger_dir": str(self.trigger_dir) if self.trigger_dir else None,
         }
         for name, data in spec.files.items():
-            write_bytes(path / name, data)
-        (path / "artifacts").mkdir()
-        write_text(path / "script.sh", spec.script, mode=0o755)
-        write_text(path / "job.json", json.dumps(meta, indent=1) + "\n")
+            write_bytes(staging / name, data)
+        (staging / "artifacts").mkdir()
+        write_text(staging / "script.sh", spec.script, mode=0o755)
+        write_text(staging / "job.json", json.dumps(meta, indent=1) + "\n")
+        try:
+            os.rename(staging, path)  # fails if the job exists: never submitted twice
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise JobExistsError(f"job {job_id} was already submitted") from exc
+        self._start(path)
+        log.info("submitted job %s", job_id)
+        return JobObservation(
+            spec.key,
+            JobStatus.RUNNING,
+            now,
+            log_path=str(path / "log"),
+            artifacts_dir=str(path / "artifacts"),
+        )
+
+    def _start(self, path: Path) -> None:
+        """Start the runner of a prepared job directory, handing it the held lock."""
         lock_fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
@@ -110,10 +132,7 @@ class LocalJobService:
             )
         finally:
             os.close(lock_fd)
-        self._children[job_id] = child
-        log.info("submitted job %s", job_id)
-        return JobObservation(spec.key, JobStatus.RUNNING, now, log_path=str(path / "log"),
-                              artifacts_dir=str(path / "artifacts"))
+        self._children[path.name] = child
 
     def cancel(self, key: JobKey) -> None:
         path = self.live_dir / key.job_id
@@ -135,10 +154,28 @@ class LocalJobService:
             return finished
         submitted = _submitted_at(path)
         if _lock_is_held(path / "lock"):
-            return JobObservation(key, JobStatus.RUNNING, submitted, log_path=str(path / "log"),
-                                  artifacts_dir=str(path / "artifacts"))
-        if self._read_finished(path) is not None:  # it ended between the two looks
-            return self._read_finished(path)
+            return JobObservation(
+                key,
+                JobStatus.RUNNING,
+                submitted,
+                log_path=str(path / "log"),
+                artifacts_dir=str(path / "artifacts"),
+            )
+        ended = self._read_finished(path)
+        if ended is not None:  # it ended between the two looks
+            return ended
+        if not (path / "log").exists():
+            # Submitted, but the runner never began (the daemon died in between):
+            # start it now. Same job, same attempt: nothing is submitted twice.
+            log.warning("starting job %s, which was submitted but never started", path.name)
+            self._start(path)
+            return JobObservation(
+                key,
+                JobStatus.RUNNING,
+                submitted,
+                log_path=str(path / "log"),
+                artifacts_dir=str(path / "artifacts"),
+            )
         now = self._clock()
         reason = "the job's process vanished without an exit status"
         status = {"status": "lost", "exit_code": None, "reason": reason, "ended_at": now}
@@ -173,8 +210,13 @@ class LocalJobService:
             log.error("cannot move finished job %s to %s: %s", path, target, exc)
             return
         moved = JobObservation(
-            obs.key, obs.status, obs.submitted_at, obs.ended_at, obs.reason,
-            log_path=str(target / "log"), artifacts_dir=str(target / "artifacts"),
+            obs.key,
+            obs.status,
+            obs.submitted_at,
+            obs.ended_at,
+            obs.reason,
+            log_path=str(target / "log"),
+            artifacts_dir=str(target / "artifacts"),
         )
         self._done[obs.key] = moved
 

@@ -25,7 +25,8 @@ def run(job_dir: Path) -> int:
     timeout = float(meta.get("timeout_seconds", 3600))
     started = time.time()
     with open(job_dir / "log", "ab") as log:
-        log.write(f"job {meta['job_id']} started at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(started))}\n".encode())
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+        log.write(f"job {meta['job_id']} started at {stamp}\n".encode())
         log.flush()
         proc = subprocess.Popen(
             ["bash", "script.sh"],

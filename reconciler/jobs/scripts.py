@@ -54,8 +54,13 @@ def build_script(
         "depends": list(spec.depends),
         "provides": list(spec.provides),
         "subpackages": [
-            {"name": s.name, "arch": s.arch, "description": s.description,
-             "depends": list(s.depends), "provides": list(s.provides)}
+            {
+                "name": s.name,
+                "arch": s.arch,
+                "description": s.description,
+                "depends": list(s.depends),
+                "provides": list(s.provides),
+            }
             for s in spec.subpackages
         ],
         "indexes": [{"path": str(i.path), "public_key": str(i.public_key)} for i in indexes],
@@ -95,7 +100,9 @@ def _pmbootstrap_script(spec: PkgSpec, builder: BuilderConfig) -> str:
     )
 
 
-def sign_script(unsigned: bytes, sha256: str, final_key: Path, key_name: str) -> tuple[str, dict[str, bytes]]:
+def sign_script(
+    unsigned: bytes, sha256: str, final_key: Path, key_name: str
+) -> tuple[str, dict[str, bytes]]:
     """Script and inputs of a sign job: the only job that is given the final key."""
     script = (
         "#!/bin/bash\n"

@@ -1,0 +1,64 @@
+"""A failing package: retried with backoff, shown with its log, blocking only its repo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from reconciler.loop import Daemon
+from reconciler.model import JobKey, PkgState, RepoPhase
+
+from .apkcheck import read_index
+from .conftest import ConfigFactory, set_field
+
+
+def job_times(jobs_root: Path, pkgname: str, version: str) -> list[tuple[int, float, float]]:
+    """(attempt, submitted_at, ended_at) of every job for pkgname, from the job dirs."""
+    rows = []
+    for job_dir in (jobs_root / "done").iterdir():
+        key = JobKey.from_job_id(job_dir.name)
+        if (key.intent.pkgname, key.intent.version) != (pkgname, version):
+            continue
+        meta = json.loads((job_dir / "job.json").read_text())
+        status = json.loads((job_dir / "status.json").read_text())
+        rows.append((key.attempt, meta["submitted_at"], status["ended_at"]))
+    return sorted(rows)
+
+
+def test_failure_blocks_only_its_repository(make_config: ConfigFactory, pmaports: Path) -> None:
+    config = make_config()
+    assert Daemon(config).converge(max_seconds=120).all_published
+
+    set_field(pmaports / "main/hello-x86/APKBUILD", "pkgrel", "1")
+    set_field(pmaports / "device/main/linux-demo/APKBUILD", "pkgrel", "2")
+    failing = make_config(builder='duration_seconds: 0, fail: ["main/x86_64/hello-x86"]')
+    daemon = Daemon(failing)
+    result = daemon.converge(max_seconds=120)
+
+    states = {(str(p.repo), p.pkgname): p for p in result.plan.packages}
+    hello = states[("main/x86_64", "hello-x86")]
+    assert hello.state is PkgState.FAILED
+    assert hello.reason.startswith("failed, try 3/3")
+    phases = {str(r.repo): r for r in result.plan.repos}
+    assert phases["main/x86_64"].phase is RepoPhase.BLOCKED
+    assert "hello-x86" in phases["main/x86_64"].reason
+    # armv7 published the new linux-demo although a native package is failing.
+    assert phases["main/armv7"].phase is RepoPhase.PUBLISHED
+    armv7 = read_index(config.paths.final_repo / "main/armv7/APKINDEX.tar.gz")
+    assert {"linux-demo-6.12.8-r2"} <= {f"{e['P']}-{e['V']}" for e in armv7.entries}
+    # x86_64 final still holds the old hello-x86: nothing was half published.
+    x86 = read_index(config.paths.final_repo / "main/x86_64/APKINDEX.tar.gz")
+    assert "hello-x86-1.0.0-r0" in {f"{e['P']}-{e['V']}" for e in x86.entries}
+
+    # Three tries, each after the backoff (0.05 s, then 0.1 s) had passed.
+    tries = job_times(config.paths.jobs, "hello-x86", "1.0.0-r1")
+    assert [attempt for attempt, _, _ in tries] == [1, 2, 3]
+    for (_, _, ended), (attempt, submitted, _) in zip(tries, tries[1:], strict=False):
+        assert submitted - ended >= failing.retries.backoff(attempt - 1) - 0.001
+
+    # The page names the failure and links its log, which the site serves.
+    page = (config.paths.html_out / "index.html").read_text()
+    assert hello.job_id is not None
+    assert f'href="logs/{hello.job_id}.log"' in page
+    log = (config.paths.html_out / "logs" / f"{hello.job_id}.log").read_text()
+    assert "failing on purpose" in log

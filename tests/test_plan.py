@@ -1,0 +1,255 @@
+"""plan() is pure: table-driven scenarios over hand-made desired and observed states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from reconciler.model import (
+    ApkInfo,
+    BranchDesired,
+    CollectBuild,
+    DepRef,
+    IndexView,
+    JobIntent,
+    JobKey,
+    JobKind,
+    JobObservation,
+    JobStatus,
+    ObservedState,
+    PkgSpec,
+    PkgState,
+    PruneWip,
+    PublishFinal,
+    RepoKey,
+    RepoObserved,
+    RepoPhase,
+    SubmitBuild,
+    SubmitSign,
+    WriteSymlinkRepo,
+)
+from reconciler.plan import BranchOrder, Plan, PlanSettings, plan
+
+X86 = RepoKey("main", "", "x86_64")
+ARM = RepoKey("main", "", "armv7")
+NOW = 1_000_000.0
+
+
+def spec(name: str, version: str = "1-r0", repo: RepoKey = X86, deps: tuple[str, ...] = (),
+         native: tuple[str, ...] = ()) -> PkgSpec:
+    return PkgSpec(
+        repo=repo, pkgname=name, version=version, path=f"main/{name}", pkgarch=repo.arch,
+        build_deps=tuple(DepRef(repo, d) for d in deps), native_deps=native,
+    )
+
+
+def apk(name: str, version: str = "1-r0", origin: str | None = None, checksum: str = "") -> ApkInfo:
+    return ApkInfo(name, version, "x86_64", 100, 10, checksum or f"Q1{name}{version}",
+                   origin=origin or name)
+
+
+def index(*infos: ApkInfo, sha: str = "s" * 64) -> IndexView:
+    return IndexView({i.filename: i.checksum for i in infos}, sha)
+
+
+def repo(wip: tuple[ApkInfo, ...] = (), final: tuple[ApkInfo, ...] = (),
+         symlink: IndexView | None = None, final_listed: bool = True) -> RepoObserved:
+    return RepoObserved(
+        wip={i.filename: i for i in wip},
+        final={i.filename: i for i in final},
+        wip_index=index(*wip),
+        final_index=index(*final) if final and final_listed else None,
+        symlink_index=symlink,
+    )
+
+
+def job(name: str, status: JobStatus, attempt: int = 1, version: str = "1-r0",
+        repo_key: RepoKey = X86, ended: float | None = None, kind: JobKind = JobKind.BUILD
+        ) -> JobObservation:
+    key = JobKey(JobIntent(kind, repo_key, name, version), attempt)
+    return JobObservation(key, status, NOW - 100, ended if ended is not None else NOW - 50,
+                          "exit code 1" if status.is_failure else "", artifacts_dir="/a")
+
+
+@dataclass
+class Case:
+    specs: list[PkgSpec]
+    repos: dict[RepoKey, RepoObserved] = field(default_factory=dict)
+    jobs: list[JobObservation] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    max_parallel: int = 4
+    arches: tuple[str, ...] = ("x86_64",)
+
+    def run(self) -> Plan:
+        repos: dict[RepoKey, dict[str, PkgSpec]] = {}
+        for s in self.specs:
+            repos.setdefault(s.repo, {})[s.pkgname] = s
+        desired = {"main": BranchDesired("main", "c0ffee", repos)}
+        observed = ObservedState(self.repos, {j.key: j for j in self.jobs}, self.rejected)
+        settings = PlanSettings((BranchOrder("main", self.arches),), (), self.max_parallel, 3, 60, 600)
+        return plan(desired, observed, settings, NOW)
+
+
+def states(result: Plan) -> dict[str, tuple[PkgState, str]]:
+    return {f"{p.repo.arch}/{p.pkgname}": (p.state, p.reason) for p in result.packages}
+
+
+def submitted(result: Plan) -> list[str]:
+    return [a.key.job_id for a in result.actions if isinstance(a, SubmitBuild)]
+
+
+def test_leaves_start_and_dependents_wait() -> None:
+    result = Case([spec("a"), spec("b", deps=("a",)), spec("c", deps=("b",))]).run()
+    assert submitted(result) == ["build@main@main@x86_64@a@1-r0@1"]
+    got = states(result)
+    assert got["x86_64/a"][0] is PkgState.BUILDING
+    assert got["x86_64/b"] == (PkgState.WAITING, "waiting for a")
+    assert got["x86_64/c"] == (PkgState.WAITING, "waiting for b")
+
+
+def test_dependency_in_wip_index_at_desired_version_unblocks() -> None:
+    old = apk("a", "0-r0")
+    result = Case([spec("a"), spec("b", deps=("a",))], {X86: repo(wip=(apk("a"),), final=(old,))}).run()
+    assert submitted(result) == ["build@main@main@x86_64@b@1-r0@1"]
+    # An older version of the dependency does not count.
+    result = Case([spec("a"), spec("b", deps=("a",))], {X86: repo(final=(old,))}).run()
+    assert submitted(result) == ["build@main@main@x86_64@a@1-r0@1"]
+
+
+def test_parallel_cap_counts_running_jobs() -> None:
+    case = Case([spec("a"), spec("b"), spec("c")], jobs=[job("z", JobStatus.RUNNING)], max_parallel=2)
+    result = case.run()
+    assert submitted(result) == ["build@main@main@x86_64@a@1-r0@1"]
+    assert states(result)["x86_64/c"] == (PkgState.QUEUED, "ready, waiting for a free job slot")
+
+
+def test_running_job_is_not_submitted_again() -> None:
+    result = Case([spec("a")], jobs=[job("a", JobStatus.RUNNING)]).run()
+    assert submitted(result) == []
+    assert states(result)["x86_64/a"][0] is PkgState.BUILDING
+
+
+def test_finished_job_is_collected() -> None:
+    result = Case([spec("a")], jobs=[job("a", JobStatus.SUCCESS)]).run()
+    assert [type(a) for a in result.actions] == [CollectBuild]
+
+
+@pytest.mark.parametrize(
+    ("failures", "ended", "expect_state", "expect_submit"),
+    [
+        (1, NOW - 59, PkgState.RETRYING, None),  # backoff 60 s not yet over
+        (1, NOW - 61, PkgState.BUILDING, "build@main@main@x86_64@a@1-r0@2"),
+        (2, NOW - 119, PkgState.RETRYING, None),  # second backoff doubles
+        (2, NOW - 121, PkgState.BUILDING, "build@main@main@x86_64@a@1-r0@3"),
+        (3, NOW - 10_000, PkgState.FAILED, None),  # no tries left
+    ],
+)
+def test_retries_with_exponential_backoff(
+    failures: int, ended: float, expect_state: PkgState, expect_submit: str | None
+) -> None:
+    jobs = [job("a", JobStatus.FAILED, attempt=n, ended=ended) for n in range(1, failures + 1)]
+    result = Case([spec("a")], jobs=jobs).run()
+    state, reason = states(result)["x86_64/a"]
+    assert state is expect_state
+    assert submitted(result) == ([expect_submit] if expect_submit else [])
+    if state is PkgState.RETRYING:
+        assert reason.startswith(f"failed, try {failures}/3, next try at ")
+        assert result.next_wakeup == ended + 60 * 2 ** (failures - 1)
+    if state is PkgState.FAILED:
+        assert reason == "failed, try 3/3: exit code 1"
+        assert result.repos[0].phase is RepoPhase.BLOCKED
+
+
+def test_refused_results_count_as_a_failed_try() -> None:
+    ok = job("a", JobStatus.SUCCESS, ended=NOW - 10)
+    result = Case([spec("a")], jobs=[ok], rejected={ok.key.job_id: "origin is 'x'"}).run()
+    assert states(result)["x86_64/a"] == (
+        PkgState.RETRYING,
+        "failed, try 1/3, next try at 13:47:30 UTC: origin is 'x'",
+    )
+
+
+def test_foreign_arch_waits_only_for_published_native_toolchain() -> None:
+    gcc = spec("gcc-armv7")
+    pkg = spec("foo", repo=ARM, native=("gcc-armv7",))
+    unrelated = spec("broken-native")
+    failed = [job("broken-native", JobStatus.FAILED, attempt=n) for n in (1, 2, 3)]
+    # gcc-armv7 built but not published: armv7 waits.
+    case = Case([gcc, pkg, unrelated], {X86: repo(wip=(apk("gcc-armv7"),))}, failed,
+                arches=("x86_64", "armv7"))
+    assert states(case.run())["armv7/foo"] == (
+        PkgState.WAITING, "waiting for gcc-armv7 (published for x86_64)"
+    )
+    # Published: armv7 builds although an unrelated native package failed for good.
+    case.repos = {X86: repo(final=(apk("gcc-armv7"),))}
+    result = case.run()
+    assert states(result)["x86_64/broken-native"][0] is PkgState.FAILED
+    assert "build@main@main@armv7@foo@1-r0@1" in submitted(result)
+
+
+def test_cycles_are_reported_not_waited_on() -> None:
+    result = Case([spec("a", deps=("b",)), spec("b", deps=("c",)), spec("c", deps=("a",)),
+                   spec("d", deps=("a",))]).run()
+    got = states(result)
+    for name in "abc":
+        assert got[f"x86_64/{name}"] == (PkgState.BROKEN, "cycle: a → b → c → a")
+    assert got["x86_64/d"] == (PkgState.WAITING, "waiting for a")
+    assert result.repos[0].phase is RepoPhase.BLOCKED
+
+
+def test_publish_ladder() -> None:
+    a_new, b = apk("a", "2-r0"), apk("b")
+    specs = [spec("a", "2-r0"), spec("b")]
+    final = (apk("a", "1-r0"), b, apk("gone"))
+    # Complete WIP: write the symlink repo from new WIP apks + current final apks.
+    result = Case(specs, {X86: repo(wip=(a_new,), final=final)}).run()
+    assert [type(a) for a in result.actions] == [WriteSymlinkRepo]
+    action = result.actions[0]
+    assert isinstance(action, WriteSymlinkRepo)
+    assert (action.from_wip, action.from_final, action.commit) == (
+        ("a-2-r0.apk",), ("b-1-r0.apk",), "c0ffee"
+    )
+    # The symlink index lists exactly that: sign it.
+    symlink = index(a_new, b, sha="f" * 64)
+    result = Case(specs, {X86: repo(wip=(a_new,), final=final, symlink=symlink)}).run()
+    assert [a.key.job_id for a in result.actions if isinstance(a, SubmitSign)] == [
+        "sign@main@main@x86_64@-@" + "f" * 64 + "@1"
+    ]
+    assert result.repos[0].phase is RepoPhase.SIGNING
+    # Signed: publish.
+    signed = job("", JobStatus.SUCCESS, version="f" * 64, kind=JobKind.SIGN)
+    result = Case(specs, {X86: repo(wip=(a_new,), final=final, symlink=symlink)}, [signed]).run()
+    assert [type(a) for a in result.actions] == [PublishFinal]
+    # Published: final lists exactly the target; WIP copies are pruned.
+    done = repo(wip=(a_new,), final=(a_new, b), symlink=symlink)
+    result = Case(specs, {X86: done}).run()
+    assert result.repos[0].phase is RepoPhase.PUBLISHED
+    assert [a for a in result.actions if isinstance(a, PruneWip)] == [
+        PruneWip(X86, ("a-2-r0.apk",), "published")
+    ]
+
+
+def test_nothing_publishes_while_a_package_builds() -> None:
+    result = Case([spec("a"), spec("b")], {X86: repo(wip=(apk("a"),))},
+                  [job("b", JobStatus.RUNNING)]).run()
+    assert not any(isinstance(a, WriteSymlinkRepo | SubmitSign) for a in result.actions)
+    assert result.repos[0].phase is RepoPhase.BUILDING
+
+
+def test_published_version_is_never_replaced_by_other_bytes() -> None:
+    wip = apk("a", checksum="Q1new")
+    final = apk("a", checksum="Q1old")
+    result = Case([spec("a")], {X86: repo(wip=(wip,), final=(final,))}).run()
+    assert result.repos[0].phase is RepoPhase.PUBLISHED
+    assert result.actions == (PruneWip(X86, ("a-1-r0.apk",), "published"),)
+
+
+def test_stale_wip_versions_are_pruned() -> None:
+    result = Case([spec("a", "2-r0")], {X86: repo(wip=(apk("a", "1-r0"),))}).run()
+    assert PruneWip(X86, ("a-1-r0.apk",), "no longer desired") in result.actions
+
+
+def test_plan_is_deterministic() -> None:
+    case = Case([spec("a"), spec("b", deps=("a",))], jobs=[job("a", JobStatus.FAILED)])
+    assert case.run() == case.run()
