@@ -58,7 +58,7 @@ def read_index(path: Path) -> Index:
     sig_name = sig = None
     signed_part = data
     if all(name.startswith(".SIGN.") for name in first):
-        (sig_name, sig), = first.items()
+        ((sig_name, sig),) = first.items()
         signed_part = data[len(members[0]) :]
         members = members[1:]
     assert len(members) == 1, "an index is one gzip member after its signature"

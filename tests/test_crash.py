@@ -19,7 +19,10 @@ from .test_end_to_end import expected_files
 def job_dirs(jobs_root: Path) -> list[Path]:
     """Job directories (staging dirs of an interrupted submit start with a dot)."""
     return [
-        p for sub in ("live", "done") for p in (jobs_root / sub).iterdir() if not p.name.startswith(".")
+        p
+        for sub in ("live", "done")
+        for p in (jobs_root / sub).iterdir()
+        if not p.name.startswith(".")
     ]
 
 

@@ -19,7 +19,10 @@ MAIN = {
     "libfoo": ("main/libfoo", ["libfoo", "libfoo-dev", "libfoo-doc"]),
     "foo-utils": ("main/foo-utils", ["foo-utils", "foo-utils-doc"]),
     "foo-gui": ("main/foo-gui", ["foo-gui"]),
-    "postmarketos-base": ("main/postmarketos-base", ["postmarketos-base", "postmarketos-base-openrc"]),
+    "postmarketos-base": (
+        "main/postmarketos-base",
+        ["postmarketos-base", "postmarketos-base-openrc"],
+    ),
     "postmarketos-ui-demo": ("main/postmarketos-ui-demo", ["postmarketos-ui-demo"]),
     "crossdirect": ("main/crossdirect", ["crossdirect"]),
     "postmarketos-mkinitfs": (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def test_failure_blocks_only_its_repository(make_config: ConfigFactory, pmaports
     # Three tries, each after the backoff (0.05 s, then 0.1 s) had passed.
     tries = job_times(config.paths.jobs, "hello-x86", "1.0.0-r1")
     assert [attempt for attempt, _, _ in tries] == [1, 2, 3]
-    for (_, _, ended), (attempt, submitted, _) in zip(tries, tries[1:], strict=False):
+    for (_, _, ended), (attempt, submitted, _) in itertools.pairwise(tries):
         assert submitted - ended >= failing.retries.backoff(attempt - 1) - 0.001
 
     # The page names the failure and links its log, which the site serves.

@@ -36,25 +36,40 @@ ARM = RepoKey("main", "", "armv7")
 NOW = 1_000_000.0
 
 
-def spec(name: str, version: str = "1-r0", repo: RepoKey = X86, deps: tuple[str, ...] = (),
-         native: tuple[str, ...] = ()) -> PkgSpec:
+def spec(
+    name: str,
+    version: str = "1-r0",
+    repo: RepoKey = X86,
+    deps: tuple[str, ...] = (),
+    native: tuple[str, ...] = (),
+) -> PkgSpec:
     return PkgSpec(
-        repo=repo, pkgname=name, version=version, path=f"main/{name}", pkgarch=repo.arch,
-        build_deps=tuple(DepRef(repo, d) for d in deps), native_deps=native,
+        repo=repo,
+        pkgname=name,
+        version=version,
+        path=f"main/{name}",
+        pkgarch=repo.arch,
+        build_deps=tuple(DepRef(repo, d) for d in deps),
+        native_deps=native,
     )
 
 
 def apk(name: str, version: str = "1-r0", origin: str | None = None, checksum: str = "") -> ApkInfo:
-    return ApkInfo(name, version, "x86_64", 100, 10, checksum or f"Q1{name}{version}",
-                   origin=origin or name)
+    return ApkInfo(
+        name, version, "x86_64", 100, 10, checksum or f"Q1{name}{version}", origin=origin or name
+    )
 
 
 def index(*infos: ApkInfo, sha: str = "s" * 64) -> IndexView:
     return IndexView({i.filename: i.checksum for i in infos}, sha)
 
 
-def repo(wip: tuple[ApkInfo, ...] = (), final: tuple[ApkInfo, ...] = (),
-         symlink: IndexView | None = None, final_listed: bool = True) -> RepoObserved:
+def repo(
+    wip: tuple[ApkInfo, ...] = (),
+    final: tuple[ApkInfo, ...] = (),
+    symlink: IndexView | None = None,
+    final_listed: bool = True,
+) -> RepoObserved:
     return RepoObserved(
         wip={i.filename: i for i in wip},
         final={i.filename: i for i in final},
@@ -64,12 +79,24 @@ def repo(wip: tuple[ApkInfo, ...] = (), final: tuple[ApkInfo, ...] = (),
     )
 
 
-def job(name: str, status: JobStatus, attempt: int = 1, version: str = "1-r0",
-        repo_key: RepoKey = X86, ended: float | None = None, kind: JobKind = JobKind.BUILD
-        ) -> JobObservation:
+def job(
+    name: str,
+    status: JobStatus,
+    attempt: int = 1,
+    version: str = "1-r0",
+    repo_key: RepoKey = X86,
+    ended: float | None = None,
+    kind: JobKind = JobKind.BUILD,
+) -> JobObservation:
     key = JobKey(JobIntent(kind, repo_key, name, version), attempt)
-    return JobObservation(key, status, NOW - 100, ended if ended is not None else NOW - 50,
-                          "exit code 1" if status.is_failure else "", artifacts_dir="/a")
+    return JobObservation(
+        key,
+        status,
+        NOW - 100,
+        ended if ended is not None else NOW - 50,
+        "exit code 1" if status.is_failure else "",
+        artifacts_dir="/a",
+    )
 
 
 @dataclass
@@ -87,7 +114,9 @@ class Case:
             repos.setdefault(s.repo, {})[s.pkgname] = s
         desired = {"main": BranchDesired("main", "c0ffee", repos)}
         observed = ObservedState(self.repos, {j.key: j for j in self.jobs}, self.rejected)
-        settings = PlanSettings((BranchOrder("main", self.arches),), (), self.max_parallel, 3, 60, 600)
+        settings = PlanSettings(
+            (BranchOrder("main", self.arches),), (), self.max_parallel, 3, 60, 600
+        )
         return plan(desired, observed, settings, NOW)
 
 
@@ -110,7 +139,9 @@ def test_leaves_start_and_dependents_wait() -> None:
 
 def test_dependency_in_wip_index_at_desired_version_unblocks() -> None:
     old = apk("a", "0-r0")
-    result = Case([spec("a"), spec("b", deps=("a",))], {X86: repo(wip=(apk("a"),), final=(old,))}).run()
+    result = Case(
+        [spec("a"), spec("b", deps=("a",))], {X86: repo(wip=(apk("a"),), final=(old,))}
+    ).run()
     assert submitted(result) == ["build@main@main@x86_64@b@1-r0@1"]
     # An older version of the dependency does not count.
     result = Case([spec("a"), spec("b", deps=("a",))], {X86: repo(final=(old,))}).run()
@@ -118,7 +149,9 @@ def test_dependency_in_wip_index_at_desired_version_unblocks() -> None:
 
 
 def test_parallel_cap_counts_running_jobs() -> None:
-    case = Case([spec("a"), spec("b"), spec("c")], jobs=[job("z", JobStatus.RUNNING)], max_parallel=2)
+    case = Case(
+        [spec("a"), spec("b"), spec("c")], jobs=[job("z", JobStatus.RUNNING)], max_parallel=2
+    )
     result = case.run()
     assert submitted(result) == ["build@main@main@x86_64@a@1-r0@1"]
     assert states(result)["x86_64/c"] == (PkgState.QUEUED, "ready, waiting for a free job slot")
@@ -176,10 +209,15 @@ def test_foreign_arch_waits_only_for_published_native_toolchain() -> None:
     unrelated = spec("broken-native")
     failed = [job("broken-native", JobStatus.FAILED, attempt=n) for n in (1, 2, 3)]
     # gcc-armv7 built but not published: armv7 waits.
-    case = Case([gcc, pkg, unrelated], {X86: repo(wip=(apk("gcc-armv7"),))}, failed,
-                arches=("x86_64", "armv7"))
+    case = Case(
+        [gcc, pkg, unrelated],
+        {X86: repo(wip=(apk("gcc-armv7"),))},
+        failed,
+        arches=("x86_64", "armv7"),
+    )
     assert states(case.run())["armv7/foo"] == (
-        PkgState.WAITING, "waiting for gcc-armv7 (published for x86_64)"
+        PkgState.WAITING,
+        "waiting for gcc-armv7 (published for x86_64)",
     )
     # Published: armv7 builds although an unrelated native package failed for good.
     case.repos = {X86: repo(final=(apk("gcc-armv7"),))}
@@ -189,8 +227,14 @@ def test_foreign_arch_waits_only_for_published_native_toolchain() -> None:
 
 
 def test_cycles_are_reported_not_waited_on() -> None:
-    result = Case([spec("a", deps=("b",)), spec("b", deps=("c",)), spec("c", deps=("a",)),
-                   spec("d", deps=("a",))]).run()
+    result = Case(
+        [
+            spec("a", deps=("b",)),
+            spec("b", deps=("c",)),
+            spec("c", deps=("a",)),
+            spec("d", deps=("a",)),
+        ]
+    ).run()
     got = states(result)
     for name in "abc":
         assert got[f"x86_64/{name}"] == (PkgState.BROKEN, "cycle: a → b → c → a")
@@ -208,7 +252,9 @@ def test_publish_ladder() -> None:
     action = result.actions[0]
     assert isinstance(action, WriteSymlinkRepo)
     assert (action.from_wip, action.from_final, action.commit) == (
-        ("a-2-r0.apk",), ("b-1-r0.apk",), "c0ffee"
+        ("a-2-r0.apk",),
+        ("b-1-r0.apk",),
+        "c0ffee",
     )
     # The symlink index lists exactly that: sign it.
     symlink = index(a_new, b, sha="f" * 64)
@@ -231,8 +277,9 @@ def test_publish_ladder() -> None:
 
 
 def test_nothing_publishes_while_a_package_builds() -> None:
-    result = Case([spec("a"), spec("b")], {X86: repo(wip=(apk("a"),))},
-                  [job("b", JobStatus.RUNNING)]).run()
+    result = Case(
+        [spec("a"), spec("b")], {X86: repo(wip=(apk("a"),))}, [job("b", JobStatus.RUNNING)]
+    ).run()
     assert not any(isinstance(a, WriteSymlinkRepo | SubmitSign) for a in result.actions)
     assert result.repos[0].phase is RepoPhase.BUILDING
 
