@@ -26,11 +26,13 @@ from .keys import (
     write_private_key,
     write_public_key,
 )
+from .metrics import PassFigures, format_metrics
 from .model import BranchDesired, Outcome, PkgState, SubmitBuild, SubmitSign
 from .observed import RepoRoots, RepoScanner, observe
 from .plan import BranchOrder, Plan, PlanSettings, plan
 from .repo import RepoStore, SigningKeys
-from .site import SiteWriter, build_model
+from .site import SiteWriter
+from .sitemodel import BranchInfo, SiteInput, versions_from
 from .state import StateStore
 from .triggers import TriggerDir
 
@@ -122,6 +124,7 @@ class Daemon:
         """One level-triggered pass."""
         assert self.jobs is not None
         self.passes += 1
+        started = time.monotonic()
         self.triggers.drain()
         desired = self.read_desired()
         self.executor.commits = {name: d.commit for name, d in desired.items()}
@@ -138,15 +141,45 @@ class Daemon:
         for event in events:
             log.info("%s %s %s: %s", event.repo, event.pkgname, event.kind, event.message)
         self.state.save()
-        finished = [o for o in observed.jobs.values() if o.status.is_failure]
-        self.site.copy_logs(finished)
-        model = build_model(
-            self.config.site.title, result.packages, result.repos, self.state.recent_events(), now
+        self.site.copy_logs([o for o in observed.jobs.values() if not o.status.is_live])
+        site = self.config.site
+        site_input = SiteInput(
+            title=site.title,
+            url=site.url,
+            branches=tuple(
+                BranchInfo(b.name, b.arches, b.ignore_errors, desired[b.name].commit)
+                for b in self.config.branches
+            ),
+            plan=result,
+            specs={
+                (k, n): s
+                for d in desired.values()
+                for k, r in d.repos.items()
+                for n, s in r.items()
+            },
+            versions=versions_from(observed),
+            jobs=tuple(observed.jobs.values()),
+            events=self.state.recent_events(),
+            max_parallel=self.config.jobs.max_parallel,
+            job_service_error=observed.job_service_error,
+            monitoring_max=site.monitoring_max_failures,
+            monitoring_footer=site.monitoring_footer,
         )
-        self.site.render(model)
+        self.site.render(site_input, now)
         live = sum(1 for o in observed.jobs.values() if o.status.is_live) + sum(
             1 for a in actions if isinstance(a, SubmitBuild | SubmitSign)
         )
+        figures = PassFigures(
+            now=self.clock(),
+            duration_seconds=time.monotonic() - started,
+            live_jobs=live,
+            job_service_up=not observed.job_service_error,
+            actions=len(outcomes),
+            failed_actions=sum(1 for o in outcomes if not o.ok),
+            site_files_written=self.site.written,
+            apks_opened=self.scanner.apks_opened,
+        )
+        self.site.write_metrics(format_metrics(result, figures))
         return PassResult(result, outcomes, live, observed.job_service_error)
 
     def converge(self, max_seconds: float | None = None) -> PassResult:

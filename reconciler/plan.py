@@ -376,7 +376,8 @@ def _published(index: object, commit: str) -> tuple[str, str]:
     """(commit, time) recorded in the live index's DESCRIPTION."""
     description = getattr(index, "description", "") or ""
     fields = dict(part.split("=", 1) for part in description.split() if "=" in part)
-    return fields.get("commit", ""), fields.get("published", "")
+    commit = fields.get("commit", "")
+    return ("" if commit == "-" else commit), fields.get("published", "")
 
 
 def _target(

@@ -1,147 +1,116 @@
-"""The status site: a pure view model of one pass, rendered to static files.
+"""Writes the status site: renders pages whose view model changed, atomically.
 
-`build_model` turns the plan's package and repository states (plus history) into
-plain values; `SiteWriter` renders them with jinja2 (autoescaping on, undefined
-variables are errors) and writes only files whose bytes changed, atomically.
-Logs of failed jobs are copied beside the pages so the site links to them.
+Rendering uses jinja2 with autoescaping for HTML, SVG and Atom and undefined
+variables as errors. A pass whose snapshot equals the previous one renders
+nothing; otherwise only pages whose model changed are rendered, and a file is
+replaced (write aside, rename) only when its bytes differ. Pages of packages that
+disappeared are removed. Logs of finished jobs are copied beside the pages.
 """
 
 from __future__ import annotations
 
 import gzip
-import shutil
-import time
-from collections import Counter
-from dataclasses import dataclass
+import json
+import logging
 from pathlib import Path
 
 import jinja2
 
-from .atomicfile import safe_join, write_bytes
-from .model import Event, JobObservation, PkgState, PkgStatus, RepoStatus
+from .atomicfile import remove, safe_join, write_bytes
+from .model import JobObservation
+from .sitemodel import STATES, SiteInput, iso
+from .sitepages import Page, build_pages, status_json
+
+log = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "site_templates"
-LOG_INLINE_LIMIT = 256 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class RepoRow:
-    name: str
-    phase: str
-    reason: str
-    counts: tuple[tuple[str, int], ...]
-    published_commit: str
-    published_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProblemRow:
-    repo: str
-    pkgname: str
-    version: str
-    state: str
-    letter: str
-    reason: str
-    log_href: str
-
-
-@dataclass(frozen=True, slots=True)
-class SiteModel:
-    title: str
-    generated_at: str
-    repos: tuple[RepoRow, ...]
-    packages: tuple[ProblemRow, ...]  # every package that is not published
-    events: tuple[tuple[str, str, str], ...]  # (time, text, log href)
-    states: tuple[str, ...]
-
-
-def log_href(job_id: str | None) -> str:
-    return f"logs/{job_id}.log" if job_id else ""
-
-
-def build_model(
-    title: str,
-    packages: tuple[PkgStatus, ...],
-    repos: tuple[RepoStatus, ...],
-    events: list[Event],
-    now: float,
-) -> SiteModel:
-    counts: dict[str, Counter[str]] = {}
-    for status in packages:
-        counts.setdefault(str(status.repo), Counter())[status.state] += 1
-    rows = tuple(
-        RepoRow(
-            str(r.repo),
-            str(r.phase),
-            r.reason,
-            tuple((s.value, counts.get(str(r.repo), Counter())[s]) for s in PkgState),
-            r.published_commit,
-            r.published_at,
-        )
-        for r in repos
-    )
-    problems = tuple(
-        ProblemRow(
-            str(s.repo),
-            s.pkgname,
-            s.version,
-            str(s.state),
-            s.state.letter,
-            s.reason,
-            log_href(s.job_id),
-        )
-        for s in packages
-        if s.state is not PkgState.PUBLISHED
-    )
-    history = tuple(
-        (
-            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.time)),
-            f"{e.repo} {e.pkgname} {e.version}: {e.kind} ({e.message})".replace("  ", " "),
-            log_href(e.job_id),
-        )
-        for e in events
-    )
-    return SiteModel(title, _iso(now), rows, problems, history, tuple(s.value for s in PkgState))
+GZIP_MIN_BYTES = 8 * 1024  # larger pages get a .gz twin for nginx's gzip_static
+LOG_GZIP_BYTES = 256 * 1024
+MANIFEST = ".manifest.json"
 
 
 class SiteWriter:
     def __init__(self, out_dir: Path, templates: Path = TEMPLATES_DIR) -> None:
         self.out_dir = out_dir
+        self.templates = templates
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(templates)),
-            autoescape=jinja2.select_autoescape(["html", "xml", "atom"]),
+            autoescape=jinja2.select_autoescape(["html", "xml", "atom", "svg"]),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
             auto_reload=False,
         )
-        self.templates = templates
-        self.written = 0  # files written in total, for tests and metrics
+        self._last_input: SiteInput | None = None
+        self._pages: dict[str, Page] = {}
+        self._updated: dict[str, str] = {}
+        self._manifest = self._read_manifest()
+        logs = out_dir / "logs"
+        self._logs = {p.name for p in logs.iterdir()} if logs.is_dir() else set()
+        self.written = 0  # files written since start (tests, metrics)
+        self.rendered = 0  # templates rendered since start
 
-    def render(self, model: SiteModel) -> None:
-        self._write("index.html", self.env.get_template("index.html").render(site=model).encode())
+    # --- pages ---------------------------------------------------------------
+    def render(self, site: SiteInput, now: float) -> bool:
+        """Bring the site up to date with `site`; False when nothing had changed."""
+        if site == self._last_input:
+            return False
+        pages = build_pages(site)
+        for path, page in pages.items():
+            if self._pages.get(path) == page:
+                continue
+            self._updated[path] = iso(now)
+            template = self.env.get_template(page.template)
+            text = template.render(
+                page=page, d=page.data, root=page.root, updated=self._updated[path], states=STATES
+            )
+            self.rendered += 1
+            self._write(path, text.encode())
+        files = set(pages)
+        self._write("status.json", status_json(site, None))
+        files.add("status.json")
+        for branch in site.branches:
+            path = f"status/{branch.name}.json"
+            self._write(path, status_json(site, branch))
+            files.add(path)
         static = self.templates / "static"
-        if static.is_dir():
-            for source in sorted(static.iterdir()):
-                self._write(f"static/{source.name}", source.read_bytes())
+        for source in sorted(static.iterdir()) if static.is_dir() else []:
+            self._write(f"static/{source.name}", source.read_bytes())
+            files.add(f"static/{source.name}")
+        for stale in sorted(self._manifest - files):
+            target = safe_join(self.out_dir, stale)
+            remove(target)
+            remove(target.with_name(target.name + ".gz"))
+        if files != self._manifest:
+            self._manifest = files
+            write_bytes(self.out_dir / MANIFEST, json.dumps(sorted(files)).encode())
+        self._pages = pages
+        self._last_input = site
+        return True
+
+    def write_metrics(self, text: str) -> None:
+        """The heartbeat file: written every pass."""
+        write_bytes(self.out_dir / "metrics.prom", text.encode())
 
     def copy_logs(self, jobs: list[JobObservation]) -> None:
         """Make the logs of finished jobs readable from the site (once each)."""
         for job in jobs:
-            if not job.log_path or job.status.is_live:
-                continue
-            target = safe_join(self.out_dir, "logs", f"{job.key.job_id}.log")
-            if target.exists():
+            name = f"{job.key.job_id}.log"
+            if not job.log_path or job.status.is_live or name in self._logs:
                 continue
             source = Path(job.log_path)
-            if not source.is_file():
+            try:
+                data = source.read_bytes()
+            except OSError:
                 continue
-            data = source.read_bytes()
+            target = safe_join(self.out_dir, "logs", name)
             write_bytes(target, data)
-            if len(data) > LOG_INLINE_LIMIT:
-                write_bytes(target.with_name(target.name + ".gz"), gzip.compress(data, mtime=0))
+            if len(data) > LOG_GZIP_BYTES:
+                write_bytes(target.with_name(name + ".gz"), gzip.compress(data, mtime=0))
+            self._logs.add(name)
 
+    # --- files ----------------------------------------------------------------
     def _write(self, relpath: str, data: bytes) -> None:
         target = safe_join(self.out_dir, relpath)
         try:
@@ -151,10 +120,15 @@ class SiteWriter:
             pass
         write_bytes(target, data)
         self.written += 1
+        twin = target.with_name(target.name + ".gz")
+        if len(data) >= GZIP_MIN_BYTES and not relpath.startswith("static/"):
+            write_bytes(twin, gzip.compress(data, compresslevel=6, mtime=0))
+        else:
+            remove(twin)
 
-    def clear(self) -> None:
-        shutil.rmtree(self.out_dir, ignore_errors=True)
-
-
-def _iso(now: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    def _read_manifest(self) -> set[str]:
+        try:
+            names = json.loads((self.out_dir / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return set()
+        return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()

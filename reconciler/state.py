@@ -25,6 +25,7 @@ from .model import Event, PkgState, PkgStatus, RepoPhase, RepoStatus
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+RECENT_EVENTS = 100  # kept in memory for the site and the feeds
 
 
 class StateStore:
@@ -39,6 +40,7 @@ class StateStore:
         self.last_states: dict[str, str] = dict(cache.get("states", {}))
         self.last_phases: dict[str, str] = dict(cache.get("phases", {}))
         self._saved = self._snapshot()
+        self._recent = self._read_recent_events(RECENT_EVENTS)
 
     def _load_cache(self) -> dict[str, Any]:
         try:
@@ -120,14 +122,19 @@ class StateStore:
     def append_events(self, events: list[Event]) -> None:
         if not events:
             return
+        self._recent = (list(reversed(events)) + self._recent)[:RECENT_EVENTS]
         lines = "".join(json.dumps(asdict(e), sort_keys=True) + "\n" for e in events)
         with open(self.events_path, "a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()
             os.fsync(handle.fileno())
 
-    def recent_events(self, limit: int = 50) -> list[Event]:
-        """The newest events, newest first; a torn last line is skipped."""
+    def recent_events(self) -> tuple[Event, ...]:
+        """The newest events, newest first (from memory)."""
+        return tuple(self._recent)
+
+    def _read_recent_events(self, limit: int) -> list[Event]:
+        """The newest events in the history file, newest first; torn lines skipped."""
         try:
             with open(self.events_path, "rb") as handle:
                 handle.seek(0, os.SEEK_END)
@@ -141,7 +148,7 @@ class StateStore:
             try:
                 data = json.loads(line)
                 events.append(Event(**data))
-            except (ValueError, TypeError):
+            except (ValueError, TypeError):  # a line torn by a crash, or of another schema
                 continue
             if len(events) >= limit:
                 break
