@@ -83,8 +83,10 @@ class PackageSection:
     url: str
     path: str
     cells: tuple[tuple[Cell, str, str, str, str], ...]  # cell, desired, wip, final, log
-    deps: tuple[DepLink, ...]
-    rdeps: tuple[DepLink, ...]
+    deps: tuple[DepLink, ...]  # with their states
+    # Without states: a package's state change must not rewrite the pages of
+    # everything it depends on (their pages list it here).
+    rdeps: tuple[tuple[str, str], ...]  # (name, href)
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,7 +364,9 @@ def _section(
         path=path,
         cells=tuple(cells),
         deps=tuple(link(sr, n) for sr, n in sorted(deps)),
-        rdeps=tuple(link(sr, n) for sr, n in sorted(reverse)),
+        rdeps=tuple(
+            (n + (f" ({sr})" if sr else ""), package_href(branch, n)) for sr, n in sorted(reverse)
+        ),
     )
 
 
