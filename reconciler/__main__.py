@@ -79,7 +79,7 @@ def cmd_apkbuild(args: argparse.Namespace) -> int:
         path = Path(name)
         file = path / "APKBUILD" if path.is_dir() else path
         try:
-            text = file.read_text(encoding="utf-8")
+            text = file.read_bytes().decode("utf-8")
             rel = f"{file.parent.name}/APKBUILD"
             result[name] = to_json(parse_apkbuild(text, rel))
         except (OSError, UnicodeDecodeError, ApkbuildError) as exc:

@@ -169,8 +169,8 @@ def _read_config(r: NodeReader, root: yaml.Node | None) -> Config | None:
         "top level",
         {"paths", "branches", "splitrepos", "jobs", "builder", "retries", "loop", "keys", "site"},
     )
+    branches = _read_branches(r, top.get("branches"))  # first: a missing list is on line 1
     paths = _read_paths(r, top.get("paths"))
-    branches = _read_branches(r, top.get("branches"))
     splitrepos = tuple(
         r.str_list(top.get("splitrepos"), "splitrepos", ["systemd"], check=is_safe_name)
     )
@@ -277,6 +277,8 @@ def _read_paths(r: NodeReader, node: yaml.Node | None) -> PathsConfig:
 
 def _read_branches(r: NodeReader, node: yaml.Node | None) -> tuple[BranchConfig, ...]:
     items = r.sequence(node, "branches", required=True)
+    if node is not None and isinstance(node, yaml.SequenceNode) and not items:
+        r.error(node, "branches: expected at least one branch")
     branches: list[BranchConfig] = []
     seen: set[str] = set()
     for index, item in enumerate(items):
@@ -295,15 +297,14 @@ def _read_branches(r: NodeReader, node: yaml.Node | None) -> tuple[BranchConfig,
         if len(set(arches)) != len(arches):
             r.error(m.get("arches") or item, f"{where}.arches: an arch is listed twice")
         apk_version = r.choice(m.get("apk_version"), f"{where}.apk_version", "3.0", ("3.0", "2.14"))
+        ignore_errors = r.boolean(m.get("ignore_errors"), f"{where}.ignore_errors", False)
         if name and pmaports is not None and arches:
             branches.append(
                 BranchConfig(
                     name=name,
                     pmaports=pmaports,
                     arches=tuple(arches),
-                    ignore_errors=r.boolean(
-                        m.get("ignore_errors"), f"{where}.ignore_errors", False
-                    ),
+                    ignore_errors=ignore_errors,
                     apk_version=apk_version,
                 )
             )

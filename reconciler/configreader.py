@@ -151,6 +151,9 @@ class NodeReader:
         return default
 
     def path(self, node: yaml.Node | None, where: str, default: T) -> Path | T:
+        if node is not None and (_is_null(node) or node.value == ""):
+            self.error(node, f"{where}: expected a path, got an empty value")
+            return self.base / default if isinstance(default, Path) else default
         value = self.string(node, where, None if default is None else "")
         if not value:
             return self.base / default if isinstance(default, Path) else default

@@ -95,7 +95,8 @@ class DesiredReader:
 
 def _parse_file(file: Path, rel: str, splitrepo: str, mtime_ns: int) -> ParsedFile:
     try:
-        text = file.read_text(encoding="utf-8")
+        # Bytes, then decode: read_text would turn CRLF into LF and hide it.
+        text = file.read_bytes().decode("utf-8")
         return ParsedFile(rel, splitrepo, parse_apkbuild(text, f"{rel}/APKBUILD"), "", mtime_ns)
     except UnicodeDecodeError as exc:
         reason = f"{rel}/APKBUILD: not UTF-8 text ({exc.reason} at byte {exc.start})"
@@ -127,10 +128,16 @@ def resolve_branch(branch: BranchConfig, files: list[ParsedFile], commit: str) -
             )
             continue
         repo_files[name] = parsed
+    # A dependency on a package whose APKBUILD is broken must wait for it, not be
+    # mistaken for an Alpine package: such names resolve to the broken package.
+    broken_names = {b.pkgname: b for b in broken}
     repos: dict[RepoKey, dict[str, PkgSpec]] = {}
     native = branch.native_arch
     for arch in branch.arches:
         providers = {sr: _provider_map(pfs, arch, mode) for sr, pfs in by_repo.items()}
+        for b in broken_names.values():
+            sr = b.path.split("/")[1] if b.path.startswith("extra-repos/") else ""
+            providers.setdefault(sr, {}).setdefault(b.pkgname, (b.pkgname, ""))
         native_providers = _provider_map(by_repo.get("", {}), native, mode)
         cross_tools = _cross_tools(by_repo.get("", {}), native, arch) if arch != native else ()
         for splitrepo, repo_files in sorted(by_repo.items()):

@@ -257,11 +257,14 @@ class _Planner:
 
     def _missing_deps(self, spec: PkgSpec, branch: BranchOrder) -> list[str]:
         missing: list[str] = []
+        desired = self.desired.get(spec.repo.branch)
+        broken = {b.pkgname for b in desired.broken} if desired else set()
         for dep in spec.build_deps:
             dep_spec = self._desired_spec(dep.repo, dep.pkgname)
-            if dep_spec is not None and not self._available(
-                dep.repo, dep.pkgname, dep_spec.version, final_only=False
-            ):
+            if dep_spec is None:
+                if dep.pkgname in broken:
+                    missing.append(f"{dep.pkgname} (its APKBUILD is broken)")
+            elif not self._available(dep.repo, dep.pkgname, dep_spec.version, final_only=False):
                 missing.append(dep.pkgname)
         native = RepoKey(spec.repo.branch, "", branch.arches[0])
         for name in spec.native_deps:

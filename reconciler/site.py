@@ -16,9 +16,9 @@ from pathlib import Path
 
 import jinja2
 
-from .atomicfile import remove, safe_join, write_bytes
+from .atomicfile import remove, safe_join, write_batch, write_bytes
 from .model import JobObservation
-from .sitemodel import STATES, SiteInput, iso
+from .sitemodel import NO_CELL_HTML, STATES, SiteInput, iso
 from .sitepages import Page, build_pages, status_json
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class SiteWriter:
         self._manifest = self._read_manifest()
         logs = out_dir / "logs"
         self._logs = {p.name for p in logs.iterdir()} if logs.is_dir() else set()
+        self._pending: list[tuple[Path, bytes]] = []
         self.written = 0  # files written since start (tests, metrics)
         self.rendered = 0  # templates rendered since start
 
@@ -56,6 +57,7 @@ class SiteWriter:
         """Bring the site up to date with `site`; False when nothing had changed."""
         if site == self._last_input:
             return False
+        self._pending = []
         pages = build_pages(site)
         for path, page in pages.items():
             if self._pages.get(path) == page:
@@ -63,7 +65,12 @@ class SiteWriter:
             self._updated[path] = iso(now)
             template = self.env.get_template(page.template)
             text = template.render(
-                page=page, d=page.data, root=page.root, updated=self._updated[path], states=STATES
+                page=page,
+                d=page.data,
+                root=page.root,
+                updated=self._updated[path],
+                states=STATES,
+                none_cell=NO_CELL_HTML,
             )
             self.rendered += 1
             self._write(path, text.encode())
@@ -78,6 +85,8 @@ class SiteWriter:
         for source in sorted(static.iterdir()) if static.is_dir() else []:
             self._write(f"static/{source.name}", source.read_bytes())
             files.add(f"static/{source.name}")
+        write_batch(self._pending)
+        self._pending = []
         for stale in sorted(self._manifest - files):
             target = safe_join(self.out_dir, stale)
             remove(target)
@@ -118,11 +127,11 @@ class SiteWriter:
                 return
         except FileNotFoundError:
             pass
-        write_bytes(target, data)
+        self._pending.append((target, data))
         self.written += 1
         twin = target.with_name(target.name + ".gz")
         if len(data) >= GZIP_MIN_BYTES and not relpath.startswith("static/"):
-            write_bytes(twin, gzip.compress(data, compresslevel=6, mtime=0))
+            self._pending.append((twin, gzip.compress(data, compresslevel=6, mtime=0)))
         else:
             remove(twin)
 

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from html import escape
 
 from .model import (
     Event,
@@ -30,6 +31,7 @@ from .planwords import describe_actions
 
 STATES = tuple(PkgState)
 PROBLEM_STATES = frozenset(s for s in PkgState if s.is_problem)
+PROBLEM_NAMES = frozenset(str(s) for s in PROBLEM_STATES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,52 @@ class Cell:
     letter: str
     version: str
     reason: str
+    title: str  # the tooltip: "arch: state version: reason"
+    # The grid cell as escaped HTML, built once per pass and reused by the branch
+    # grid and every package page that lists this package (templates print it
+    # with |safe: every value in it went through html.escape here).
+    html: str
+
+    @property
+    def problem(self) -> bool:
+        return self.state in PROBLEM_NAMES
+
+
+NO_CELL_HTML = '<td class="cell none" title="not built for this arch">·</td>'
+
+
+def make_cell(status: PkgStatus) -> Cell:
+    state = str(status.state)
+    title = f"{status.repo.arch}: {state} {status.version}"
+    if status.reason:
+        title += f": {status.reason}"
+    html = (
+        f'<td class="cell s-{state}" title="{escape(title)}">'
+        f'<span class="letter">{status.state.letter}</span></td>'
+    )
+    return Cell(
+        status.repo.arch, state, status.state.letter, status.version, status.reason, title, html
+    )
+
+
+CellTable = dict[tuple[str, str, str], tuple["Cell | None", ...]]
+
+
+def cell_table(site: SiteInput) -> CellTable:
+    """(branch, splitrepo, pkgname) -> one Cell (or None) per arch of the branch."""
+    arches = {b.name: {a: i for i, a in enumerate(b.arches)} for b in site.branches}
+    rows: dict[tuple[str, str, str], list[Cell | None]] = {}
+    for status in site.plan.packages:
+        repo = status.repo
+        positions = arches.get(repo.branch)
+        if positions is None or repo.arch not in positions:
+            continue
+        key = (repo.branch, repo.splitrepo, status.pkgname)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = [None] * len(positions)
+        row[positions[repo.arch]] = make_cell(status)
+    return {key: tuple(row) for key, row in rows.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,30 +302,22 @@ def repo_row(repo: RepoStatus, members: list[PkgStatus]) -> RepoRow:
     )
 
 
-def grid_rows(site: SiteInput, branch: BranchInfo) -> tuple[GridRow, ...]:
-    by_package: dict[tuple[str, str], dict[str, PkgStatus]] = {}
-    for status in site.plan.packages:
-        if status.repo.branch == branch.name:
-            key = (status.pkgname, status.repo.splitrepo)
-            by_package.setdefault(key, {})[status.repo.arch] = status
+def grid_rows(branch: BranchInfo, cells: CellTable) -> tuple[GridRow, ...]:
     rows = []
-    for (pkgname, splitrepo), per_arch in sorted(by_package.items()):
-        cells = tuple(
-            Cell(arch, str(s.state), s.state.letter, s.version, s.reason)
-            if (s := per_arch.get(arch)) is not None
-            else None
-            for arch in branch.arches
-        )
-        present = {s.state for s in per_arch.values()}
+    problems = {str(s) for s in PROBLEM_STATES}
+    for (name, splitrepo, pkgname), row in sorted(cells.items(), key=lambda i: (i[0][2], i[0][1])):
+        if name != branch.name:
+            continue
+        present = {c.state for c in row if c is not None}
         rows.append(
             GridRow(
                 pkgname=pkgname,
                 splitrepo=splitrepo,
                 href=package_href(branch.name, pkgname),
-                cells=cells,
-                states=" ".join(sorted(str(s) for s in present)),
-                arches=" ".join(a for a in branch.arches if a in per_arch),
-                problem=bool(present & PROBLEM_STATES),
+                cells=row,
+                states=" ".join(sorted(present)),
+                arches=" ".join(c.arch for c in row if c is not None),
+                problem=bool(present & problems),
             )
         )
     return tuple(rows)

@@ -19,11 +19,13 @@ from .sitemodel import (
     BranchInfo,
     BranchSummary,
     Cell,
+    CellTable,
     EventRow,
     GridRow,
     JobRow,
     SiteInput,
     branch_summaries,
+    cell_table,
     event_row,
     failures,
     grid_rows,
@@ -84,9 +86,6 @@ class PackageSection:
     path: str
     cells: tuple[tuple[Cell, str, str, str, str], ...]  # cell, desired, wip, final, log
     deps: tuple[DepLink, ...]  # with their states
-    # Without states: a package's state change must not rewrite the pages of
-    # everything it depends on (their pages list it here).
-    rdeps: tuple[tuple[str, str], ...]  # (name, href)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +95,9 @@ class PackageData:
     arches: tuple[str, ...]
     sections: tuple[PackageSection, ...]
     history: tuple[JobRow, ...]
+    # Without states: a package's state change must not rewrite the pages of
+    # everything it depends on (their pages list it here).
+    rdeps: tuple[tuple[str, str], ...]  # (name, href)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +148,7 @@ class TextData:
 
 def build_pages(site: SiteInput) -> dict[str, Page]:
     summaries = branch_summaries(site)
+    cells = cell_table(site)
     badge = badge_state(site)
     events = tuple(event_row(e) for e in site.events[:30])
     running = running_jobs(site)
@@ -180,10 +183,10 @@ def build_pages(site: SiteInput) -> dict[str, Page]:
             "branch.html",
             "../",
             f"{site.title}: {branch.name}",
-            BranchData(summary, branch.arches, grid_rows(site, branch)),
+            BranchData(summary, branch.arches, grid_rows(branch, cells)),
         )
         pages[f"feeds/{branch.name}.atom"] = Page("feed.atom", "", "", feed_data(site, branch))
-    pages.update(package_pages(site))
+    pages.update(package_pages(site, cells))
     return pages
 
 
@@ -284,15 +287,14 @@ def feed_data(site: SiteInput, branch: BranchInfo | None) -> FeedData:
     )
 
 
-def package_pages(site: SiteInput) -> dict[str, Page]:
+def package_pages(site: SiteInput, cells: CellTable) -> dict[str, Page]:
     by_name: dict[tuple[str, str], dict[RepoKey, PkgStatus]] = defaultdict(dict)
     for status in site.plan.packages:
         by_name[(status.repo.branch, status.pkgname)][status.repo] = status
-    states = {(s.repo, s.pkgname): s for s in site.plan.packages}
-    rdeps: dict[tuple[RepoKey, str], set[tuple[RepoKey, str]]] = defaultdict(set)
+    rdeps: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
     for (repo, name), spec in site.specs.items():
         for dep in spec.build_deps:
-            rdeps[(dep.repo, dep.pkgname)].add((repo, name))
+            rdeps[(repo.branch, dep.pkgname)].add((repo.splitrepo, name))
     history: dict[tuple[str, str], list[JobRow]] = defaultdict(list)
     for job in sorted(site.jobs, key=lambda j: (j.submitted_at, j.key), reverse=True):
         intent = job.key.intent
@@ -306,15 +308,22 @@ def package_pages(site: SiteInput) -> dict[str, Page]:
         arches = arches_of.get(branch, ())
         sections = []
         for splitrepo in sorted({r.splitrepo for r in per_repo}):
-            sections.append(
-                _section(site, branch, splitrepo, pkgname, arches, per_repo, states, rdeps)
-            )
+            sections.append(_section(site, branch, splitrepo, pkgname, arches, per_repo, cells))
+        reverse = rdeps.get((branch, pkgname), set())
         pages[package_href(branch, pkgname)] = Page(
             "package.html",
             "../../",
             f"{pkgname} ({branch})",
             PackageData(
-                branch, pkgname, arches, tuple(sections), tuple(history[(branch, pkgname)])
+                branch,
+                pkgname,
+                arches,
+                tuple(sections),
+                tuple(history[(branch, pkgname)]),
+                tuple(
+                    (n + (f" ({sr})" if sr else ""), package_href(branch, n))
+                    for sr, n in sorted(reverse)
+                ),
             ),
         )
     return pages
@@ -327,35 +336,28 @@ def _section(
     pkgname: str,
     arches: tuple[str, ...],
     per_repo: dict[RepoKey, PkgStatus],
-    states: dict[tuple[RepoKey, str], PkgStatus],
-    rdeps: dict[tuple[RepoKey, str], set[tuple[RepoKey, str]]],
+    table: CellTable,
 ) -> PackageSection:
     cells = []
     deps: dict[tuple[str, str], None] = {}
-    reverse: dict[tuple[str, str], None] = {}
     description = url = path = ""
-    for arch in arches:
-        repo = RepoKey(branch, splitrepo, arch)
-        status = per_repo.get(repo)
-        if status is None:
+    own = table.get((branch, splitrepo, pkgname), ())
+    for cell in own:
+        if cell is None:
             continue
+        repo = RepoKey(branch, splitrepo, cell.arch)
+        status = per_repo[repo]
         spec = site.specs.get((repo, pkgname))
         wip, final = site.versions.get((repo, pkgname), ("", ""))
-        cell = Cell(arch, str(status.state), status.state.letter, status.version, status.reason)
         cells.append((cell, status.version, wip, final, log_href(None, status.job_id)))
         if spec is not None:
             description, url, path = spec.description, spec.url, spec.path
             for dep in spec.build_deps:
                 deps[(dep.repo.splitrepo, dep.pkgname)] = None
-        for rrepo, rname in rdeps.get((repo, pkgname), ()):
-            reverse[(rrepo.splitrepo, rname)] = None
 
     def link(sr: str, name: str) -> DepLink:
-        row = []
-        for arch in arches:
-            s = states.get((RepoKey(branch, sr, arch), name))
-            row.append(Cell(arch, str(s.state), s.state.letter, s.version, s.reason) if s else None)
-        return DepLink(name + (f" ({sr})" if sr else ""), package_href(branch, name), tuple(row))
+        row = table.get((branch, sr, name), (None,) * len(arches))
+        return DepLink(name + (f" ({sr})" if sr else ""), package_href(branch, name), row)
 
     return PackageSection(
         repo_label=f"extra-repos/{splitrepo}" if splitrepo else "main",
@@ -364,9 +366,6 @@ def _section(
         path=path,
         cells=tuple(cells),
         deps=tuple(link(sr, n) for sr, n in sorted(deps)),
-        rdeps=tuple(
-            (n + (f" ({sr})" if sr else ""), package_href(branch, n)) for sr, n in sorted(reverse)
-        ),
     )
 
 
@@ -419,4 +418,4 @@ def status_json(site: SiteInput, branch: BranchInfo | None) -> bytes:
             if s.repo.branch in names
         ],
     }
-    return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
+    return (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()

@@ -48,6 +48,8 @@ def parse_trigger(name: str, raw: bytes) -> Trigger:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise TriggerError(f"{name}: not a JSON document: {exc}") from exc
+    except RecursionError as exc:
+        raise TriggerError(f"{name}: JSON nested too deeply") from exc
     if not isinstance(data, dict):
         raise TriggerError(f"{name}: expected a JSON object")
     kind = data.get("type")
@@ -117,7 +119,9 @@ class TriggerDir:
             if name.startswith(".") or name.endswith((".tmp", ".part")) or not path.is_file():
                 continue
             try:
-                trigger = parse_trigger(name, path.read_bytes())
+                with open(path, "rb") as handle:  # never more than the limit in memory
+                    raw = handle.read(MAX_TRIGGER_BYTES + 1)
+                trigger = parse_trigger(name, raw)
             except (TriggerError, OSError) as exc:
                 self._reject(path, str(exc))
                 continue

@@ -9,6 +9,7 @@ import pytest
 from reconciler.model import (
     ApkInfo,
     BranchDesired,
+    BrokenPackage,
     CollectBuild,
     DepRef,
     IndexView,
@@ -107,12 +108,13 @@ class Case:
     rejected: dict[str, str] = field(default_factory=dict)
     max_parallel: int = 4
     arches: tuple[str, ...] = ("x86_64",)
+    broken: tuple[BrokenPackage, ...] = ()
 
     def run(self) -> Plan:
         repos: dict[RepoKey, dict[str, PkgSpec]] = {}
         for s in self.specs:
             repos.setdefault(s.repo, {})[s.pkgname] = s
-        desired = {"main": BranchDesired("main", "c0ffee", repos)}
+        desired = {"main": BranchDesired("main", "c0ffee", repos, self.broken)}
         observed = ObservedState(self.repos, {j.key: j for j in self.jobs}, self.rejected)
         settings = PlanSettings(
             (BranchOrder("main", self.arches),), (), self.max_parallel, 3, 60, 600
@@ -300,3 +302,13 @@ def test_stale_wip_versions_are_pruned() -> None:
 def test_plan_is_deterministic() -> None:
     case = Case([spec("a"), spec("b", deps=("a",))], jobs=[job("a", JobStatus.FAILED)])
     assert case.run() == case.run()
+
+
+def test_dependency_on_a_broken_apkbuild_waits_for_it() -> None:
+    broken = (BrokenPackage("main/a", "a", "main/a/APKBUILD: pkgrel: expected a number"),)
+    result = Case([spec("b", deps=("a",))], broken=broken).run()
+    assert states(result)["x86_64/b"] == (
+        PkgState.WAITING,
+        "waiting for a (its APKBUILD is broken)",
+    )
+    assert submitted(result) == []

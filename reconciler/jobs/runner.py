@@ -44,7 +44,7 @@ def run(job_dir: Path) -> int:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            code, status, reason = -9, "timeout", f"no result after {timeout:.0f} s"
+            code, status, reason = -9, "timeout", f"no result after {timeout:g} s"
         ended = time.time()
         log.write(f"\njob ended: {status} {reason} after {ended - started:.1f} s\n".encode())
     result = {"status": status, "exit_code": code, "reason": reason, "ended_at": ended}

@@ -1,0 +1,102 @@
+"""Benchmark: rendering the status site at postmarketOS scale.
+
+Builds a synthetic snapshot of N packages x B branches x A arches (default
+2,000 x 2 x 7), then times, each as the median of several runs: a full render
+into an empty directory, a pass whose snapshot did not change, and a pass after
+one package changed. Prints a table; asserts nothing.
+
+    .venv/bin/python bench/site_render.py [--packages N] [--runs R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from reconciler.model import DepRef, PkgSpec, PkgState, PkgStatus, RepoKey, RepoPhase, RepoStatus
+from reconciler.plan import Plan
+from reconciler.site import SiteWriter
+from reconciler.sitemodel import BranchInfo, SiteInput
+
+ARCHES = ("x86_64", "aarch64", "armv7", "riscv64", "x86", "ppc64le", "loongarch64")
+
+
+def snapshot(packages: int, branches: int, seed: int = 1) -> SiteInput:
+    rng = random.Random(seed)
+    names = [f"pkg-{i:04d}" for i in range(packages)]
+    statuses: list[PkgStatus] = []
+    specs: dict[tuple[RepoKey, str], PkgSpec] = {}
+    repos: list[RepoStatus] = []
+    states = list(PkgState)
+    dep_indices = [rng.sample(range(i), min(i, 3)) for i in range(packages)]
+    for b in range(branches):
+        branch = "main" if b == 0 else f"v2{b}.06"
+        for arch in ARCHES:
+            key = RepoKey(branch, "", arch)
+            repos.append(RepoStatus(key, RepoPhase.PUBLISHED, "", "c0ffee" * 6, "2026-11-24"))
+            for i, name in enumerate(names):
+                deps = tuple(DepRef(key, names[d]) for d in dep_indices[i])
+                state = PkgState.PUBLISHED if rng.random() < 0.97 else rng.choice(states)
+                statuses.append(PkgStatus(key, name, "1.0-r0", state, f"reason {i}", 1, 3, None))
+                specs[(key, name)] = PkgSpec(
+                    key, name, "1.0-r0", f"main/{name}", arch, f"the {name} package",
+                    build_deps=deps,
+                )
+    return SiteInput(
+        title="bench",
+        url="https://build.example.org/",
+        branches=tuple(
+            BranchInfo("main" if b == 0 else f"v2{b}.06", ARCHES, False, "c0ffee" * 6)
+            for b in range(branches)
+        ),
+        plan=Plan((), tuple(statuses), tuple(repos)),
+        specs=specs,
+        versions={},
+        jobs=(),
+        events=(),
+        max_parallel=4,
+    )
+
+
+def timed(action) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--packages", type=int, default=2000)
+    parser.add_argument("--branches", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    site = snapshot(args.packages, args.branches)
+    statuses = site.plan.packages
+    changed_statuses = (replace(statuses[0], state=PkgState.BUILDING, reason="building"),) + statuses[1:]
+    changed = replace(site, plan=replace(site.plan, packages=changed_statuses))
+    full, same, one = [], [], []
+    for _ in range(args.runs):
+        out = Path(tempfile.mkdtemp(prefix="site-bench-"))
+        writer = SiteWriter(out)
+        full.append(timed(lambda w=writer: w.render(site, 1.0)))
+        same.append(timed(lambda w=writer: w.render(site, 2.0)))
+        one.append(timed(lambda w=writer: w.render(changed, 3.0)))
+        files = sum(1 for p in out.rglob("*") if p.is_file())
+        shutil.rmtree(out)
+    print(f"site render: {args.packages} packages x {args.branches} branches x {len(ARCHES)} arches"
+          f" = {len(statuses)} package states, {files} files")
+    print(f"{'case':32} {'median':>10} {'min':>10} {'max':>10}")
+    for label, values in (("full render (empty dir)", full), ("nothing changed", same),
+                          ("one package changed", one)):
+        print(f"{label:32} {statistics.median(values) * 1000:9.1f}ms {min(values) * 1000:9.1f}ms"
+              f" {max(values) * 1000:9.1f}ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,466 @@
+"""pmaports tree -> desired packages: arch filtering, dependency resolution across
+split repos, broken APKBUILDs, the parse cache and the commit of a git checkout."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import reconciler.desired
+from reconciler.apkbuild import Apkbuild, parse_apkbuild
+from reconciler.config import BranchConfig
+from reconciler.desired import DesiredReader
+from reconciler.model import BranchDesired, DepRef, PkgSpec, RepoKey
+
+from .conftest import set_field
+
+ARCHES = ("x86_64", "aarch64", "armv7")
+
+MAIN_PACKAGES = {
+    "x86_64": {
+        "crossdirect", "foo-gui", "foo-utils", "gcc-aarch64", "gcc-armv7", "hello-x86",
+        "libfoo", "postmarketos-base", "postmarketos-mkinitfs", "postmarketos-ui-demo",
+    },
+    "aarch64": {
+        "crossdirect", "device-demo-phone", "firmware-demo", "foo-gui", "foo-utils",
+        "libfoo", "linux-demo", "postmarketos-base", "postmarketos-mkinitfs",
+        "postmarketos-ui-demo",
+    },
+    "armv7": {
+        "crossdirect", "foo-utils", "libfoo", "linux-demo", "postmarketos-base",
+        "postmarketos-mkinitfs",
+    },
+}  # fmt: skip
+SYSTEMD_PACKAGES = {"foo-utils", "postmarketos-base-systemd", "systemd"}
+NOARCH = {"postmarketos-base", "postmarketos-ui-demo", "postmarketos-base-systemd"}
+
+
+def branch_of(tree: Path, name: str = "main") -> BranchConfig:
+    return BranchConfig(name=name, pmaports=tree, arches=ARCHES)
+
+
+def read(tree: Path, reader: DesiredReader | None = None) -> BranchDesired:
+    return (reader or DesiredReader(("systemd",))).read_branch(branch_of(tree))
+
+
+def main_repo(arch: str) -> RepoKey:
+    return RepoKey("main", "", arch)
+
+
+def systemd_repo(arch: str) -> RepoKey:
+    return RepoKey("main", "systemd", arch)
+
+
+@pytest.fixture
+def desired(pmaports: Path) -> BranchDesired:
+    return read(pmaports)
+
+
+def spec(desired: BranchDesired, repo: RepoKey, name: str) -> PkgSpec:
+    return desired.repos[repo][name]
+
+
+# --- package sets ----------------------------------------------------------------
+
+
+def test_repositories_and_package_sets(desired: BranchDesired) -> None:
+    assert desired.branch == "main"
+    assert desired.commit == ""  # a plain directory
+    assert desired.broken == ()
+    assert set(desired.repos) == {main_repo(a) for a in ARCHES} | {systemd_repo(a) for a in ARCHES}
+    for arch in ARCHES:
+        assert set(desired.repos[main_repo(arch)]) == MAIN_PACKAGES[arch], arch
+        assert set(desired.repos[systemd_repo(arch)]) == SYSTEMD_PACKAGES, arch
+        for repo in (main_repo(arch), systemd_repo(arch)):
+            for name, pkg in desired.repos[repo].items():
+                assert (pkg.pkgname, pkg.repo) == (name, repo)
+
+
+def test_archived_devices_never_appear(desired: BranchDesired) -> None:
+    for specs in desired.repos.values():
+        assert "device-old-phone" not in specs
+        assert not any(s.path.startswith("device/archived/") for s in specs.values())
+    assert desired.broken == ()
+
+
+def test_unconfigured_split_repos_are_ignored(pmaports: Path) -> None:
+    without = DesiredReader(()).read_branch(branch_of(pmaports))
+    assert set(without.repos) == {main_repo(a) for a in ARCHES}
+    assert without.repos == {k: v for k, v in read(pmaports).repos.items() if not k.splitrepo}
+
+
+def test_versions_paths_and_fields(desired: BranchDesired) -> None:
+    libfoo = spec(desired, main_repo("x86_64"), "libfoo")
+    assert (libfoo.version, libfoo.path, libfoo.pkgarch) == ("1.2.3-r1", "main/libfoo", "x86_64")
+    assert libfoo.license == "LGPL-2.1-or-later"
+    assert libfoo.maintainer == "Jane Doe <jane@example.org>"
+    base = spec(desired, main_repo("armv7"), "postmarketos-base")
+    assert base.depends == ("foo-utils", "busybox")
+    assert base.version == "32-r1"
+    gcc = spec(desired, main_repo("x86_64"), "gcc-aarch64")
+    assert (gcc.version, gcc.path) == ("13.2.1_p20240113-r0", "cross/gcc-aarch64")
+    assert gcc.options == ("!check", "!strip")
+
+
+def test_systemd_foo_utils_is_a_separate_package(desired: BranchDesired) -> None:
+    for arch in ARCHES:
+        main = spec(desired, main_repo(arch), "foo-utils")
+        fork = spec(desired, systemd_repo(arch), "foo-utils")
+        assert (main.version, main.path) == ("0.9.1_git20250101-r0", "main/foo-utils")
+        assert (fork.version, fork.path) == ("999948.0-r0", "extra-repos/systemd/foo-utils")
+        assert fork.depends == ("libfoo", "systemd")
+        assert [s.name for s in main.subpackages] == ["foo-utils-doc"]
+        assert fork.subpackages == ()
+        # The fork builds against systemd from its own repo and libfoo from main.
+        assert set(fork.build_deps) == {
+            DepRef(main_repo(arch), "libfoo"),
+            DepRef(systemd_repo(arch), "systemd"),
+        }
+        assert main.build_deps == (DepRef(main_repo(arch), "libfoo"),)
+
+
+# --- dependency resolution -------------------------------------------------------
+
+
+def test_device_build_deps_go_through_the_versioned_provide(desired: BranchDesired) -> None:
+    phone = spec(desired, main_repo("aarch64"), "device-demo-phone")
+    assert set(phone.build_deps) == {
+        DepRef(main_repo("aarch64"), "postmarketos-base"),
+        DepRef(main_repo("aarch64"), "linux-demo"),
+        DepRef(main_repo("aarch64"), "postmarketos-mkinitfs"),  # depends="... mkinitfs"
+    }
+    assert len(phone.build_deps) == 3
+    assert phone.depends == ("postmarketos-base", "linux-demo", "mkinitfs")
+
+
+def test_unsatisfied_versioned_dependency_is_external(pmaports: Path) -> None:
+    set_field(
+        pmaports / "device/main/device-demo-phone/APKBUILD",
+        "depends",
+        '"postmarketos-base linux-demo mkinitfs>=99"',
+    )
+    phone = spec(read(pmaports), main_repo("aarch64"), "device-demo-phone")
+    assert {d.pkgname for d in phone.build_deps} == {"postmarketos-base", "linux-demo"}
+
+
+def test_dev_subpackage_resolves_to_its_origin(desired: BranchDesired) -> None:
+    for arch in ARCHES:
+        foo = spec(desired, main_repo(arch), "foo-utils")
+        assert foo.build_deps == (DepRef(main_repo(arch), "libfoo"),)  # libfoo-dev + libfoo
+    gui = spec(desired, main_repo("x86_64"), "foo-gui")
+    assert set(gui.build_deps) == {
+        DepRef(main_repo("x86_64"), "libfoo"),
+        DepRef(main_repo("x86_64"), "foo-utils"),
+    }
+    assert len(gui.build_deps) == 2  # qt6-qtbase-dev is external
+
+
+def test_split_repo_dependencies_prefer_their_own_repo(desired: BranchDesired) -> None:
+    for arch in ARCHES:
+        base = spec(desired, systemd_repo(arch), "postmarketos-base-systemd")
+        assert set(base.build_deps) == {
+            DepRef(main_repo(arch), "postmarketos-base"),
+            DepRef(systemd_repo(arch), "systemd"),
+            DepRef(systemd_repo(arch), "foo-utils"),
+        }
+        assert DepRef(main_repo(arch), "foo-utils") not in base.build_deps
+        by_name = {d.pkgname: d.repo for d in base.build_deps}
+        assert by_name["foo-utils"] == systemd_repo(arch)
+        assert by_name["postmarketos-base"] == main_repo(arch)
+        # The main repo never depends on a split repo.
+        for pkg in desired.repos[main_repo(arch)].values():
+            assert all(not d.repo.splitrepo for d in pkg.build_deps), pkg.pkgname
+
+
+def test_build_deps_stay_within_the_arch(desired: BranchDesired) -> None:
+    for repo, specs in desired.repos.items():
+        for pkg in specs.values():
+            for dep in pkg.build_deps:
+                assert dep.repo.arch == repo.arch
+                assert dep.pkgname in desired.repos[dep.repo], (pkg.pkgname, dep)
+                assert dep.pkgname != pkg.pkgname
+
+
+def test_native_deps_of_foreign_arches(desired: BranchDesired) -> None:
+    for arch in ARCHES:
+        for repo in (main_repo(arch), systemd_repo(arch)):
+            for pkg in desired.repos[repo].values():
+                if arch == "x86_64":
+                    assert pkg.native_deps == (), pkg.pkgname
+                    continue
+                other = "armv7" if arch == "aarch64" else "aarch64"
+                assert f"gcc-{arch}" in pkg.native_deps, (repo, pkg.pkgname)
+                assert f"gcc-{other}" not in pkg.native_deps, (repo, pkg.pkgname)
+                if pkg.pkgname != "crossdirect":
+                    assert "crossdirect" in pkg.native_deps, (repo, pkg.pkgname)
+                assert pkg.pkgname not in pkg.native_deps
+    assert spec(desired, main_repo("aarch64"), "crossdirect").native_deps == ("gcc-aarch64",)
+
+
+def test_noarch_packages(desired: BranchDesired) -> None:
+    for repo, specs in desired.repos.items():
+        for name, pkg in specs.items():
+            expected = "noarch" if name in NOARCH else repo.arch
+            assert pkg.pkgarch == expected, (repo, name)
+
+
+def test_subpackage_arches(desired: BranchDesired) -> None:
+    for arch in ARCHES:
+        systemd = spec(desired, systemd_repo(arch), "systemd")
+        assert {s.name: s.arch for s in systemd.subpackages} == {
+            "systemd-dev": arch,
+            "systemd-openrc": "noarch",  # explicit systemd-openrc:openrc:noarch
+        }
+        libfoo = spec(desired, main_repo(arch), "libfoo")
+        assert {s.name: s.arch for s in libfoo.subpackages} == {
+            "libfoo-dev": arch,
+            "libfoo-doc": "noarch",
+        }
+        assert libfoo.artifact_names == ("libfoo", "libfoo-dev", "libfoo-doc")
+        base = spec(desired, main_repo(arch), "postmarketos-base")
+        assert {s.name: s.arch for s in base.subpackages} == {"postmarketos-base-openrc": "noarch"}
+    phone = spec(desired, main_repo("aarch64"), "device-demo-phone")
+    (firmware,) = phone.subpackages
+    assert (firmware.name, firmware.arch) == ("device-demo-phone-nonfree-firmware", "aarch64")
+    assert firmware.depends == ("firmware-demo",)
+    assert firmware.description == "GPU/WiFi/BT/Modem/Video firmware"
+
+
+# --- broken APKBUILDs -----------------------------------------------------------
+
+GOOD_APKBUILD = 'pkgname={name}\npkgver=1.0\npkgrel=0\narch="all"\nlicense="MIT"\n'
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "why"),
+    [
+        pytest.param(
+            "bad-syntax",
+            b'pkgname=bad-syntax\npkgver=1.0\npkgrel=0\narch="all\npkgdesc=x\n',
+            "unterminated",
+            id="unterminated-quote",
+        ),
+        pytest.param(
+            "bad-version",
+            GOOD_APKBUILD.format(name="bad-version").replace("1.0", "1.0_foo").encode(),
+            "not a valid apk version",
+            id="bad-version",
+        ),
+        pytest.param(
+            "bad-chars",
+            GOOD_APKBUILD.format(name="bad-chars").replace("1.0", "1.0$(rm)").encode(),
+            "pkgver",
+            id="unsafe-pkgver",
+        ),
+        pytest.param(
+            "bad-name",
+            GOOD_APKBUILD.format(name="other-name").encode(),
+            "does not match the directory",
+            id="pkgname-mismatch",
+        ),
+        pytest.param(
+            "bad-utf8",
+            GOOD_APKBUILD.format(name="bad-utf8").encode() + b'pkgdesc="\xff"\n',
+            "not UTF-8",
+            id="not-utf8",
+        ),
+        pytest.param(
+            "bad-crlf",
+            GOOD_APKBUILD.format(name="bad-crlf").replace("\n", "\r\n").encode(),
+            "CRLF",
+            id="crlf",
+        ),
+    ],
+)
+def test_broken_apkbuild_is_reported_and_the_rest_resolves(
+    pmaports: Path, name: str, content: bytes, why: str
+) -> None:
+    reader = DesiredReader(("systemd",))
+    before = read(pmaports, reader)
+    directory = pmaports / "main" / name
+    directory.mkdir()
+    (directory / "APKBUILD").write_bytes(content)
+    after = read(pmaports, reader)
+    assert len(after.broken) == 1, after.broken
+    (broken,) = after.broken
+    assert (broken.path, broken.pkgname) == (f"main/{name}", name)
+    assert f"main/{name}/APKBUILD" in broken.reason
+    assert why in broken.reason
+    assert after.repos == before.repos
+    assert all(name not in specs for specs in after.repos.values())
+
+
+def test_broken_package_in_a_split_repo(pmaports: Path) -> None:
+    apkbuild = pmaports / "extra-repos/systemd/systemd/APKBUILD"
+    apkbuild.write_text(apkbuild.read_text().replace("pkgver=257.2", 'pkgver="257.2'))
+    desired = read(pmaports)
+    (broken,) = desired.broken
+    assert broken.path == "extra-repos/systemd/systemd"
+    assert "extra-repos/systemd/systemd/APKBUILD" in broken.reason
+    for arch in ARCHES:
+        assert set(desired.repos[systemd_repo(arch)]) == SYSTEMD_PACKAGES - {"systemd"}
+        assert set(desired.repos[main_repo(arch)]) == MAIN_PACKAGES[arch]
+
+
+def test_duplicate_pkgname_in_one_repo_is_broken(pmaports: Path) -> None:
+    shutil.copytree(pmaports / "main/hello-x86", pmaports / "device/community/hello-x86")
+    desired = read(pmaports)
+    (broken,) = desired.broken
+    assert broken.pkgname == "hello-x86"
+    assert "also in" in broken.reason
+    assert spec(desired, main_repo("x86_64"), "hello-x86").path in {
+        "main/hello-x86",
+        "device/community/hello-x86",
+    }
+
+
+# --- the parse cache -------------------------------------------------------------
+
+
+@pytest.fixture
+def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real: Callable[[str, str], Apkbuild] = parse_apkbuild
+
+    def counting(text: str, path: str) -> Apkbuild:
+        calls.append(path)
+        return real(text, path)
+
+    monkeypatch.setattr(reconciler.desired, "parse_apkbuild", counting)
+    return calls
+
+
+def apkbuilds(tree: Path) -> list[str]:
+    """Every APKBUILD the reader should parse, as `dir/APKBUILD` relative to the tree."""
+    return sorted(
+        p.relative_to(tree).as_posix()
+        for p in tree.rglob("APKBUILD")
+        if not p.relative_to(tree).as_posix().startswith("device/archived/")
+    )
+
+
+def test_unchanged_tree_is_not_parsed_again(pmaports: Path, parse_calls: list[str]) -> None:
+    reader = DesiredReader(("systemd",))
+    first = read(pmaports, reader)
+    assert sorted(parse_calls) == apkbuilds(pmaports)
+    assert len(parse_calls) == 16
+    parse_calls.clear()
+    second = read(pmaports, reader)
+    assert parse_calls == []
+    assert second == first
+
+
+def test_touching_one_apkbuild_reparses_only_it(pmaports: Path, parse_calls: list[str]) -> None:
+    reader = DesiredReader(("systemd",))
+    read(pmaports, reader)
+    parse_calls.clear()
+    target = pmaports / "main/libfoo/APKBUILD"
+    stat = target.stat()
+    older = stat.st_mtime_ns - 5_000_000_000  # different, and safely in the past
+    os.utime(target, ns=(older, older))
+    again = read(pmaports, reader)
+    assert parse_calls == ["main/libfoo/APKBUILD"]
+    assert spec(again, main_repo("x86_64"), "libfoo").apkbuild_mtime_ns == older
+
+    # A change of content (and mtime) is seen, and parsed once.
+    parse_calls.clear()
+    set_field(target, "pkgrel", "7")
+    os.utime(target, ns=(older - 10**9, older - 10**9))
+    changed = read(pmaports, reader)
+    assert parse_calls == ["main/libfoo/APKBUILD"]
+    assert spec(changed, main_repo("x86_64"), "libfoo").version == "1.2.3-r7"
+    parse_calls.clear()
+    read(pmaports, reader)
+    assert parse_calls == []
+
+
+def test_new_reader_parses_again(pmaports: Path, parse_calls: list[str]) -> None:
+    read(pmaports, DesiredReader(("systemd",)))
+    read(pmaports, DesiredReader(("systemd",)))
+    assert len(parse_calls) == 32
+
+
+# --- git checkouts ----------------------------------------------------------------
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(cwd),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.org",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.org",
+        "LC_ALL": "C",
+    }
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def checkout(pmaports: Path) -> Path:
+    git(pmaports, "init", "-q", "-b", "master")
+    git(pmaports, "add", "-A")
+    git(pmaports, "commit", "-q", "-m", "initial")
+    return pmaports
+
+
+def test_commit_of_a_git_checkout(checkout: Path) -> None:
+    head = git(checkout, "rev-parse", "HEAD")
+    assert len(head) == 40
+    desired = read(checkout)
+    assert desired.commit == head
+    # .git is not part of the tree: the packages are the same as without git.
+    assert set(desired.repos[main_repo("x86_64")]) == MAIN_PACKAGES["x86_64"]
+    assert desired.broken == ()
+
+    set_field(checkout / "main/libfoo/APKBUILD", "pkgrel", "2")
+    git(checkout, "commit", "-q", "-am", "bump")
+    second = git(checkout, "rev-parse", "HEAD")
+    assert second != head
+    assert read(checkout).commit == second
+
+
+def test_commit_after_pack_refs(checkout: Path) -> None:
+    head = git(checkout, "rev-parse", "HEAD")
+    git(checkout, "pack-refs", "--all")
+    assert not (checkout / ".git/refs/heads/master").exists()
+    assert head in (checkout / ".git/packed-refs").read_text()
+    assert read(checkout).commit == head
+
+
+def test_commit_of_a_detached_head(checkout: Path) -> None:
+    head = git(checkout, "rev-parse", "HEAD")
+    git(checkout, "checkout", "-q", "--detach")
+    assert (checkout / ".git/HEAD").read_text().strip() == head
+    assert read(checkout).commit == head
+
+
+def test_commit_of_a_worktree(checkout: Path, tmp_path: Path) -> None:
+    main_head = git(checkout, "rev-parse", "HEAD")
+    worktree = tmp_path / "worktree"
+    git(checkout, "worktree", "add", "-q", "-b", "topic", str(worktree))
+    assert (worktree / ".git").is_file()
+    assert read(worktree).commit == main_head
+
+    set_field(worktree / "main/libfoo/APKBUILD", "pkgrel", "5")
+    git(worktree, "commit", "-q", "-am", "topic change")
+    topic_head = git(worktree, "rev-parse", "HEAD")
+    assert topic_head != main_head
+    desired = read(worktree)
+    assert desired.commit == topic_head
+    assert spec(desired, main_repo("x86_64"), "libfoo").version == "1.2.3-r5"
+    assert read(checkout).commit == main_head  # the main checkout did not move
+
+    git(checkout, "pack-refs", "--all")
+    assert read(worktree).commit == topic_head
+    assert read(checkout).commit == main_head

@@ -1,0 +1,285 @@
+"""The local job service with real detached job processes: results, timeouts, the
+never-twice guarantee, lost runners and re-attaching after a restart."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.jobs import JobExistsError, JobSpec
+from reconciler.jobs.local import LocalJobService
+from reconciler.model import JobIntent, JobKey, JobKind, JobObservation, JobStatus, RepoKey
+
+from .conftest import wait_until
+
+REPO = RepoKey("main", "", "x86_64")
+WAIT = 15.0  # upper bound for a job that should end almost at once
+
+
+def key(pkgname: str, attempt: int = 1) -> JobKey:
+    return JobKey(JobIntent(JobKind.BUILD, REPO, pkgname, "1.0-r0"), attempt)
+
+
+def spec(job_key: JobKey, script: str, timeout: float = 60.0) -> JobSpec:
+    return JobSpec(job_key, f"#!/bin/bash\n{script}\n", note="test", timeout_seconds=timeout)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "jobs"
+
+
+@pytest.fixture
+def service(root: Path, tmp_path: Path) -> LocalJobService:
+    (tmp_path / "triggers").mkdir()  # the daemon's TriggerDir creates it
+    return LocalJobService(root, tmp_path / "triggers")
+
+
+@pytest.fixture
+def script_groups() -> Iterator[list[int]]:
+    """Process groups of job scripts a test leaves behind on purpose; killed at the end."""
+    groups: list[int] = []
+    yield groups
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def live(root: Path, job_key: JobKey) -> Path:
+    return root / "live" / job_key.job_id
+
+
+def done(root: Path, job_key: JobKey) -> Path:
+    return root / "done" / job_key.job_id
+
+
+def wait_for_status(root: Path, job_key: JobKey) -> dict[str, object]:
+    """Poll the status file the runner writes when the job ends."""
+    status = live(root, job_key) / "status.json"
+    wait_until(status.exists, timeout=WAIT)
+    result: dict[str, object] = json.loads(status.read_text(encoding="utf-8"))
+    return result
+
+
+def observe(service: LocalJobService, job_key: JobKey) -> JobObservation:
+    return service.list_jobs()[job_key]
+
+
+def read_pid(root: Path, job_key: JobKey) -> int:
+    pid_file = live(root, job_key) / "pid"
+    wait_until(pid_file.exists, timeout=WAIT)
+    return int(pid_file.read_text().strip())
+
+
+def parent_pid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])  # fields after "(comm)": state, ppid
+
+
+# --- outcomes ------------------------------------------------------------------------
+
+
+def test_success_moves_to_done_with_its_log(
+    service: LocalJobService, root: Path, tmp_path: Path
+) -> None:
+    job = key("hello")
+    submitted = service.submit(spec(job, "echo hi; echo made > artifacts/out.txt"))
+    assert submitted.status is JobStatus.RUNNING
+    assert submitted.key == job
+    assert submitted.log_path == str(live(root, job) / "log")
+    assert (live(root, job) / "script.sh").read_text().endswith("echo made > artifacts/out.txt\n")
+
+    status = wait_for_status(root, job)
+    assert (status["status"], status["exit_code"], status["reason"]) == ("success", 0, "")
+
+    obs = observe(service, job)
+    assert obs.status is JobStatus.SUCCESS
+    assert obs.reason == ""
+    assert obs.ended_at is not None and obs.ended_at >= obs.submitted_at > 0
+    assert not live(root, job).exists()
+    assert done(root, job).is_dir()
+    assert obs.log_path == str(done(root, job) / "log")
+    assert obs.artifacts_dir == str(done(root, job) / "artifacts")
+    log = Path(obs.log_path).read_text()
+    assert "hi\n" in log
+    assert f"job {job.job_id} started" in log
+    assert (Path(obs.artifacts_dir) / "out.txt").read_text() == "made\n"
+
+    # The runner drops a wake-up file for the loop (just after the status file).
+    wake = tmp_path / "triggers" / f"job-{job.job_id}.json"
+    wait_until(wake.exists, timeout=WAIT)
+    assert json.loads(wake.read_text()) == {"type": "wake", "job": job.job_id}
+
+    # Listing again gives the same answer from done/.
+    assert observe(service, job) == obs
+
+
+def test_inputs_are_placed_beside_the_script(service: LocalJobService, root: Path) -> None:
+    job = key("inputs")
+    job_spec = JobSpec(
+        job, "#!/bin/bash\ncat input.txt\n", note="n", timeout_seconds=60,
+        files={"input.txt": b"from the daemon\n"},
+    )  # fmt: skip
+    service.submit(job_spec)
+    wait_for_status(root, job)
+    obs = observe(service, job)
+    assert obs.status is JobStatus.SUCCESS
+    assert "from the daemon\n" in Path(obs.log_path or "").read_text()
+
+
+def test_failure_reports_the_exit_code(service: LocalJobService, root: Path) -> None:
+    job = key("failing")
+    service.submit(spec(job, "echo trying; exit 3"))
+    status = wait_for_status(root, job)
+    assert (status["status"], status["exit_code"]) == ("failed", 3)
+    obs = observe(service, job)
+    assert obs.status is JobStatus.FAILED
+    assert obs.status.is_failure
+    assert obs.reason == "exit code 3"
+    assert "trying\n" in Path(obs.log_path or "").read_text()
+    assert done(root, job).is_dir()
+
+
+def test_timeout(service: LocalJobService, root: Path) -> None:
+    job = key("slow")
+    service.submit(spec(job, "echo started; sleep 30", timeout=0.5))
+    status = wait_for_status(root, job)
+    assert status["status"] == "timeout"
+    obs = observe(service, job)
+    assert obs.status is JobStatus.TIMEOUT
+    assert obs.reason.startswith("no result after")
+    assert obs.ended_at is not None and obs.ended_at - obs.submitted_at < 10
+    log = Path(obs.log_path or "").read_text()
+    assert "started\n" in log
+    assert "job ended: timeout" in log
+
+
+def test_timeout_reason_names_the_timeout(service: LocalJobService, root: Path) -> None:
+    job = key("slow-reason")
+    service.submit(spec(job, "sleep 30", timeout=0.5))
+    wait_for_status(root, job)
+    assert "0.5" in observe(service, job).reason
+
+
+# --- never twice ------------------------------------------------------------------
+
+
+def test_same_key_cannot_be_submitted_twice(
+    service: LocalJobService, root: Path, tmp_path: Path
+) -> None:
+    job = key("once")
+    gate = tmp_path / "gate"
+    service.submit(spec(job, f"while [ ! -e {gate} ]; do sleep 0.02; done; echo released"))
+    with pytest.raises(JobExistsError):
+        service.submit(spec(job, "echo again"))  # while it runs
+    with pytest.raises(JobExistsError):
+        LocalJobService(root, None).submit(spec(job, "echo again"))  # another instance
+
+    gate.touch()
+    wait_for_status(root, job)
+    assert observe(service, job).status is JobStatus.SUCCESS
+    assert done(root, job).is_dir()
+    with pytest.raises(JobExistsError):
+        service.submit(spec(job, "echo again"))  # finished, in done/
+    with pytest.raises(JobExistsError):
+        LocalJobService(root, None).submit(spec(job, "echo again"))  # a restarted daemon
+
+    # Nothing of the refused submissions ran or stayed behind.
+    log = (done(root, job) / "log").read_text()
+    assert "released\n" in log
+    assert "again" not in log
+    assert sorted(p.name for p in (root / "live").iterdir()) == []
+    # The next attempt is a different job and is accepted.
+    second = key("once", attempt=2)
+    service.submit(spec(second, "echo second"))
+    wait_for_status(root, second)
+    assert observe(service, second).status is JobStatus.SUCCESS
+
+
+def test_finished_job_in_live_is_refused_before_archiving(
+    service: LocalJobService, root: Path
+) -> None:
+    job = key("not-listed")
+    service.submit(spec(job, "true"))
+    wait_for_status(root, job)  # finished, but nobody listed it yet: still in live/
+    assert live(root, job).is_dir()
+    with pytest.raises(JobExistsError):
+        LocalJobService(root, None).submit(spec(job, "true"))
+
+
+# --- lost runners and restarts -------------------------------------------------------
+
+
+def test_killed_runner_is_lost(
+    service: LocalJobService, root: Path, script_groups: list[int]
+) -> None:
+    job = key("victim")
+    service.submit(spec(job, "echo running; sleep 30"))
+    script_pid = read_pid(root, job)
+    script_groups.append(script_pid)  # the script leads its own session
+    runner_pid = parent_pid(script_pid)
+    cmdline = Path(f"/proc/{runner_pid}/cmdline").read_bytes().split(b"\0")
+    assert b"reconciler.jobs.runner" in cmdline
+    assert observe(service, job).status is JobStatus.RUNNING
+
+    os.kill(runner_pid, signal.SIGKILL)
+    wait_until(lambda: observe(service, job).status is JobStatus.LOST, timeout=WAIT)
+    obs = observe(service, job)
+    assert obs.status.is_failure
+    assert "vanished" in obs.reason
+    assert done(root, job).is_dir()
+    status = json.loads((done(root, job) / "status.json").read_text())
+    assert status["status"] == "lost"
+    # A restarted daemon sees the same verdict.
+    assert observe(LocalJobService(root, None), job).status is JobStatus.LOST
+
+
+def test_restarted_service_reattaches(service: LocalJobService, root: Path) -> None:
+    job = key("long")
+    gate = live(root, job) / "gate"
+    service.submit(spec(job, "while [ ! -e gate ]; do sleep 0.02; done; echo finished"))
+    wait_until((live(root, job) / "log").exists, timeout=WAIT)
+
+    restarted = LocalJobService(root, None)
+    obs = observe(restarted, job)
+    assert obs.status is JobStatus.RUNNING
+    assert obs.submitted_at > 0
+    assert obs.log_path == str(live(root, job) / "log")
+    assert list(restarted.list_jobs()) == [job]
+
+    gate.touch()
+    wait_for_status(root, job)
+    finished = observe(restarted, job)
+    assert finished.status is JobStatus.SUCCESS
+    assert finished.submitted_at == obs.submitted_at
+    assert "finished\n" in Path(finished.log_path or "").read_text()
+    assert done(root, job).is_dir()
+    # And a third instance, started after the job ended, finds it in done/.
+    assert observe(LocalJobService(root, None), job) == finished
+
+
+def test_submitted_but_never_started_job_is_started(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon that died between creating the job directory and starting its runner."""
+    service = LocalJobService(root, None)
+    job = key("orphan")
+    started: list[Path] = []
+    monkeypatch.setattr(service, "_start", started.append)
+    service.submit(spec(job, "echo late start"))
+    assert started == [live(root, job)]
+    assert not (live(root, job) / "log").exists()
+
+    restarted = LocalJobService(root, None)
+    assert observe(restarted, job).status is JobStatus.RUNNING
+    wait_for_status(root, job)
+    obs = observe(restarted, job)
+    assert obs.status is JobStatus.SUCCESS
+    log = Path(obs.log_path or "").read_text()
+    assert log.count("late start\n") == 1

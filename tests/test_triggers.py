@@ -1,0 +1,246 @@
+"""The trigger directory: the watchdog observer wakes the loop; drain() sorts what
+arrived into handled, processed/ and rejected/ (with a reason); nothing crashes it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.triggers import (
+    MAX_TRIGGER_BYTES,
+    Trigger,
+    TriggerDir,
+    TriggerError,
+    parse_trigger,
+)
+
+
+@pytest.fixture
+def triggers(tmp_path: Path) -> Iterator[TriggerDir]:
+    trigger_dir = TriggerDir(tmp_path / "triggers")
+    trigger_dir.start()
+    try:
+        yield trigger_dir
+    finally:
+        trigger_dir.stop()
+
+
+def drop(directory: Path, name: str, data: bytes | str) -> Path:
+    """Write a file aside and rename it in, as writers are told to."""
+    raw = data.encode() if isinstance(data, str) else data
+    aside = directory.parent / f"{name}.aside"
+    aside.write_bytes(raw)
+    target = directory / name
+    os.rename(aside, target)
+    return target
+
+
+def names(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir()}
+
+
+# --- the observer --------------------------------------------------------------------
+
+
+def test_renamed_file_wakes_wait(triggers: TriggerDir) -> None:
+    assert triggers.wait(0) is False  # nothing arrived yet
+    drop(triggers.directory, "wake-1.json", '{"type": "wake"}')
+    started = time.monotonic()
+    assert triggers.wait(5) is True
+    assert time.monotonic() - started < 2
+    assert triggers.wait(0) is False  # wait() consumed the wake-up
+
+
+def test_file_created_in_place_wakes_wait(triggers: TriggerDir) -> None:
+    triggers.wait(0)
+    (triggers.directory / "direct.json").write_text('{"type": "wake"}')
+    started = time.monotonic()
+    assert triggers.wait(5) is True
+    assert time.monotonic() - started < 2
+
+
+def test_nothing_arriving_times_out(triggers: TriggerDir) -> None:
+    started = time.monotonic()
+    assert triggers.wait(0.2) is False
+    assert time.monotonic() - started >= 0.19
+
+
+def test_drain_does_not_wake_the_loop_again(triggers: TriggerDir) -> None:
+    drop(triggers.directory, "a-push.json", '{"type": "push", "branch": "main"}')
+    drop(triggers.directory, "b-bad.json", "nope")
+    drop(triggers.directory, "c-wake.json", '{"type": "wake"}')
+    assert triggers.wait(5) is True
+    # Let the observer deliver the events of all three files before draining.
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and triggers.wait(0.1):
+        pass
+    assert [t.name for t in triggers.drain()] == ["a-push.json", "c-wake.json"]
+    # Moving files out (to processed/, rejected/) and deleting them is not news.
+    assert triggers.wait(0.3) is False
+
+
+# --- drain -----------------------------------------------------------------------------
+
+
+def test_drain_handles_wake_and_push(tmp_path: Path) -> None:
+    trigger_dir = TriggerDir(tmp_path / "t")
+    drop(trigger_dir.directory, "20-wake", '{"type": "wake", "job": "x"}')
+    drop(trigger_dir.directory, "10-push.json", '{"type": "push", "branch": "v25.12"}')
+    handled = trigger_dir.drain()
+    assert handled == [
+        Trigger("10-push.json", "push", {"type": "push", "branch": "v25.12"}),
+        Trigger("20-wake", "wake", {"type": "wake", "job": "x"}),
+    ]
+    assert names(trigger_dir.directory) == {"processed", "rejected"}
+    assert names(trigger_dir.processed) == {"10-push.json"}
+    assert json.loads((trigger_dir.processed / "10-push.json").read_text())["branch"] == "v25.12"
+    assert names(trigger_dir.rejected) == set()
+    assert trigger_dir.drain() == []
+
+
+MALFORMED = [
+    ("not-json.json", b"{type: wake}", "not a JSON document"),
+    ("not-utf8.json", b'{"type": "wake", "x": "\xff"}', "not a JSON document"),
+    ("a-list.json", b'["type", "wake"]', "expected a JSON object"),
+    ("a-string.json", b'"wake"', "expected a JSON object"),
+    ("unknown-type.json", b'{"type": "rebuild"}', "field 'type'"),
+    ("no-type.json", b'{"branch": "main"}', "field 'type'"),
+    ("bad-branch.json", b'{"type": "push", "branch": "../x"}', "field 'branch'"),
+    ("no-branch.json", b'{"type": "push"}', "field 'branch'"),
+    ("number-branch.json", b'{"type": "push", "branch": 7}', "field 'branch'"),
+    ("huge.json", b'{"type": "wake", "pad": "' + b"x" * MAX_TRIGGER_BYTES + b'"}', "larger than"),
+]
+
+
+def test_drain_rejects_malformed_files_with_a_reason(tmp_path: Path) -> None:
+    trigger_dir = TriggerDir(tmp_path / "t")
+    for name, data, _ in MALFORMED:
+        drop(trigger_dir.directory, name, data)
+    drop(trigger_dir.directory, "ok.json", '{"type": "wake"}')
+    handled = trigger_dir.drain()
+    assert [t.name for t in handled] == ["ok.json"]
+    assert names(trigger_dir.directory) == {"processed", "rejected"}
+    assert names(trigger_dir.processed) == set()
+    expected = {name for name, _, _ in MALFORMED}
+    assert names(trigger_dir.rejected) == expected | {f"{n}.reason" for n in expected}
+    for name, data, why in MALFORMED:
+        assert (trigger_dir.rejected / name).read_bytes() == data  # kept unchanged
+        reason = (trigger_dir.rejected / f"{name}.reason").read_text(encoding="utf-8")
+        assert reason.startswith(f"{name}: "), reason
+        assert why in reason, (name, reason)
+        assert reason.endswith("\n")
+
+
+def test_size_limit_is_inclusive(tmp_path: Path) -> None:
+    trigger_dir = TriggerDir(tmp_path / "t")
+    head, tail = b'{"type": "wake", "pad": "', b'"}'
+    exact = head + b"x" * (MAX_TRIGGER_BYTES - len(head) - len(tail)) + tail
+    assert len(exact) == MAX_TRIGGER_BYTES
+    drop(trigger_dir.directory, "exact.json", exact)
+    drop(trigger_dir.directory, "over.json", exact[:-2] + b'x"}')
+    assert [t.name for t in trigger_dir.drain()] == ["exact.json"]
+    assert names(trigger_dir.rejected) == {"over.json", "over.json.reason"}
+
+
+def test_drain_leaves_hidden_and_partial_files_alone(tmp_path: Path) -> None:
+    trigger_dir = TriggerDir(tmp_path / "t")
+    left = {".hidden.json", ".job-x.json.tmp", "incoming.tmp", "incoming.part"}
+    for name in left:
+        (trigger_dir.directory / name).write_text("not even json")
+    (trigger_dir.directory / "subdir").mkdir()
+    assert trigger_dir.drain() == []
+    assert names(trigger_dir.directory) == left | {"processed", "rejected", "subdir"}
+    assert names(trigger_dir.rejected) == set()
+    assert names(trigger_dir.processed) == set()
+
+
+def test_push_with_the_same_name_replaces_the_processed_one(tmp_path: Path) -> None:
+    trigger_dir = TriggerDir(tmp_path / "t")
+    drop(trigger_dir.directory, "push.json", '{"type": "push", "branch": "a"}')
+    trigger_dir.drain()
+    drop(trigger_dir.directory, "push.json", '{"type": "push", "branch": "b"}')
+    assert [t.data["branch"] for t in trigger_dir.drain()] == ["b"]
+    assert json.loads((trigger_dir.processed / "push.json").read_text())["branch"] == "b"
+
+
+# --- parse_trigger on anything ------------------------------------------------------
+
+file_names = st.text(
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="/\x00"),
+    min_size=1,
+    max_size=40,
+)
+
+
+def check_parse(name: str, raw: bytes) -> None:
+    try:
+        trigger = parse_trigger(name, raw)
+    except TriggerError as exc:
+        assert str(exc).startswith(f"{name}: "), str(exc)
+        return
+    assert isinstance(trigger, Trigger)
+    assert trigger.name == name
+    assert trigger.type in ("wake", "push")
+    assert trigger.data["type"] == trigger.type
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=file_names, raw=st.binary(max_size=512))
+def test_parse_trigger_on_random_bytes(name: str, raw: bytes) -> None:
+    check_parse(name, raw)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=file_names,
+    kind=st.sampled_from(["wake", "push", "other", 3]) | json_values,
+    branch=st.sampled_from(["main", "v25.12", "../x", "", ".x", "a/b", "a" * 101]) | json_values,
+    extra=st.dictionaries(st.text(max_size=8), json_values, max_size=3),
+    with_branch=st.booleans(),
+)
+def test_parse_trigger_on_random_json(
+    name: str, kind: object, branch: object, extra: dict[str, object], with_branch: bool
+) -> None:
+    data = {**extra, "type": kind}
+    if with_branch:
+        data["branch"] = branch
+    raw = json.dumps(data).encode()
+    check_parse(name, raw)
+    if kind in ("wake", "push") and not isinstance(kind, bool):
+        good_branch = isinstance(branch, str) and branch in ("main", "v25.12")
+        if kind == "wake" or (with_branch and good_branch):
+            assert parse_trigger(name, raw).type == kind
+
+
+# --- product bug ----------------------------------------------------------------------
+
+DEEP = b"[" * 50_000  # under the size limit
+
+
+def test_deeply_nested_json_is_a_trigger_error() -> None:
+    with pytest.raises(TriggerError, match=r"^deep\.json: "):
+        parse_trigger("deep.json", DEEP)
+
+
+def test_drain_rejects_deeply_nested_json(tmp_path: Path) -> None:
+    trigger_dir = TriggerDir(tmp_path / "t")
+    drop(trigger_dir.directory, "deep.json", DEEP)
+    drop(trigger_dir.directory, "later.json", '{"type": "wake"}')
+    assert [t.name for t in trigger_dir.drain()] == ["later.json"]
+    assert names(trigger_dir.rejected) == {"deep.json", "deep.json.reason"}
