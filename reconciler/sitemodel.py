@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
 
+from markupsafe import Markup
+
 from .model import (
     Event,
     JobKind,
@@ -69,16 +71,16 @@ class Cell:
     reason: str
     title: str  # the tooltip: "arch: state version: reason"
     # The grid cell as escaped HTML, built once per pass and reused by the branch
-    # grid and every package page that lists this package (templates print it
-    # with |safe: every value in it went through html.escape here).
-    html: str
+    # grid and every package page that lists this package. Markup tells the
+    # templates it is already escaped: every value in it went through escape().
+    html: Markup
 
     @property
     def problem(self) -> bool:
         return self.state in PROBLEM_NAMES
 
 
-NO_CELL_HTML = '<td class="cell none" title="not built for this arch">·</td>'
+NO_CELL_HTML = Markup('<td class="cell none" title="not built for this arch">·</td>')
 
 
 def make_cell(status: PkgStatus) -> Cell:
@@ -86,7 +88,7 @@ def make_cell(status: PkgStatus) -> Cell:
     title = f"{status.repo.arch}: {state} {status.version}"
     if status.reason:
         title += f": {status.reason}"
-    html = (
+    html = Markup(
         f'<td class="cell s-{state}" title="{escape(title)}">'
         f'<span class="letter">{status.state.letter}</span></td>'
     )
