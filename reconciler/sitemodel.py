@@ -97,11 +97,23 @@ def make_cell(status: PkgStatus) -> Cell:
     )
 
 
-CellTable = dict[tuple[str, str, str], tuple["Cell | None", ...]]
+def row_html(cells: tuple[Cell | None, ...]) -> Markup:
+    """A row of grid cells as escaped HTML."""
+    return Markup("".join([c.html if c is not None else NO_CELL_HTML for c in cells]))
+
+
+CellTable = dict[tuple[str, str, str], "CellRow"]
+
+
+@dataclass(frozen=True, slots=True)
+class CellRow:
+    cells: tuple[Cell | None, ...]
+    html: Markup
 
 
 def cell_table(site: SiteInput) -> CellTable:
-    """(branch, splitrepo, pkgname) -> one Cell (or None) per arch of the branch."""
+    """(branch, splitrepo, pkgname) -> one Cell (or None) per arch of the branch,
+    and the row as HTML, built once per pass for the grid and every package page."""
     arches = {b.name: {a: i for i, a in enumerate(b.arches)} for b in site.branches}
     rows: dict[tuple[str, str, str], list[Cell | None]] = {}
     for status in site.plan.packages:
@@ -114,7 +126,7 @@ def cell_table(site: SiteInput) -> CellTable:
         if row is None:
             row = rows[key] = [None] * len(positions)
         row[positions[repo.arch]] = make_cell(status)
-    return {key: tuple(row) for key, row in rows.items()}
+    return {key: CellRow(tuple(row), row_html(tuple(row))) for key, row in rows.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +134,7 @@ class GridRow:
     pkgname: str
     splitrepo: str
     href: str
-    cells: tuple[Cell | None, ...]
+    cells_html: Markup
     states: str  # space-separated states present (for the filter)
     arches: str
     problem: bool
@@ -307,16 +319,19 @@ def repo_row(repo: RepoStatus, members: list[PkgStatus]) -> RepoRow:
 def grid_rows(branch: BranchInfo, cells: CellTable) -> tuple[GridRow, ...]:
     rows = []
     problems = {str(s) for s in PROBLEM_STATES}
-    for (name, splitrepo, pkgname), row in sorted(cells.items(), key=lambda i: (i[0][2], i[0][1])):
+    for (name, splitrepo, pkgname), cell_row in sorted(
+        cells.items(), key=lambda i: (i[0][2], i[0][1])
+    ):
         if name != branch.name:
             continue
+        row = cell_row.cells
         present = {c.state for c in row if c is not None}
         rows.append(
             GridRow(
                 pkgname=pkgname,
                 splitrepo=splitrepo,
                 href=package_href(branch.name, pkgname),
-                cells=row,
+                cells_html=cell_row.html,
                 states=" ".join(sorted(present)),
                 arches=" ".join(c.arch for c in row if c is not None),
                 problem=bool(present & problems),

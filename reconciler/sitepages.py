@@ -13,6 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from markupsafe import Markup
+
 from .model import JobKind, PkgState, PkgStatus, RepoKey
 from .sitemodel import (
     STATES,
@@ -34,6 +36,7 @@ from .sitemodel import (
     log_href,
     package_href,
     plan_words,
+    row_html,
     running_jobs,
 )
 
@@ -75,7 +78,7 @@ class BranchData:
 class DepLink:
     name: str
     href: str
-    cells: tuple[Cell | None, ...]
+    cells_html: Markup  # one escaped grid cell per arch
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,8 +344,8 @@ def _section(
     cells = []
     deps: dict[tuple[str, str], None] = {}
     description = url = path = ""
-    own = table.get((branch, splitrepo, pkgname), ())
-    for cell in own:
+    own = table.get((branch, splitrepo, pkgname))
+    for cell in own.cells if own is not None else ():
         if cell is None:
             continue
         repo = RepoKey(branch, splitrepo, cell.arch)
@@ -356,8 +359,10 @@ def _section(
                 deps[(dep.repo.splitrepo, dep.pkgname)] = None
 
     def link(sr: str, name: str) -> DepLink:
-        row = table.get((branch, sr, name), (None,) * len(arches))
-        return DepLink(name + (f" ({sr})" if sr else ""), package_href(branch, name), row)
+        found = table.get((branch, sr, name))
+        html = found.html if found is not None else row_html((None,) * len(arches))
+        label = name + (f" ({sr})" if sr else "")
+        return DepLink(label, package_href(branch, name), html)
 
     return PackageSection(
         repo_label=f"extra-repos/{splitrepo}" if splitrepo else "main",
