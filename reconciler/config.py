@@ -66,11 +66,6 @@ class RetryConfig:
     backoff_seconds: float = 60.0
     backoff_max_seconds: float = 3600.0
 
-    def backoff(self, failures: int) -> float:
-        """Delay before the try that follows `failures` failed ones."""
-        delay: float = self.backoff_seconds * 2.0 ** max(failures - 1, 0)
-        return min(delay, self.backoff_max_seconds)
-
 
 @dataclass(frozen=True, slots=True)
 class LoopConfig:

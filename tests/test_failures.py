@@ -55,7 +55,8 @@ def test_failure_blocks_only_its_repository(make_config: ConfigFactory, pmaports
     tries = job_times(config.paths.jobs, "hello-x86", "1.0.0-r1")
     assert [attempt for attempt, _, _ in tries] == [1, 2, 3]
     for (_, _, ended), (attempt, submitted, _) in itertools.pairwise(tries):
-        assert submitted - ended >= failing.retries.backoff(attempt - 1) - 0.001
+        backoff = failing.retries.backoff_seconds * 2 ** (attempt - 2)
+        assert submitted - ended >= min(backoff, failing.retries.backoff_max_seconds) - 0.001
 
     # The page names the failure and links its log, which the site serves.
     page = (config.paths.html_out / "index.html").read_text()
