@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source .ci/venv.sh
 ensure_venv requirements-test.txt
+source .ci/system-packages.sh && ensure_system_packages
 .venv/bin/ruff check reconciler tests bench
 .venv/bin/ruff format --check reconciler tests bench
 .venv/bin/mypy

@@ -8,8 +8,10 @@ succeed), never with a traceback for bad input.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,11 +21,12 @@ from .apk import ApkError, read_apk, read_apk_bytes, verify_apk_signature
 from .apkbuild import ApkbuildError, parse_apkbuild, to_json
 from .apkindex import build_index_archive, format_index, read_index_archive, verify_index
 from .atomicfile import write_bytes
-from .config import ConfigError, load_config
+from .config import Config, ConfigError, load_config
 from .keys import KeyFileError, SignatureError, load_public_key
+from .triggers import TriggerError, parse_trigger
 
 
-def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _config(args: argparse.Namespace) -> Config:
     return load_config(Path(args.config) if args.config else None)
 
 
@@ -142,6 +145,35 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_operation(args: argparse.Namespace) -> int:
+    """Write a manual-operation trigger file; the daemon applies it on its next pass."""
+    config = _config(args)
+    document: dict[str, object] = {
+        "type": args.command,
+        "branch": args.branch,
+        "arch": args.arch or "",
+        "who": args.who or getpass.getuser(),
+        "why": args.why,
+        "requested_at": time.time(),
+    }
+    if args.command != "requeue":
+        document["pkgname"] = args.pkgname
+    if getattr(args, "expires_hours", None):
+        document["expires"] = time.time() + args.expires_hours * 3600
+    name = f"{args.command}-{int(time.time() * 1000)}-{os.getpid()}.json"
+    try:
+        parse_trigger(name, json.dumps(document).encode())
+    except TriggerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    directory = config.paths.triggers
+    directory.mkdir(parents=True, exist_ok=True)
+    write_bytes(directory / f".{name}.tmp", json.dumps(document, indent=1).encode())
+    os.replace(directory / f".{name}.tmp", directory / name)
+    print(f"{args.command} requested: {directory / name}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reconciler", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
@@ -163,6 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--output", "-o")
     index.add_argument("--description", "-d")
     index.add_argument("--rewrite-arch")
+    helps = {
+        "retry": "give a failed package fresh tries, starting now",
+        "hold": "stop building a package; its published apks stay, the rest publishes",
+        "release": "end a hold",
+        "requeue": "give every failed package of a branch (or branch/arch) fresh tries",
+    }
+    for op, text in helps.items():
+        p = sub.add_parser(op, help=text)
+        p.add_argument("--config", "-c", help="YAML file (default: embedded defaults)")
+        p.add_argument("--branch", required=True)
+        p.add_argument("--arch", default="", help="one arch (default: every arch)")
+        if op != "requeue":
+            p.add_argument("pkgname")
+        p.add_argument("--why", required=True, help="the reason, shown on the site")
+        p.add_argument("--who", help="who asks (default: the current user)")
+        if op == "hold":
+            p.add_argument("--expires-hours", type=float, help="end the hold by itself")
     verify = sub.add_parser("verify", help="check an index or package signature")
     verify.add_argument("file")
     verify.add_argument("--key", required=True, help="public key (PEM)")
@@ -177,6 +226,10 @@ COMMANDS = {
     "version-compare": cmd_version_compare,
     "index": cmd_index,
     "verify": cmd_verify,
+    "retry": cmd_operation,
+    "hold": cmd_operation,
+    "release": cmd_operation,
+    "requeue": cmd_operation,
 }
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 from .config import Config
 from .desired import DesiredReader
 from .execute import Executor, repo_keys
+from .intents import OPERATIONS, apply_operation, highest_attempts, load_intents, save_intents
 from .jobs import JobService
 from .jobs.local import LocalJobService
 from .keys import (
@@ -27,14 +28,23 @@ from .keys import (
     write_public_key,
 )
 from .metrics import PassFigures, format_metrics
-from .model import BranchDesired, Outcome, PkgState, SubmitBuild, SubmitSign
+from .model import (
+    BranchDesired,
+    JobKey,
+    JobKind,
+    JobObservation,
+    Outcome,
+    PkgState,
+    SubmitBuild,
+    SubmitSign,
+)
 from .observed import RepoRoots, RepoScanner, observe
 from .plan import BranchOrder, Plan, PlanSettings, plan
 from .repo import RepoStore, SigningKeys
 from .site import SiteWriter
 from .sitemodel import BranchInfo, SiteInput, versions_from
 from .state import StateStore
-from .triggers import TriggerDir
+from .triggers import Trigger, TriggerDir
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +116,7 @@ class Daemon:
         )
         self.store = RepoStore(roots, self.scanner, keys)
         self.state = StateStore(cfg.paths.state)
+        self.intents = load_intents(self.state.intents_path)
         self.site = SiteWriter(cfg.paths.html_out)
         self.executor = Executor(cfg, self.jobs, self.store, self.state, self.clock, {})
         self.settings = PlanSettings(
@@ -125,14 +136,18 @@ class Daemon:
         assert self.jobs is not None
         self.passes += 1
         started = time.monotonic()
-        self.triggers.drain()
+        triggers = self.triggers.drain()
         desired = self.read_desired()
         self.executor.commits = {name: d.commit for name, d in desired.items()}
         observed = observe(
             self.scanner, repo_keys(self.config), self.jobs, self.state.rejected, full=full
         )
         now = self.clock()
-        result = plan(desired, observed, self.settings, now)
+        operations = [t for t in triggers if t.type in OPERATIONS]
+        if operations:
+            self._apply_operations(operations, observed.jobs, now)
+        settings = replace(self.settings, intents=self.intents)
+        result = plan(desired, observed, settings, now)
         actions = list(result.actions)
         if observed.job_service_error:  # never submit blind: the service may hold the job
             actions = [a for a in actions if not isinstance(a, SubmitBuild | SubmitSign)]
@@ -181,6 +196,32 @@ class Daemon:
         )
         self.site.write_metrics(format_metrics(result, figures))
         return PassResult(result, outcomes, live, observed.job_service_error)
+
+    def _apply_operations(
+        self, operations: list[Trigger], jobs: Mapping[JobKey, JobObservation], now: float
+    ) -> None:
+        """Manual operations change the durable intents, then show as events."""
+        attempts = highest_attempts(jobs)
+        # What is failing now, read from the job service: the last try of an intent failed.
+        failing = sorted(
+            {
+                (k.intent.repo.branch, k.intent.repo.arch, k.intent.pkgname)
+                for k, o in jobs.items()
+                if k.intent.kind is JobKind.BUILD
+                and o.status.is_failure
+                and k.attempt == attempts[k.intent]
+            }
+        )
+        events = []
+        for trigger in operations:
+            branch, arch = trigger.data["branch"], trigger.data.get("arch", "")
+            failed = [(a, p) for b, a, p in failing if b == branch and arch in ("", a)]
+            self.intents, new = apply_operation(self.intents, trigger.data, now, attempts, failed)
+            events += new
+        save_intents(self.state.intents_path, self.intents)
+        self.state.append_events(events)
+        for event in events:
+            log.info("%s %s: %s", event.repo, event.pkgname, event.message)
 
     def converge(self, max_seconds: float | None = None) -> PassResult:
         """Run passes until nothing more can happen (no actions, no live jobs, no retry due)."""

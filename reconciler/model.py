@@ -304,6 +304,7 @@ class PkgState(StrEnum):
     RETRYING = "retrying"  # failed, another try is scheduled
     FAILED = "failed"  # failed, no tries left
     BROKEN = "broken"  # its APKBUILD or dependency graph is unusable (cycle, parse error)
+    HELD = "held"  # an operator holds it: not built, its published apks stay
 
     @property
     def letter(self) -> str:
@@ -323,6 +324,7 @@ _STATE_LETTERS = {
     PkgState.RETRYING: "T",
     PkgState.FAILED: "F",
     PkgState.BROKEN: "X",
+    PkgState.HELD: "H",
 }
 
 
@@ -444,6 +446,61 @@ class Outcome:
     action: Action
     ok: bool
     message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """An operator holds a package: it is not built and keeps what is published."""
+
+    branch: str
+    arch: str  # "" for every arch
+    pkgname: str
+    who: str
+    why: str
+    since: float
+    expires: float | None = None
+
+    def applies(self, repo: RepoKey, pkgname: str, now: float) -> bool:
+        return (
+            self.branch == repo.branch
+            and self.arch in ("", repo.arch)
+            and self.pkgname == pkgname
+            and (self.expires is None or now < self.expires)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryGrant:
+    """An operator gives a failed package fresh tries: attempts up to
+    `after_attempt` no longer count, and the next one may start at once."""
+
+    branch: str
+    arch: str  # "" for every arch
+    pkgname: str
+    after_attempt: int
+    who: str
+    why: str
+    at: float
+
+    def applies(self, repo: RepoKey, pkgname: str) -> bool:
+        return (
+            self.branch == repo.branch and self.arch in ("", repo.arch) and self.pkgname == pkgname
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Intents:
+    """What operators asked for; durable, never derived."""
+
+    holds: tuple[Hold, ...] = ()
+    retries: tuple[RetryGrant, ...] = ()
+
+    def hold_for(self, repo: RepoKey, pkgname: str, now: float) -> Hold | None:
+        return next((h for h in self.holds if h.applies(repo, pkgname, now)), None)
+
+    def retried_after(self, repo: RepoKey, pkgname: str) -> int:
+        """Attempts up to this number do not count any more (0: none granted)."""
+        return max((r.after_attempt for r in self.retries if r.applies(repo, pkgname)), default=0)
 
 
 @dataclass(frozen=True, slots=True)

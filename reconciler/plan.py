@@ -20,6 +20,7 @@ from .model import (
     ApkInfo,
     BranchDesired,
     CollectBuild,
+    Intents,
     JobIntent,
     JobKey,
     JobKind,
@@ -57,6 +58,7 @@ class PlanSettings:
     max_tries: int
     backoff_seconds: float
     backoff_max_seconds: float
+    intents: Intents = field(default_factory=Intents)
 
     def backoff(self, failures: int) -> float:
         delay: float = self.backoff_seconds * 2.0 ** max(failures - 1, 0)
@@ -135,7 +137,10 @@ class _Planner:
         failures = 0
         live = success = last_failure = None
         reason = ""
+        forgiven = self.settings.intents.retried_after(intent.repo, intent.pkgname)
         for obs in self.attempts.get(intent, []):
+            if obs.key.attempt <= forgiven and not obs.status.is_live:
+                continue  # an operator granted fresh tries after this one
             rejected = self.observed.rejected.get(obs.key.job_id)
             if obs.status.is_live:
                 live = obs
@@ -210,6 +215,10 @@ class _Planner:
 
         if obs.final_index is not None and filename in obs.final_index.files:
             return status(PkgState.PUBLISHED)
+        hold = self.settings.intents.hold_for(key, spec.pkgname, self.now)
+        if hold is not None:
+            since = time.strftime("%Y-%m-%d %H:%M", time.gmtime(hold.since))
+            return status(PkgState.HELD, f"held by {hold.who} since {since} UTC: {hold.why}")
         if _has_origin(obs.wip.get(filename), spec.pkgname):
             return status(PkgState.BUILT, "in WIP, waiting for the repository to publish")
         intent = JobIntent(JobKind.BUILD, key, spec.pkgname, spec.version)
@@ -309,9 +318,8 @@ class _Planner:
         if not specs and final_index is None:
             self.repos.append(RepoStatus(key, RepoPhase.EMPTY))
             return
-        unfinished = [
-            s for s in states.values() if s.state not in (PkgState.PUBLISHED, PkgState.BUILT)
-        ]
+        done_states = (PkgState.PUBLISHED, PkgState.BUILT, PkgState.HELD)
+        unfinished = [s for s in states.values() if s.state not in done_states]
         if unfinished:
             bad = sorted(
                 s.pkgname for s in unfinished if s.state in (PkgState.FAILED, PkgState.BROKEN)
@@ -322,7 +330,8 @@ class _Planner:
                 phase, reason = RepoPhase.BUILDING, f"{len(unfinished)} package(s) still to build"
             self.repos.append(RepoStatus(key, phase, reason, *published))
             return
-        target, from_wip, from_final, conflicts = _target(desired, key, specs, obs)
+        held = {n for n, s in states.items() if s.state is PkgState.HELD}
+        target, from_wip, from_final, conflicts = _target(desired, key, specs, obs, held)
         if conflicts:
             reason = "; ".join(conflicts)
             self.repos.append(RepoStatus(key, RepoPhase.BLOCKED, reason, *published))
@@ -384,14 +393,27 @@ def _published(index: object, commit: str) -> tuple[str, str]:
 
 
 def _target(
-    desired: BranchDesired, key: RepoKey, specs: Mapping[str, PkgSpec], obs: RepoObserved
+    desired: BranchDesired,
+    key: RepoKey,
+    specs: Mapping[str, PkgSpec],
+    obs: RepoObserved,
+    held: set[str],
 ) -> tuple[dict[str, str], list[str], list[str], list[str]]:
     """What the repository should publish: file name -> checksum, and where each comes from."""
     target: dict[str, str] = {}
     from_wip: list[str] = []
     from_final: list[str] = []
     conflicts: list[str] = []
-    wanted = {name: spec.version for name, spec in specs.items()}
+    wanted = {name: spec.version for name, spec in specs.items() if name not in held}
+    for name, info in sorted(obs.final.items()):
+        # A held package keeps exactly what final has of it, whatever the version.
+        if (
+            (info.origin or info.pkgname) in held
+            and obs.final_index
+            and name in obs.final_index.files
+        ):
+            target[name] = info.checksum
+            from_final.append(name)
     for broken in desired.broken:
         # Keep what is published of a package whose APKBUILD is unusable: never lose data.
         if (broken.path.startswith("extra-repos/") and key.splitrepo) or not key.splitrepo:

@@ -87,6 +87,12 @@ class PackageSection:
     description: str
     url: str
     path: str
+
+    @property
+    def url_is_web(self) -> bool:
+        """Only http(s) URLs from an APKBUILD become links (never javascript: etc.)."""
+        return self.url.lower().startswith(("https://", "http://"))
+
     cells: tuple[tuple[Cell, str, str, str, str], ...]  # cell, desired, wip, final, log
     deps: tuple[DepLink, ...]  # with their states
 

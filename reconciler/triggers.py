@@ -21,12 +21,13 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from .atomicfile import write_text
+from .intents import OPERATIONS, IntentError, check_operation
 from .model import is_safe_branch
 
 log = logging.getLogger(__name__)
 
 MAX_TRIGGER_BYTES = 64 * 1024
-KNOWN_TYPES = ("wake", "push")
+KNOWN_TYPES = ("wake", "push", *OPERATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,11 @@ def parse_trigger(name: str, raw: bytes) -> Trigger:
         branch = data.get("branch")
         if not isinstance(branch, str) or not is_safe_branch(branch):
             raise TriggerError(f"{name}: field 'branch': expected a branch name, got {branch!r}")
+    if kind in OPERATIONS:
+        try:
+            check_operation(name, data)
+        except IntentError as exc:
+            raise TriggerError(str(exc)) from exc
     return Trigger(name, str(kind), data)
 
 

@@ -1,0 +1,159 @@
+"""Operator intents: holds and retry grants, their durable file, and the
+manual-operation trigger files that change them.
+
+The file (`<state>/intents.json`) is written atomically and is never a cache:
+deleting the state cache keeps every hold and retry. Trigger files are
+validated field by field; a bad one is refused with a message that names the
+file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from .atomicfile import write_text
+from .model import (
+    Event,
+    Hold,
+    Intents,
+    JobIntent,
+    JobKey,
+    RetryGrant,
+    is_safe_arch,
+    is_safe_branch,
+    is_safe_name,
+)
+
+log = logging.getLogger(__name__)
+
+OPERATIONS = ("retry", "hold", "release", "requeue")
+SCHEMA_VERSION = 1
+
+
+class IntentError(ValueError):
+    pass
+
+
+def load_intents(path: Path) -> Intents:
+    """The operator intents on disk; an unreadable file is an error, never ignored."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Intents()
+    except (OSError, ValueError) as exc:
+        raise IntentError(f"{path}: unreadable operator intents: {exc}") from exc
+    try:
+        return Intents(
+            holds=tuple(Hold(**h) for h in data.get("holds", [])),
+            retries=tuple(RetryGrant(**r) for r in data.get("retries", [])),
+        )
+    except TypeError as exc:
+        raise IntentError(f"{path}: unexpected content: {exc}") from exc
+
+
+def save_intents(path: Path, intents: Intents) -> None:
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "holds": [asdict(h) for h in intents.holds],
+        "retries": [asdict(r) for r in intents.retries],
+    }
+    write_text(path, json.dumps(document, indent=1, sort_keys=True) + "\n", mode=0o600)
+
+
+def check_operation(name: str, data: Mapping[str, Any]) -> None:
+    """Validate a manual-operation trigger; IntentError names the file and the field."""
+
+    def text(field: str, required: bool = True, limit: int = 500) -> str:
+        value = data.get(field, "")
+        if not isinstance(value, str) or (required and not value) or len(value) > limit:
+            raise IntentError(f"{name}: field {field!r}: expected a non-empty text")
+        if "\x00" in value:
+            raise IntentError(f"{name}: field {field!r}: NUL characters are not allowed")
+        return value
+
+    op = data.get("type")
+    if not isinstance(data.get("branch"), str) or not is_safe_branch(data["branch"]):
+        raise IntentError(f"{name}: field 'branch': expected a branch name")
+    arch = data.get("arch", "")
+    if not isinstance(arch, str) or (arch and not is_safe_arch(arch)):
+        raise IntentError(f"{name}: field 'arch': expected an arch or nothing")
+    if op != "requeue":
+        pkgname = data.get("pkgname")
+        if not isinstance(pkgname, str) or not is_safe_name(pkgname):
+            raise IntentError(f"{name}: field 'pkgname': expected a package name")
+    text("who", limit=100)
+    text("why")
+    expires = data.get("expires")
+    if expires is not None and not isinstance(expires, int | float):
+        raise IntentError(f"{name}: field 'expires': expected a unix time or nothing")
+
+
+def apply_operation(
+    intents: Intents,
+    data: Mapping[str, Any],
+    now: float,
+    attempts: Mapping[JobIntent, int],
+    failed: list[tuple[str, str]],
+) -> tuple[Intents, list[Event]]:
+    """A validated operation -> the new intents and the events to record.
+
+    `attempts` is the highest attempt per build intent the job service holds;
+    `failed` lists (arch, pkgname) of packages failing on the branch now."""
+    op, branch, arch = data["type"], data["branch"], data.get("arch", "")
+    who, why = data["who"], data["why"]
+    repo = f"{branch}/{arch}" if arch else branch
+    if op == "hold":
+        hold = Hold(branch, arch, data["pkgname"], who, why, now, data.get("expires"))
+        kept = tuple(
+            h
+            for h in intents.holds
+            if (h.branch, h.arch, h.pkgname) != (branch, arch, hold.pkgname)
+        )
+        message = f"held by {who}: {why}"
+        return replace(intents, holds=(*kept, hold)), [
+            Event(now, repo, hold.pkgname, "", "operator", message)
+        ]
+    if op == "release":
+        pkgname = data["pkgname"]
+        kept = tuple(
+            h
+            for h in intents.holds
+            if not (h.branch == branch and h.pkgname == pkgname and arch in ("", h.arch))
+        )
+        message = f"released by {who}: {why}"
+        return replace(intents, holds=kept), [Event(now, repo, pkgname, "", "operator", message)]
+    targets = (
+        [(arch, data["pkgname"])] if op == "retry" else [f for f in failed if arch in ("", f[0])]
+    )
+    grants = list(intents.retries)
+    events = []
+    for target_arch, pkgname in targets:
+        highest = max(
+            (
+                n
+                for i, n in attempts.items()
+                if i.repo.branch == branch
+                and i.pkgname == pkgname
+                and target_arch in ("", i.repo.arch)
+            ),
+            default=0,
+        )
+        grants = [
+            g for g in grants if (g.branch, g.arch, g.pkgname) != (branch, target_arch, pkgname)
+        ]
+        grants.append(RetryGrant(branch, target_arch, pkgname, highest, who, why, now))
+        where = f"{branch}/{target_arch}" if target_arch else branch
+        events.append(Event(now, where, pkgname, "", "operator", f"{op} by {who}: {why}"))
+    return replace(intents, retries=tuple(grants)), events
+
+
+def highest_attempts(jobs: Mapping[JobKey, object]) -> dict[JobIntent, int]:
+    result: dict[JobIntent, int] = {}
+    for key in jobs:
+        result[key.intent] = max(result.get(key.intent, 0), key.attempt)
+    return result

@@ -1,0 +1,340 @@
+"""A generated sample site, served by a real nginx on 127.0.0.1 with deploy/nginx.conf.
+
+`generate_site` copies the sample tree, writes a config the way conftest does
+(with one package failing on purpose, so there is a failure with a log) and
+runs `Daemon(config).converge()`. `NginxServer.start` turns the *shipped*
+deploy/nginx.conf into a test server block by replacing only its production
+paths and its `listen 80;`, wraps it in a minimal main config under a private
+prefix and runs nginx in the foreground until `stop()`.
+
+Fixtures (import them into a test module to use them; they are module-scoped):
+  generated_site  the GeneratedSite, built once per module
+  nginx_url       base URL ("http://127.0.0.1:PORT/") of nginx serving it
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import textwrap
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reconciler.config import Config, load_config
+from reconciler.loop import Daemon, PassResult
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_TREE = ROOT / "examples" / "pmaports"
+DEPLOY_CONF = ROOT / "deploy" / "nginx.conf"
+
+# The production paths in deploy/nginx.conf that a test server replaces.
+PROD_HTML_OUT = "/var/lib/reconciler/html_out"
+PROD_FINAL = "/var/lib/reconciler/data/repo/final"
+PROD_WIP = "/var/lib/reconciler/data/repo/wip"
+PROD_LISTEN = "listen 80;"
+
+SITE_URL = "https://build.example.org/"
+FAILING = "main/x86_64/hello-x86"
+CONVERGE_SECONDS = 120.0
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+
+def in_ci() -> bool:
+    """True on CI (CI=true), where a missing tool must fail the run instead of skipping."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require_tool(path_or_name: str, package: str) -> str:
+    """The tool's path; otherwise fail on CI, skip (with the reason) elsewhere."""
+    found = shutil.which(path_or_name)
+    if found:
+        return found
+    reason = (
+        f"{path_or_name} is not installed (Debian package {package}); "
+        "run `bash .ci/system-packages.sh` as root to install it"
+    )
+    if in_ci():
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+# -- the site ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedSite:
+    root: Path
+    pmaports: Path
+    config: Config
+    result: PassResult
+    started: float  # wall clock around the converge, to check the pages' pass times
+    finished: float
+
+    @property
+    def html_out(self) -> Path:
+        return self.config.paths.html_out
+
+    @property
+    def final(self) -> Path:
+        return self.config.paths.final_repo
+
+    @property
+    def wip(self) -> Path:
+        return self.config.paths.wip_repo
+
+    @property
+    def data(self) -> Path:
+        return self.config.paths.data
+
+
+def write_config(
+    root: Path,
+    pmaports: Path,
+    *,
+    arches: Sequence[str] = ("x86_64", "aarch64", "armv7"),
+    fail: Sequence[str] = (FAILING,),
+) -> Config:
+    """A config for the tree at `pmaports`, everything under `root` (like conftest's)."""
+    fail_yaml = ", ".join(f'"{pattern}"' for pattern in fail)
+    text = textwrap.dedent(
+        f"""\
+        paths:
+          data: {root}/data
+          html_out: {root}/html
+        jobs:
+          max_parallel: 2
+        builder: {{duration_seconds: 0, fail: [{fail_yaml}]}}
+        retries:
+          max_tries: 1
+          backoff_seconds: 0.05
+          backoff_max_seconds: 0.2
+        loop:
+          poll_interval_seconds: 0.5
+          settle_seconds: 0
+        site:
+          url: "{SITE_URL}"
+        branches:
+          - name: main
+            pmaports: {pmaports}
+            arches: [{", ".join(arches)}]
+        """
+    )
+    path = root / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
+def generate_site(
+    root: Path,
+    prepare: Callable[[Path], None] | None = None,
+    *,
+    arches: Sequence[str] = ("x86_64", "aarch64", "armv7"),
+    fail: Sequence[str] = (FAILING,),
+) -> GeneratedSite:
+    """Copy the sample tree (then let `prepare` edit it), converge, return the result."""
+    pmaports = root / "pmaports"
+    shutil.copytree(SAMPLE_TREE, pmaports)
+    if prepare is not None:
+        prepare(pmaports)
+    config = write_config(root, pmaports, arches=arches, fail=fail)
+    started = time.time()
+    result = Daemon(config).converge(max_seconds=CONVERGE_SECONDS)
+    return GeneratedSite(root, pmaports, config, result, started, time.time())
+
+
+# -- nginx ---------------------------------------------------------------------
+
+
+def render_server_block(html_out: Path, final: Path, wip: Path, port: int) -> str:
+    """deploy/nginx.conf with the test's directories and a loopback listen address."""
+    text = DEPLOY_CONF.read_text(encoding="utf-8")
+    code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    for needle in (PROD_HTML_OUT, PROD_FINAL, PROD_WIP, PROD_LISTEN):
+        if needle not in code:
+            raise AssertionError(f"{DEPLOY_CONF} no longer uses {needle!r}; update {__file__}")
+    listens = re.findall(r"^\s*listen\s+[^;]*;", code, flags=re.MULTILINE)
+    if [item.strip() for item in listens] != [PROD_LISTEN]:
+        raise AssertionError(f"expected exactly one `{PROD_LISTEN}` in {DEPLOY_CONF}: {listens}")
+    # Longest first, so no replacement touches the result of another one.
+    for old, new in (
+        (PROD_FINAL, str(final)),
+        (PROD_WIP, str(wip)),
+        (PROD_HTML_OUT, str(html_out)),
+        (PROD_LISTEN, f"listen 127.0.0.1:{port};"),
+    ):
+        text = text.replace(old, new)
+    leftover = [
+        line for line in text.splitlines() if "/var/lib/reconciler" in line.split("#", 1)[0]
+    ]
+    if leftover:
+        raise AssertionError(f"production paths the test cannot map: {leftover}")
+    return text
+
+
+def _disabled_modules(nginx: str) -> set[str]:
+    """Modules this nginx was built without (their *_temp_path directives do not exist)."""
+    version = subprocess.run(
+        [nginx, "-V"], capture_output=True, text=True, timeout=10, check=False
+    ).stderr
+    return set(re.findall(r"--without-http_(\w+)_module", version))
+
+
+def main_config(prefix: Path, server_block: Path, nginx: str) -> str:
+    """A complete nginx.conf whose pid, logs and temp files all live under `prefix`."""
+    temp = ["client_body_temp_path"] + [
+        f"{module}_temp_path"
+        for module in ("proxy", "fastcgi", "uwsgi", "scgi")
+        if module not in _disabled_modules(nginx)
+    ]
+    temp_lines = "\n".join(f"    {name} {prefix}/{name.removesuffix('_path')};" for name in temp)
+    # As root the workers would drop to `nobody` and could not read pytest's 0700 tmp dirs.
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    return (
+        f"{user}"
+        "daemon off;\n"
+        "worker_processes 1;\n"
+        f"pid {prefix}/nginx.pid;\n"
+        f"error_log {prefix}/error.log info;\n"
+        "events {\n    worker_connections 64;\n}\n"
+        "http {\n"
+        "    include /etc/nginx/mime.types;\n"
+        "    default_type application/octet-stream;\n"
+        f"    access_log {prefix}/access.log;\n"
+        f"{temp_lines}\n"
+        f"    include {server_block};\n"
+        "}\n"
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class NginxError(RuntimeError):
+    pass
+
+
+@dataclass
+class NginxServer:
+    prefix: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def error_log(self) -> str:
+        parts = []
+        for name in ("error.log", "stderr.log"):
+            path = self.prefix / name
+            if path.exists():
+                parts.append(path.read_text(encoding="utf-8", errors="replace"))
+        return "".join(parts)
+
+    @classmethod
+    def start(cls, html_out: Path, final: Path, wip: Path, prefix: Path) -> NginxServer:
+        """Start nginx on a free loopback port; a port lost to a race is retried twice."""
+        nginx = require_tool("nginx", "nginx-light")
+        last = ""
+        for attempt in range(3):
+            run_dir = prefix / f"run{attempt}"
+            run_dir.mkdir(parents=True)
+            port = free_port()
+            server_block = run_dir / "reconciler.conf"
+            server_block.write_text(
+                render_server_block(html_out, final, wip, port), encoding="utf-8"
+            )
+            conf = run_dir / "nginx.conf"
+            conf.write_text(main_config(run_dir, server_block, nginx), encoding="utf-8")
+            command = [nginx, "-e", str(run_dir / "error.log"), "-p", str(run_dir), "-c", str(conf)]
+            check = subprocess.run(
+                [*command, "-t", "-q"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            if check.returncode != 0:
+                log = (run_dir / "error.log").read_text(encoding="utf-8", errors="replace")
+                raise NginxError(f"nginx -t rejects the config:\n{check.stderr}{log}")
+            with open(run_dir / "stderr.log", "wb") as stderr:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                )
+            server = cls(run_dir, port, process)
+            if server._wait_ready():
+                return server
+            server.stop()
+            last = server.error_log()
+            if "Address already in use" not in last:
+                break
+        raise NginxError(f"nginx did not start:\n{last}")
+
+    def _wait_ready(self) -> bool:
+        """Poll until the port accepts connections (bounded); False if nginx exited."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            if port_open(self.port):
+                return self.process.poll() is None
+            time.sleep(0.02)
+        return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # fast shutdown
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=STOP_TIMEOUT)
+
+
+@pytest.fixture(scope="module", name="generated_site")
+def generated_site_fixture(tmp_path_factory: pytest.TempPathFactory) -> GeneratedSite:
+    """The sample tree converged once per test module, main/x86_64/hello-x86 failing."""
+    return generate_site(tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture(scope="module", name="nginx_url")
+def nginx_url_fixture(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Base URL of a real nginx (deploy/nginx.conf) serving `generated_site`."""
+    require_tool("nginx", "nginx-light")  # before the site is built for nothing
+    generated_site: GeneratedSite = request.getfixturevalue("generated_site")
+    server = NginxServer.start(
+        generated_site.html_out,
+        generated_site.final,
+        generated_site.wip,
+        tmp_path_factory.mktemp("nginx"),
+    )
+    try:
+        yield server.base_url
+    finally:
+        server.stop()
