@@ -19,7 +19,7 @@ import jinja2
 from .atomicfile import remove, safe_join, write_batch, write_bytes
 from .model import JobObservation
 from .sitemodel import NO_CELL_HTML, STATES, SiteInput, iso
-from .sitepages import Page, build_pages, status_json
+from .sitepages import Page, build_pages, status_documents
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,13 @@ class SiteWriter:
             return False
         self._pending = []
         pages = build_pages(site)
+        templates: dict[str, jinja2.Template] = {}
         for path, page in pages.items():
             if self._pages.get(path) == page:
                 continue
             self._updated[path] = iso(now)
-            template = self.env.get_template(page.template)
+            template = templates.get(page.template) or self.env.get_template(page.template)
+            templates[page.template] = template
             text = template.render(
                 page=page,
                 d=page.data,
@@ -75,11 +77,8 @@ class SiteWriter:
             self.rendered += 1
             self._write(path, text.encode())
         files = set(pages)
-        self._write("status.json", status_json(site, None))
-        files.add("status.json")
-        for branch in site.branches:
-            path = f"status/{branch.name}.json"
-            self._write(path, status_json(site, branch))
+        for path, data in status_documents(site).items():
+            self._write(path, data)
             files.add(path)
         static = self.templates / "static"
         for source in sorted(static.iterdir()) if static.is_dir() else []:
@@ -131,7 +130,7 @@ class SiteWriter:
         self.written += 1
         twin = target.with_name(target.name + ".gz")
         if len(data) >= GZIP_MIN_BYTES and not relpath.startswith("static/"):
-            self._pending.append((twin, gzip.compress(data, compresslevel=6, mtime=0)))
+            self._pending.append((twin, gzip.compress(data, compresslevel=4, mtime=0)))
         else:
             remove(twin)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
+from html import escape
 from urllib.parse import urlsplit
 
 from markupsafe import Markup
@@ -20,7 +21,6 @@ from .sitemodel import (
     STATES,
     BranchInfo,
     BranchSummary,
-    Cell,
     CellTable,
     EventRow,
     GridRow,
@@ -93,7 +93,8 @@ class PackageSection:
         """Only http(s) URLs from an APKBUILD become links (never javascript: etc.)."""
         return self.url.lower().startswith(("https://", "http://"))
 
-    cells: tuple[tuple[Cell, str, str, str, str], ...]  # cell, desired, wip, final, log
+    # One escaped table row per arch: state, reason, desired/WIP/final versions, log.
+    rows_html: Markup
     deps: tuple[DepLink, ...]  # with their states
 
 
@@ -358,7 +359,15 @@ def _section(
         status = per_repo[repo]
         spec = site.specs.get((repo, pkgname))
         wip, final = site.versions.get((repo, pkgname), ("", ""))
-        cells.append((cell, status.version, wip, final, log_href(None, status.job_id)))
+        log = log_href(None, status.job_id)
+        log_cell = f'<a href="../../{escape(log)}">log</a>' if log else ""
+        cells.append(
+            f'<tr class="s-{cell.state}"><td>{escape(cell.arch)}</td>'
+            f'<td><span class="letter">{cell.letter}</span> {cell.state}</td>'
+            f"<td>{escape(cell.reason)}</td><td>{escape(status.version)}</td>"
+            f"<td>{escape(wip) or '—'}</td><td>{escape(final) or '—'}</td>"
+            f"<td>{log_cell}</td></tr>\n"
+        )
         if spec is not None:
             description, url, path = spec.description, spec.url, spec.path
             for dep in spec.build_deps:
@@ -375,42 +384,19 @@ def _section(
         description=description,
         url=url,
         path=path,
-        cells=tuple(cells),
+        rows_html=Markup("".join(cells)),
         deps=tuple(link(sr, n) for sr, n in sorted(deps)),
     )
 
 
-def status_json(site: SiteInput, branch: BranchInfo | None) -> bytes:
-    """The same facts as the HTML, for scripts (one branch, or all)."""
-    branches = [b for b in site.branches if branch is None or b.name == branch.name]
-    names = {b.name for b in branches}
+def status_documents(site: SiteInput) -> dict[str, bytes]:
+    """status.json (every branch) and status/<branch>.json: the same facts as the HTML,
+    for scripts. Each package row is built once and shared by both documents."""
     summaries = {s.name: s for s in branch_summaries(site)}
-    document = {
-        "title": site.title,
-        "badge": badge_state(site),
-        "states": [str(s) for s in STATES],
-        "branches": {
-            b.name: {
-                "ignore_errors": b.ignore_errors,
-                "commit": b.commit,
-                "published_commit": summaries[b.name].published_commit,
-                "counts": dict(
-                    zip((str(s) for s in STATES), summaries[b.name].counts, strict=True)
-                ),
-                "repos": {
-                    r.repo: {
-                        "phase": r.phase,
-                        "reason": r.reason,
-                        "published_commit": r.published_commit,
-                        "published_at": r.published_at,
-                        "counts": dict(zip((str(s) for s in STATES), r.counts, strict=True)),
-                    }
-                    for r in summaries[b.name].repos
-                },
-            }
-            for b in branches
-        },
-        "packages": [
+    state_names = [str(s) for s in STATES]
+    rows: dict[str, list[dict[str, object]]] = {b.name: [] for b in site.branches}
+    for s in site.plan.packages:
+        rows.setdefault(s.repo.branch, []).append(
             {
                 "repo": str(s.repo),
                 "branch": s.repo.branch,
@@ -425,8 +411,38 @@ def status_json(site: SiteInput, branch: BranchInfo | None) -> bytes:
                 "log": log_href(None, s.job_id),
                 "next_try_at": iso(s.next_try_at),
             }
-            for s in site.plan.packages
-            if s.repo.branch in names
-        ],
-    }
-    return (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        )
+
+    def branch_doc(b: BranchInfo) -> dict[str, object]:
+        summary = summaries[b.name]
+        return {
+            "ignore_errors": b.ignore_errors,
+            "commit": b.commit,
+            "published_commit": summary.published_commit,
+            "counts": dict(zip(state_names, summary.counts, strict=True)),
+            "repos": {
+                r.repo: {
+                    "phase": r.phase,
+                    "reason": r.reason,
+                    "published_commit": r.published_commit,
+                    "published_at": r.published_at,
+                    "counts": dict(zip(state_names, r.counts, strict=True)),
+                }
+                for r in summary.repos
+            },
+        }
+
+    def encode(branches: list[BranchInfo]) -> bytes:
+        document = {
+            "title": site.title,
+            "badge": badge_state(site),
+            "states": state_names,
+            "branches": {b.name: branch_doc(b) for b in branches},
+            "packages": [row for b in branches for row in rows.get(b.name, [])],
+        }
+        return (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+    documents = {"status.json": encode(list(site.branches))}
+    for b in site.branches:
+        documents[f"status/{b.name}.json"] = encode([b])
+    return documents
