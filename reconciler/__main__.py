@@ -12,6 +12,7 @@ import getpass
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 0
         print("not converged:\n" + summary(result))
         return 1
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # leave the loop the way Ctrl-C does
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         daemon.run_forever()
     except KeyboardInterrupt:

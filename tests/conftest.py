@@ -32,7 +32,10 @@ def make_config(tmp_path: Path, pmaports: Path) -> ConfigFactory:
     """Write a config for the sample tree under tmp_path; keyword args add YAML."""
 
     def factory(
-        extra: str = "", branches: str | None = None, builder: str = "duration_seconds: 0"
+        extra: str = "",
+        branches: str | None = None,
+        builder: str = "duration_seconds: 0",
+        loop: str = "poll_interval_seconds: 0.5, settle_seconds: 0",
     ) -> Config:
         branches_yaml = branches or textwrap.dedent(
             f"""\
@@ -54,9 +57,7 @@ def make_config(tmp_path: Path, pmaports: Path) -> ConfigFactory:
                 retries:
                   backoff_seconds: 0.05
                   backoff_max_seconds: 0.2
-                loop:
-                  poll_interval_seconds: 0.5
-                  settle_seconds: 0
+                loop: {{{loop}}}
                 """
             )
             + branches_yaml

@@ -1,0 +1,76 @@
+"""The daemon as users run it: `reconciler run` reacting to trigger files, and idle passes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from reconciler.loop import Daemon
+
+from .apkcheck import read_index
+from .conftest import ROOT, ConfigFactory, set_field, wait_until
+
+
+def listed(index: Path) -> set[str]:
+    try:
+        return {f"{e['P']}-{e['V']}" for e in read_index(index).entries}
+    except (OSError, AssertionError, EOFError, ValueError):
+        return set()
+
+
+def test_run_reacts_to_a_trigger_and_stops_on_sigterm(
+    make_config: ConfigFactory, pmaports: Path
+) -> None:
+    # A resync interval far longer than the test: only the trigger can start the pass.
+    config = make_config(
+        loop="resync_interval_seconds: 3600, poll_interval_seconds: 0.5, settle_seconds: 0"
+    )
+    index = config.paths.final_repo / "main/x86_64/APKINDEX.tar.gz"
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "run", "--config", config.source],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: "foo-gui-2.0.1-r0" in listed(index), timeout=120)
+        set_field(pmaports / "main/foo-gui/APKBUILD", "pkgrel", "1")
+        trigger = config.paths.triggers / ".push.tmp"
+        trigger.write_text('{"type": "push", "branch": "main"}')
+        os.rename(trigger, config.paths.triggers / "push.json")
+        wait_until(lambda: "foo-gui-2.0.1-r1" in listed(index), timeout=120)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+
+
+def test_idle_pass_opens_no_apk_and_writes_only_heartbeats(make_config: ConfigFactory) -> None:
+    config = make_config()
+    daemon = Daemon(config)
+    assert daemon.converge(max_seconds=120).all_published
+    daemon.run_pass()  # let directory listings age past the racy window
+    opened = daemon.scanner.apks_opened
+    before = {
+        p: (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in config.paths.data.rglob("*")
+        if p.is_file()
+    }
+    site_before = {p: p.stat().st_mtime_ns for p in config.paths.html_out.rglob("*") if p.is_file()}
+    result = daemon.run_pass()
+    assert result.outcomes == []
+    assert daemon.scanner.apks_opened == opened, "an idle pass opens no apk"
+    after = {
+        p: (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in config.paths.data.rglob("*")
+        if p.is_file()
+    }
+    assert after == before, "an idle pass writes nothing under the data directory"
+    site_after = {p: p.stat().st_mtime_ns for p in config.paths.html_out.rglob("*") if p.is_file()}
+    changed = {p.name for p in site_after if site_before.get(p) != site_after[p]}
+    assert changed == {"metrics.prom"}, "only the heartbeat changes"
