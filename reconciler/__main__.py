@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import apkversion
@@ -22,6 +23,7 @@ from .apk import ApkError, read_apk, read_apk_bytes, verify_apk_signature
 from .apkbuild import ApkbuildError, parse_apkbuild, to_json
 from .apkindex import build_index_archive, format_index, read_index_archive, verify_index
 from .atomicfile import write_bytes
+from .cli_hooks import add_subcommands
 from .config import Config, ConfigError, load_config
 from .keys import KeyFileError, SignatureError, load_public_key
 from .triggers import TriggerError, parse_trigger
@@ -221,10 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check an index or package signature")
     verify.add_argument("file")
     verify.add_argument("--key", required=True, help="public key (PEM)")
+    add_subcommands(sub, COMMANDS)
     return parser
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "check-config": cmd_check_config,
     "status": cmd_status,

@@ -97,6 +97,7 @@ class _Planner:
     attempts: dict[JobIntent, list[JobObservation]] = field(default_factory=dict)
     slots: int = 0
     wakeups: list[float] = field(default_factory=list)
+    held: dict[tuple[RepoKey, str], str | None] = field(default_factory=dict)
 
     def run(self) -> Plan:
         for key, obs in sorted(self.observed.jobs.items()):
@@ -215,10 +216,9 @@ class _Planner:
 
         if obs.final_index is not None and filename in obs.final_index.files:
             return status(PkgState.PUBLISHED)
-        hold = self.settings.intents.hold_for(key, spec.pkgname, self.now)
-        if hold is not None:
-            since = time.strftime("%Y-%m-%d %H:%M", time.gmtime(hold.since))
-            return status(PkgState.HELD, f"held by {hold.who} since {since} UTC: {hold.why}")
+        held = self._held(key, spec.pkgname, ())
+        if held is not None:
+            return status(PkgState.HELD, held)
         if _has_origin(obs.wip.get(filename), spec.pkgname):
             return status(PkgState.BUILT, "in WIP, waiting for the repository to publish")
         intent = JobIntent(JobKind.BUILD, key, spec.pkgname, spec.version)
@@ -263,6 +263,31 @@ class _Planner:
         attempt = max((o.key.attempt for o in self.attempts.get(intent, [])), default=0) + 1
         self.actions.append(self._submit(spec, JobKey(intent, attempt), branch))
         return status(PkgState.BUILDING, f"starting, try {attempt}/{cap}", **common)
+
+    def _held(self, key: RepoKey, pkgname: str, path: tuple[str, ...]) -> str | None:
+        """Why a package is held: by an operator, or because it needs (at a version
+        not yet available) a package that is held. None when it is not held."""
+        memo_key = (key, pkgname)
+        if memo_key in self.held:
+            return self.held[memo_key]
+        reason = None
+        hold = self.settings.intents.hold_for(key, pkgname, self.now)
+        if hold is not None:
+            since = time.strftime("%Y-%m-%d %H:%M", time.gmtime(hold.since))
+            reason = f"held by {hold.who} since {since} UTC: {hold.why}"
+        spec = self._desired_spec(key, pkgname)
+        if reason is None and spec is not None and pkgname not in path:
+            for dep in spec.build_deps:
+                dep_spec = self._desired_spec(dep.repo, dep.pkgname)
+                if dep_spec is None or self._available(
+                    dep.repo, dep.pkgname, dep_spec.version, final_only=False
+                ):
+                    continue
+                if self._held(dep.repo, dep.pkgname, (*path, pkgname)) is not None:
+                    reason = f"held: needs {dep.pkgname}, which is held"
+                    break
+        self.held[memo_key] = reason
+        return reason
 
     def _missing_deps(self, spec: PkgSpec, branch: BranchOrder) -> list[str]:
         missing: list[str] = []

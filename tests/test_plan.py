@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -12,7 +12,9 @@ from reconciler.model import (
     BrokenPackage,
     CollectBuild,
     DepRef,
+    Hold,
     IndexView,
+    Intents,
     JobIntent,
     JobKey,
     JobKind,
@@ -109,6 +111,7 @@ class Case:
     max_parallel: int = 4
     arches: tuple[str, ...] = ("x86_64",)
     broken: tuple[BrokenPackage, ...] = ()
+    intents: Intents = field(default_factory=Intents)
 
     def run(self) -> Plan:
         repos: dict[RepoKey, dict[str, PkgSpec]] = {}
@@ -117,7 +120,7 @@ class Case:
         desired = {"main": BranchDesired("main", "c0ffee", repos, self.broken)}
         observed = ObservedState(self.repos, {j.key: j for j in self.jobs}, self.rejected)
         settings = PlanSettings(
-            (BranchOrder("main", self.arches),), (), self.max_parallel, 3, 60, 600
+            (BranchOrder("main", self.arches),), (), self.max_parallel, 3, 60, 600, self.intents
         )
         return plan(desired, observed, settings, NOW)
 
@@ -312,3 +315,28 @@ def test_dependency_on_a_broken_apkbuild_waits_for_it() -> None:
         "waiting for a (its APKBUILD is broken)",
     )
     assert submitted(result) == []
+
+
+def test_holds_keep_published_apks_and_hold_what_needs_them() -> None:
+    hold = Hold("main", "", "a", "ana", "upstream broke", NOW - 3600)
+    old_a, old_b = apk("a", "0-r0"), apk("b", "0-r0")
+    case = Case(
+        [spec("a"), spec("b", deps=("a",)), spec("c")],
+        {X86: repo(wip=(apk("c"),), final=(old_a, old_b))},
+    )
+    case.intents = Intents(holds=(hold,))
+    result = case.run()
+    got = states(result)
+    assert got["x86_64/a"] == (
+        PkgState.HELD,
+        "held by ana since 1970-01-12 12:46 UTC: upstream broke",
+    )
+    assert got["x86_64/b"] == (PkgState.HELD, "held: needs a, which is held")
+    assert submitted(result) == []
+    # The rest publishes: c from WIP, a and b as they are in final.
+    action = next(a for a in result.actions if isinstance(a, WriteSymlinkRepo))
+    assert action.from_wip == ("c-1-r0.apk",)
+    assert set(action.from_final) == {"a-0-r0.apk", "b-0-r0.apk"}
+    # An expired hold no longer applies.
+    case.intents = Intents(holds=(replace(hold, expires=NOW - 1),))
+    assert submitted(case.run()) == ["build@main@main@x86_64@a@1-r0@1"]

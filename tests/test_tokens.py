@@ -1,0 +1,222 @@
+"""Tokens: made once, stored only as a salted hash (0600), checked by value, replaceable.
+
+The CLI tests drive `reconciler.cli_hooks.add_subcommands` through a real argparse
+parser; the subprocess test of `python -m reconciler token new` runs once the main
+CLI registers the hooks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from reconciler import __main__ as main_cli
+from reconciler.cli_hooks import Handler, add_subcommands
+from reconciler.tokens import (
+    MAX_TOKEN_CHARS,
+    TokenStore,
+    TokenStoreError,
+    default_store_path,
+    new_token,
+)
+
+from .conftest import ROOT
+
+FAST_N = 2**10  # cheap scrypt cost for tests; the default is exercised below too
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> TokenStore:
+    return TokenStore(tmp_path / "state" / "tokens.json", scrypt_n=FAST_N)
+
+
+def test_new_token_is_long_random_and_url_safe() -> None:
+    tokens = {new_token() for _ in range(50)}
+    assert len(tokens) == 50
+    for token in tokens:
+        assert len(token) == 43
+        assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_right_token_verifies_and_nothing_else_does(store: TokenStore) -> None:
+    token = store.create("push-hook")
+    assert store.verify("push-hook", token)
+    wrong = [
+        "",
+        None,
+        token[:-1],
+        token + "x",
+        token.upper() if token.upper() != token else token.lower(),
+        " " + token,
+        new_token(),
+        "x" * 10_000_000,
+        token + "\x00" * (MAX_TOKEN_CHARS - len(token) + 1),
+        token * 20,
+    ]
+    for value in wrong:
+        assert not store.verify("push-hook", value), repr(value)[:80]
+    assert not store.verify("other", token)
+    assert not store.verify("push-hook-2", token)
+
+
+def test_default_cost_round_trip(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "tokens.json")
+    token = store.create("push-hook")
+    entry = json.loads(store.path.read_text())["tokens"]["push-hook"]
+    assert (entry["kdf"], entry["n"], entry["r"], entry["p"]) == ("scrypt", 2**14, 8, 1)
+    assert store.verify("push-hook", token)
+    assert not store.verify("push-hook", new_token())
+
+
+def test_store_holds_only_a_salted_hash_mode_0600(store: TokenStore) -> None:
+    first = store.create("push-hook")
+    second = store.create("callback")
+    raw = store.path.read_bytes()
+    for token in (first, second):
+        assert token.encode() not in raw
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    doc = json.loads(raw)
+    assert set(doc["tokens"]) == {"push-hook", "callback"}
+    salts = {entry["salt"] for entry in doc["tokens"].values()}
+    assert len(salts) == 2
+    assert not [p for p in store.path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_same_token_different_salt_gives_different_hash(tmp_path: Path) -> None:
+    a = TokenStore(tmp_path / "a.json", scrypt_n=FAST_N)
+    a.create("t")
+    b = TokenStore(tmp_path / "b.json", scrypt_n=FAST_N)
+    b.create("t")
+    hashes = [json.loads(s.path.read_text())["tokens"]["t"]["hash"] for s in (a, b)]
+    assert hashes[0] != hashes[1]
+
+
+def test_create_again_replaces_and_keeps_other_names(store: TokenStore) -> None:
+    old = store.create("push-hook")
+    other = store.create("callback")
+    new = store.create("push-hook")
+    assert old != new
+    assert not store.verify("push-hook", old)
+    assert store.verify("push-hook", new)
+    assert store.verify("callback", other)
+    assert store.names() == ["callback", "push-hook"]
+
+
+def test_missing_store_verifies_nothing(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "absent" / "tokens.json")
+    assert not store.has("push-hook")
+    assert not store.verify("push-hook", "anything")
+    assert store.names() == []
+
+
+@pytest.mark.parametrize("name", ["", "../x", "a/b", ".", "a b", "x" * 200])
+def test_unsafe_names_are_refused(store: TokenStore, name: str) -> None:
+    with pytest.raises(TokenStoreError):
+        store.create(name)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not json",
+        b"[]",
+        b'{"version": 2, "tokens": {}}',
+        b'{"version": 1, "tokens": []}',
+        b'{"version": 1, "tokens": {"push-hook": {"kdf": "md5"}}}',
+        b'{"version": 1, "tokens": {"push-hook": {"kdf": "scrypt", "n": 1073741824, "r": 8,'
+        b' "p": 1, "salt": "00000000000000000000000000000000", "hash": "00"}}}',
+    ],
+)
+def test_corrupt_store_is_an_error_not_a_pass(store: TokenStore, content: bytes) -> None:
+    store.path.parent.mkdir(parents=True)
+    store.path.write_bytes(content)
+    with pytest.raises(TokenStoreError):
+        store.verify("push-hook", "anything")
+
+
+# --- the CLI ----------------------------------------------------------------------
+
+
+def write_config(tmp_path: Path) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            paths:
+              data: {tmp_path}/data
+            branches:
+              - name: main
+                pmaports: {ROOT}/examples/pmaports
+                arches: [x86_64]
+            """
+        )
+    )
+    return config
+
+
+def run_hooks(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="reconciler")
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands: dict[str, Handler] = {}
+    add_subcommands(sub, commands)
+    args = parser.parse_args(argv)
+    return commands[args.command](args)
+
+
+def test_cli_token_new_prints_once_and_replaces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    config = write_config(tmp_path)
+    assert run_hooks(["token", "new", "push-hook", "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    first = out.strip()
+    assert out == first + "\n"  # stdout is the token and nothing else
+    assert first not in err
+    assert all(first not in record.getMessage() for record in caplog.records)
+    store = TokenStore(default_store_path(tmp_path / "data" / "state"))
+    assert store.path.exists() and first.encode() not in store.path.read_bytes()
+    assert store.verify("push-hook", first)
+
+    assert run_hooks(["token", "new", "push-hook", "--config", str(config)]) == 0
+    second = capsys.readouterr().out.strip()
+    assert second != first
+    assert store.verify("push-hook", second)
+    assert not store.verify("push-hook", first)
+
+    assert run_hooks(["token", "list", "--config", str(config)]) == 0
+    assert capsys.readouterr().out == "push-hook\n"
+
+
+def test_cli_token_new_refuses_a_bad_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_hooks(["token", "new", "../x", "--token-store", str(tmp_path / "t.json")])
+    assert code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "error:" in err
+    assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.skipif(
+    "token" not in main_cli.COMMANDS and "add_subcommands" not in vars(main_cli),
+    reason="reconciler/__main__.py does not register cli_hooks yet",
+)
+def test_real_cli_token_new(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    argv = [sys.executable, "-m", "reconciler", "token", "new", "push-hook", "-c", str(config)]
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+    store = TokenStore(default_store_path(tmp_path / "data" / "state"))
+    for result in (first, second):
+        assert result.stdout.count("\n") == 1 and result.stdout.strip() not in result.stderr
+    assert not store.verify("push-hook", first.stdout.strip())
+    assert store.verify("push-hook", second.stdout.strip())
