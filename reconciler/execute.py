@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
+from .crashpoint import crashpoint
 from .jobs import JobExistsError, JobService, JobSpec
 from .jobs.scripts import SIGNED_NAME, IndexSource, build_script, sign_script
 from .model import (
@@ -70,15 +71,18 @@ class Executor:
                 except RefusedError as exc:
                     self.state.reject(job.key.job_id, f"results refused: {exc}")
                     raise
+                crashpoint("build-collected")
                 return f"collected {', '.join(names)}"
             case ReindexWip(repo=repo):
                 self.store.reindex_wip(repo, now)
+                crashpoint("wip-indexed")
                 return f"reindexed WIP {repo}"
             case PruneWip(repo=repo, filenames=names, why=why):
                 self.store.prune_wip(repo, names)
                 return f"removed {len(names)} apk(s) from WIP {repo}: {why}"
             case WriteSymlinkRepo(repo=repo, from_wip=wip, from_final=final, commit=commit):
                 sha = self.store.write_symlink_repo(repo, wip, final, commit, now)
+                crashpoint("symlink-indexed")
                 counts = f"{len(wip)} new + {len(final)} published"
                 return f"symlink repo {repo}: {counts}, index {sha[:12]}"
             case SubmitSign(key=key):
@@ -98,6 +102,7 @@ class Executor:
                         files,
                     )
                 )
+                crashpoint("sign-submitted")
                 return f"submitted sign job {key.job_id}"
             case PublishFinal(repo=repo, job=job, unsigned_sha256=sha):
                 signed = Path(job.artifacts_dir or "/nonexistent") / SIGNED_NAME

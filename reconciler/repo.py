@@ -31,6 +31,7 @@ from .apkindex import (
     verify_index,
 )
 from .atomicfile import remove, safe_join, write_bytes
+from .crashpoint import crashpoint
 from .keys import SignatureError
 from .model import ApkInfo, PkgSpec, RepoKey, is_safe_name
 from .observed import INDEX_NAME, RepoRoots, RepoScanner
@@ -179,11 +180,15 @@ class RepoStore:
         final_dir = self.final_dir(key)
         final_dir.mkdir(parents=True, exist_ok=True)
         listed: set[str] = set()
-        for entry in entries:
+        for number, entry in enumerate(entries):
             filename = f"{entry.pkgname}-{entry.version}.apk"
             listed.add(filename)
             self._place_in_final(key, filename, entry)
+            if number == len(entries) // 2:
+                crashpoint("publish-copying")
+        crashpoint("publish-before-index")
         write_bytes(final_dir / INDEX_NAME, signed)
+        crashpoint("publish-after-index")
         removed = self.prune_final(key, tuple(sorted(self._final_apks(key) - listed)))
         log.info(
             "[%s] published %d apk(s) signed by %s, removed %d",
@@ -213,7 +218,12 @@ class RepoStore:
         return {p.name for p in directory.glob("*.apk")} if directory.is_dir() else set()
 
     def prune_final(self, key: RepoKey, filenames: tuple[str, ...]) -> list[str]:
-        return [name for name in filenames if remove(safe_join(self.final_dir(key), name))]
+        removed = []
+        for name in filenames:
+            if remove(safe_join(self.final_dir(key), name)):
+                removed.append(name)
+                crashpoint("publish-pruning")
+        return removed
 
 
 def _artifact_problem(info: ApkInfo, spec: PkgSpec, filename: str) -> str:
