@@ -10,8 +10,11 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from reconciler.config import Config, ConfigError, default_config, load_config
+from reconciler.config import Config, ConfigError, default_config, load_config, parse_config
 
 from .conftest import ROOT
 
@@ -289,3 +292,59 @@ def test_check_config_cli_accepts_the_example() -> None:
     result = run_cli("check-config", "--config", "config.example.yaml")
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == "config.example.yaml: OK (2 branches)\n"
+
+
+@given(st.text(max_size=400))
+@settings(max_examples=200, deadline=None)
+def test_any_text_gives_a_config_or_errors_naming_the_file(text: str) -> None:
+    try:
+        parse_config(text, "fuzz.yaml", Path("/nonexistent-base"))
+    except ConfigError as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            assert re.match(r"^fuzz\.yaml:\d+: \S", problem), problem
+
+
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)
+)
+KEYS = st.sampled_from(
+    [
+        "branches",
+        "paths",
+        "jobs",
+        "builder",
+        "retries",
+        "loop",
+        "keys",
+        "site",
+        "splitrepos",
+        "name",
+        "pmaports",
+        "arches",
+        "max_parallel",
+        "fail",
+        "data",
+        "x",
+    ]
+)
+DOCUMENTS = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@given(DOCUMENTS)
+@settings(max_examples=300, deadline=None)
+def test_any_yaml_document_gives_a_config_or_errors_naming_file_and_field(document: object) -> None:
+    text = yaml.safe_dump(document)
+    try:
+        parse_config(text, "fuzz.yaml", Path("/nonexistent-base"))
+    except ConfigError as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            # file:line: then the field (or "top level") the problem is about
+            assert re.match(
+                r"^fuzz\.yaml:\d+: (top level|[a-z_]+(\[\d+\])?(\.[a-z_]+)*)", problem
+            ), problem
