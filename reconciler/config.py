@@ -8,8 +8,10 @@ With no file at all, the embedded defaults run the sample tree in this checkout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -26,6 +28,9 @@ class BranchConfig:
     arches: tuple[str, ...]  # build order; the first is the native arch
     ignore_errors: bool = False
     apk_version: str = "3.0"
+    # A git remote (URL or path) to follow: `pmaports` is then the daemon's own
+    # checkout of this branch, fetched on push triggers and every resync.
+    remote: str = ""
 
     @property
     def native_arch(self) -> str:
@@ -45,10 +50,34 @@ class PathsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SourcehutConfig:
+    """The builds.sr.ht job service (jobs.service: sourcehut)."""
+
+    user: str  # the account that owns the jobs (log links: <origin>/~<user>/job/<id>)
+    token_file: Path  # personal access token; read at start, never logged
+    final_key_secret: str  # UUID of the secret file holding the final private key
+    reconciler_source: str  # git URL of reconciler, cloned into every job
+    wip_url: str  # public URL of paths.wip_repo
+    final_url: str  # public URL of paths.final_repo
+    symlink_url: str  # public URL of paths.symlink_repo (sign jobs fetch the unsigned index)
+    endpoint: str = "https://builds.sr.ht/query"
+    image: str = "alpine/edge"
+    packages: tuple[str, ...] = ("python3", "py3-cryptography")
+    final_key_path: str = "~/.reconciler-final.rsa"  # where the secret file lands in the job
+    tag: str = "reconciler"  # first tag of every job; jobs without it are not ours
+    poll_interval_seconds: float = 15.0
+    lookback_days: float = 7.0
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 60.0
+    max_artifact_bytes: int = 2 * 1024**3
+
+
+@dataclass(frozen=True, slots=True)
 class JobsConfig:
     service: str = "local"
     max_parallel: int = 2
     timeout_seconds: float = 3 * 3600
+    sourcehut: SourcehutConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +125,16 @@ class SiteConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MirrorConfig:
+    rsync: str = ""  # e.g. rsync://mirror.example.org/postmarketos/ ("" = no mirror)
+    retry_seconds: float = 60.0  # wait after a failed transfer before the next try
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.rsync)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str
     paths: PathsConfig
@@ -107,6 +146,7 @@ class Config:
     loop: LoopConfig
     keys: KeysConfig
     site: SiteConfig
+    mirror: MirrorConfig = MirrorConfig()
 
     def branch(self, name: str) -> BranchConfig:
         for branch in self.branches:
@@ -162,19 +202,36 @@ def _read_config(r: NodeReader, root: yaml.Node | None) -> Config | None:
     top = r.mapping(
         root,
         "top level",
-        {"paths", "branches", "splitrepos", "jobs", "builder", "retries", "loop", "keys", "site"},
+        {
+            "paths",
+            "branches",
+            "splitrepos",
+            "jobs",
+            "builder",
+            "retries",
+            "loop",
+            "keys",
+            "site",
+            "mirror",
+        },
     )
     branches = _read_branches(r, top.get("branches"))  # first: a missing list is on line 1
     paths = _read_paths(r, top.get("paths"))
     splitrepos = tuple(
         r.str_list(top.get("splitrepos"), "splitrepos", ["systemd"], check=is_safe_name)
     )
-    j = r.mapping(top.get("jobs"), "jobs", {"service", "max_parallel", "timeout_seconds"})
+    j = r.mapping(
+        top.get("jobs"), "jobs", {"service", "max_parallel", "timeout_seconds", "sourcehut"}
+    )
+    service = r.choice(j.get("service"), "jobs.service", "local", ("local", "sourcehut"))
     jobs = JobsConfig(
-        service=r.choice(j.get("service"), "jobs.service", "local", ("local",)),
+        service=service,
         max_parallel=r.integer(j.get("max_parallel"), "jobs.max_parallel", 2, minimum=1),
         timeout_seconds=r.number(j.get("timeout_seconds"), "jobs.timeout_seconds", 10800.0),
+        sourcehut=_read_sourcehut(r, j.get("sourcehut")),
     )
+    if service == "sourcehut" and j.get("sourcehut") is None:
+        r.error(j.get("service"), "jobs.sourcehut: missing, required with jobs.service: sourcehut")
     b = r.mapping(
         top.get("builder"),
         "builder",
@@ -251,6 +308,59 @@ def _read_config(r: NodeReader, root: yaml.Node | None) -> Config | None:
         loop=loop,
         keys=keys,
         site=site,
+        mirror=_read_mirror(r, top.get("mirror")),
+    )
+
+
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+_SH_NUMBERS: tuple[str, ...] = ("poll_interval_seconds", "lookback_days")
+_SH_NUMBERS += ("connect_timeout_seconds", "read_timeout_seconds")
+_SH_URLS = ("reconciler_source", "wip_url", "final_url", "symlink_url")
+_SH_STRINGS = ("image", "final_key_path")
+_SH_KEYS = {"endpoint", "user", "token_file", "packages", "final_key_secret", "tag"}
+_SH_KEYS |= {"max_artifact_bytes", *_SH_NUMBERS, *_SH_URLS, *_SH_STRINGS}
+
+
+def _read_sourcehut(r: NodeReader, node: yaml.Node | None) -> SourcehutConfig | None:
+    """The jobs.sourcehut section; when present, every account-specific key is required."""
+    if node is None:
+        return None
+    m = r.mapping(node, "jobs.sourcehut", _SH_KEYS)
+    w = "jobs.sourcehut."
+    default = {f.name: f.default for f in fields(SourcehutConfig)}
+
+    def url(name: str, fallback: str | None = None) -> str:
+        value = r.string(m.get(name), w + name, fallback)
+        if value is not None and not value.startswith(("http://", "https://")):
+            r.error(m.get(name), f"{w}{name}: expected an http:// or https:// URL")
+        return (value or "").rstrip("/")
+
+    user = (r.string(m.get("user"), w + "user", None) or "").removeprefix("~")
+    if user and not is_safe_name(user):
+        r.error(m.get("user"), f"{w}user: {user!r} is not a sourcehut user name")
+    secret = r.string(m.get("final_key_secret"), w + "final_key_secret", None) or ""
+    if secret and not _UUID_RE.match(secret):
+        r.error(m.get("final_key_secret"), f"{w}final_key_secret: expected a secret's UUID")
+    tag = r.string(m.get("tag"), w + "tag", "reconciler")
+    if not is_safe_name(tag):
+        r.error(m.get("tag"), f"{w}tag: {tag!r} must be a plain name (no '/')")
+    packages = r.str_list(m.get("packages"), w + "packages", ["python3", "py3-cryptography"])
+    max_bytes = r.integer(
+        m.get("max_artifact_bytes"), w + "max_artifact_bytes", 2 * 1024**3, minimum=1024
+    )
+    token_file: Path | None = r.path(m.get("token_file"), w + "token_file", None)
+    values: dict[str, Any] = {n: url(n) for n in _SH_URLS}
+    values |= {n: r.string(m.get(n), w + n, str(default[n])) for n in _SH_STRINGS}
+    values |= {n: r.number(m.get(n), w + n, float(str(default[n]))) for n in _SH_NUMBERS}
+    return SourcehutConfig(
+        user=user,
+        token_file=token_file or Path("/nonexistent"),
+        final_key_secret=secret,
+        endpoint=url("endpoint", str(default["endpoint"])),
+        packages=tuple(packages),
+        tag=tag,
+        max_artifact_bytes=max_bytes,
+        **values,
     )
 
 
@@ -278,7 +388,9 @@ def _read_branches(r: NodeReader, node: yaml.Node | None) -> tuple[BranchConfig,
     seen: set[str] = set()
     for index, item in enumerate(items):
         where = f"branches[{index}]"
-        m = r.mapping(item, where, {"name", "pmaports", "arches", "ignore_errors", "apk_version"})
+        m = r.mapping(
+            item, where, {"name", "pmaports", "arches", "ignore_errors", "apk_version", "remote"}
+        )
         name = r.string(m.get("name"), f"{where}.name", None)
         if name is not None and not is_safe_branch(name):
             r.error(m.get("name") or item, f"{where}.name: {name!r} is not a safe branch name")
@@ -293,6 +405,10 @@ def _read_branches(r: NodeReader, node: yaml.Node | None) -> tuple[BranchConfig,
             r.error(m.get("arches") or item, f"{where}.arches: an arch is listed twice")
         apk_version = r.choice(m.get("apk_version"), f"{where}.apk_version", "3.0", ("3.0", "2.14"))
         ignore_errors = r.boolean(m.get("ignore_errors"), f"{where}.ignore_errors", False)
+        remote = r.string(m.get("remote"), f"{where}.remote", "")
+        if remote.startswith("-") or "\n" in remote:
+            r.error(m.get("remote"), f"{where}.remote: expected a git URL or path")
+            remote = ""
         if name and pmaports is not None and arches:
             branches.append(
                 BranchConfig(
@@ -301,6 +417,19 @@ def _read_branches(r: NodeReader, node: yaml.Node | None) -> tuple[BranchConfig,
                     arches=tuple(arches),
                     ignore_errors=ignore_errors,
                     apk_version=apk_version,
+                    remote=remote,
                 )
             )
     return tuple(branches)
+
+
+def _read_mirror(r: NodeReader, node: yaml.Node | None) -> MirrorConfig:
+    m = r.mapping(node, "mirror", {"rsync", "retry_seconds"})
+    target = r.string(m.get("rsync"), "mirror.rsync", "")
+    if target and (target.startswith("-") or "\n" in target or "\x00" in target):
+        r.error(m.get("rsync"), "mirror.rsync: expected an rsync destination")
+        target = ""
+    return MirrorConfig(
+        rsync=target.rstrip("/") + "/" if target else "",
+        retry_seconds=r.number(m.get("retry_seconds"), "mirror.retry_seconds", 60.0),
+    )

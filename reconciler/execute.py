@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Config
 from .crashpoint import crashpoint
 from .jobs import JobExistsError, JobService, JobSpec
 from .jobs.scripts import SIGNED_NAME, IndexSource, build_script, sign_script
+from .mirror import MirrorError, push_repository
 from .model import (
     Action,
     CollectBuild,
+    MirrorFinal,
     Outcome,
     PruneFinal,
     PruneWip,
@@ -45,6 +47,9 @@ class Executor:
     state: StateStore
     clock: Callable[[], float]
     commits: dict[str, str]  # branch -> commit of the desired state being built
+    # When a failed transfer to the mirror may be tried again (in memory: a
+    # restart simply tries at once).
+    mirror_retry_at: dict[RepoKey, float] = field(default_factory=dict)
 
     def apply(self, actions: Iterable[Action]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -112,10 +117,24 @@ class Executor:
                     self.state.reject(job.key.job_id, str(exc))
                     raise
                 return f"published {repo}, removed {len(removed)} old apk(s)"
+            case MirrorFinal(repo=repo, index_sha256=sha):
+                return self._mirror(repo, sha, now)
             case PruneFinal(repo=repo, filenames=names):
                 removed = self.store.prune_final(repo, names)
                 return f"removed {len(removed)} unlisted apk(s) from final {repo}"
         raise TypeError(f"unknown action {action!r}")
+
+    def _mirror(self, repo: RepoKey, sha: str, now: float) -> str:
+        mirror = self.config.mirror
+        if now < self.mirror_retry_at.get(repo, 0.0):
+            raise RefusedError(f"mirror of {repo}: waiting before the next try")
+        try:
+            push_repository(self.store.final_dir(repo), mirror.rsync, repo.relpath)
+        except MirrorError as exc:
+            self.mirror_retry_at[repo] = now + mirror.retry_seconds
+            raise RefusedError(f"mirror of {repo}: {exc}") from exc
+        self.state.mirrored[str(repo)] = sha
+        return f"mirrored {repo}"
 
     def _submit_build(self, action: SubmitBuild) -> str:
         spec = action.spec

@@ -18,6 +18,7 @@ from typing import Any
 
 from .atomicfile import write_text
 from .model import (
+    BranchDesired,
     Event,
     Hold,
     Intents,
@@ -157,3 +158,59 @@ def highest_attempts(jobs: Mapping[JobKey, object]) -> dict[JobIntent, int]:
     for key in jobs:
         result[key.intent] = max(result.get(key.intent, 0), key.attempt)
     return result
+
+
+def push_retries(
+    intents: Intents,
+    desired: BranchDesired,
+    changed: set[str],
+    failing: list[tuple[str, str]],
+    attempts: Mapping[JobIntent, int],
+    commit: str,
+    now: float,
+) -> tuple[Intents, list[Event]]:
+    """Fresh tries for failing packages whose directory, or the directory of any
+    package they need (directly or not), changed in a push."""
+    specs = {(k.arch, k.splitrepo, n): s for k, r in desired.repos.items() for n, s in r.items()}
+    memo: dict[tuple[str, str, str], str | None] = {}
+
+    def cause(key: tuple[str, str, str], path: tuple[tuple[str, str, str], ...]) -> str | None:
+        if key in memo:
+            return memo[key]
+        spec = specs.get(key)
+        found = None
+        if spec is not None and key not in path:
+            if spec.path in changed:
+                found = spec.path
+            else:
+                for dep in spec.build_deps:
+                    found = cause((dep.repo.arch, dep.repo.splitrepo, dep.pkgname), (*path, key))
+                    if found:
+                        break
+        memo[key] = found
+        return found
+
+    grants = list(intents.retries)
+    events = []
+    for arch, pkgname in failing:
+        reasons = [
+            cause((arch, sr, pkgname), ()) for sr in ("", *{k.splitrepo for k in desired.repos})
+        ]
+        why = next((r for r in reasons if r), None)
+        if why is None:
+            continue
+        highest = max(
+            (
+                n
+                for i, n in attempts.items()
+                if i.repo.branch == desired.branch and i.repo.arch == arch and i.pkgname == pkgname
+            ),
+            default=0,
+        )
+        grants = [
+            g for g in grants if (g.branch, g.arch, g.pkgname) != (desired.branch, arch, pkgname)
+        ]
+        message = f"{why} changed in {commit[:12]}: fresh tries"
+        grants.append(RetryGrant(desired.branch, arch, pkgname, highest, "push", message, now))
+        events.append(Event(now, f"{desired.branch}/{arch}", pkgname, "", "operator", message))
+    return replace(intents, retries=tuple(grants)), events

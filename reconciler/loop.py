@@ -17,9 +17,16 @@ from dataclasses import dataclass, field, replace
 from .config import Config
 from .desired import DesiredReader
 from .execute import Executor, repo_keys
-from .intents import OPERATIONS, apply_operation, highest_attempts, load_intents, save_intents
+from .intents import (
+    OPERATIONS,
+    apply_operation,
+    highest_attempts,
+    load_intents,
+    push_retries,
+    save_intents,
+)
 from .jobs import JobService
-from .jobs.local import LocalJobService
+from .jobs.factory import make_job_service
 from .keys import (
     generate_private_key,
     load_private_key,
@@ -30,6 +37,8 @@ from .keys import (
 from .metrics import PassFigures, format_metrics
 from .model import (
     BranchDesired,
+    Event,
+    JobIntent,
     JobKey,
     JobKind,
     JobObservation,
@@ -40,6 +49,7 @@ from .model import (
 )
 from .observed import RepoRoots, RepoScanner, observe
 from .plan import BranchOrder, Plan, PlanSettings, plan
+from .pmaports import GitCheckout, GitError
 from .repo import RepoStore, SigningKeys
 from .site import SiteWriter
 from .sitemodel import BranchInfo, SiteInput, versions_from
@@ -104,7 +114,7 @@ class Daemon:
         os.chmod(cfg.keys.wip_private, 0o600)
         self.triggers = TriggerDir(cfg.paths.triggers)
         if self.jobs is None:
-            self.jobs = LocalJobService(cfg.paths.jobs, cfg.paths.triggers, self.clock)
+            self.jobs = make_job_service(cfg, self.clock)
         self.desired_reader = DesiredReader(cfg.splitrepos)
         roots = RepoRoots(cfg.paths.wip_repo, cfg.paths.final_repo, cfg.paths.symlink_repo)
         self.scanner = RepoScanner(roots)
@@ -117,6 +127,9 @@ class Daemon:
         self.store = RepoStore(roots, self.scanner, keys)
         self.state = StateStore(cfg.paths.state)
         self.intents = load_intents(self.state.intents_path)
+        self.checkouts = {
+            b.name: GitCheckout(b.pmaports, b.remote, b.name) for b in cfg.branches if b.remote
+        }
         self.site = SiteWriter(cfg.paths.html_out)
         self.executor = Executor(cfg, self.jobs, self.store, self.state, self.clock, {})
         self.settings = PlanSettings(
@@ -126,6 +139,7 @@ class Daemon:
             max_tries=cfg.retries.max_tries,
             backoff_seconds=cfg.retries.backoff_seconds,
             backoff_max_seconds=cfg.retries.backoff_max_seconds,
+            mirror=cfg.mirror.enabled,
         )
 
     def read_desired(self) -> dict[str, BranchDesired]:
@@ -137,15 +151,24 @@ class Daemon:
         self.passes += 1
         started = time.monotonic()
         triggers = self.triggers.drain()
+        pushed = {str(t.data["branch"]).split("_staging_")[0] for t in triggers if t.type == "push"}
+        pushes = self._sync_checkouts(pushed, full)
         desired = self.read_desired()
         self.executor.commits = {name: d.commit for name, d in desired.items()}
         observed = observe(
-            self.scanner, repo_keys(self.config), self.jobs, self.state.rejected, full=full
+            self.scanner,
+            repo_keys(self.config),
+            self.jobs,
+            self.state.rejected,
+            full=full,
+            mirrored=self.state.mirrored,
         )
         now = self.clock()
         operations = [t for t in triggers if t.type in OPERATIONS]
         if operations:
             self._apply_operations(operations, observed.jobs, now)
+        if pushes:
+            self._apply_pushes(pushes, desired, observed.jobs, now)
         settings = replace(self.settings, intents=self.intents)
         result = plan(desired, observed, settings, now)
         actions = list(result.actions)
@@ -197,13 +220,48 @@ class Daemon:
         self.site.write_metrics(format_metrics(result, figures))
         return PassResult(result, outcomes, live, observed.job_service_error)
 
-    def _apply_operations(
-        self, operations: list[Trigger], jobs: Mapping[JobKey, JobObservation], now: float
+    def _sync_checkouts(self, pushed: set[str], full: bool) -> dict[str, tuple[str, str, set[str]]]:
+        """Fetch the branches that were pushed to (all of them on a full pass)."""
+        changes: dict[str, tuple[str, str, set[str]]] = {}
+        for name, checkout in self.checkouts.items():
+            if not (full or name in pushed):
+                continue
+            try:
+                before, after = checkout.sync()
+                if before != after:
+                    changes[name] = (before, after, checkout.changed_packages(before, after))
+            except GitError as exc:  # the remote may be down: carry on with what we have
+                log.error("cannot update pmaports for %s: %s", name, exc)
+        return changes
+
+    def _apply_pushes(
+        self,
+        pushes: dict[str, tuple[str, str, set[str]]],
+        desired: dict[str, BranchDesired],
+        jobs: Mapping[JobKey, JobObservation],
+        now: float,
     ) -> None:
-        """Manual operations change the durable intents, then show as events."""
+        """A push gives fresh tries to failing packages it touched, directly or not."""
         attempts = highest_attempts(jobs)
-        # What is failing now, read from the job service: the last try of an intent failed.
-        failing = sorted(
+        failing = self._failing(jobs, attempts)
+        events = []
+        for branch, (before, after, changed) in pushes.items():
+            summary = f"pmaports {before[:12] or '(new)'} -> {after[:12]}: {len(changed)} changed"
+            events.append(Event(now, branch, "", "", "push", summary))
+            mine = [(a, p) for b, a, p in failing if b == branch]
+            self.intents, new = push_retries(
+                self.intents, desired[branch], changed, mine, attempts, after, now
+            )
+            events += new
+        save_intents(self.state.intents_path, self.intents)
+        self.state.append_events(events)
+
+    @staticmethod
+    def _failing(
+        jobs: Mapping[JobKey, JobObservation], attempts: Mapping[JobIntent, int]
+    ) -> list[tuple[str, str, str]]:
+        """(branch, arch, pkgname) whose last try failed, read from the job service."""
+        return sorted(
             {
                 (k.intent.repo.branch, k.intent.repo.arch, k.intent.pkgname)
                 for k, o in jobs.items()
@@ -212,6 +270,13 @@ class Daemon:
                 and k.attempt == attempts[k.intent]
             }
         )
+
+    def _apply_operations(
+        self, operations: list[Trigger], jobs: Mapping[JobKey, JobObservation], now: float
+    ) -> None:
+        """Manual operations change the durable intents, then show as events."""
+        attempts = highest_attempts(jobs)
+        failing = self._failing(jobs, attempts)
         events = []
         for trigger in operations:
             branch, arch = trigger.data["branch"], trigger.data.get("arch", "")

@@ -291,6 +291,7 @@ class ObservedState:
     jobs: dict[JobKey, JobObservation]
     rejected: dict[str, str]  # job id -> why its results were refused
     job_service_error: str = ""
+    mirrored: dict[str, str] = field(default_factory=dict)  # repo -> sha256 of mirrored index
 
 
 class PkgState(StrEnum):
@@ -427,6 +428,14 @@ class PruneFinal:
     filenames: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class MirrorFinal:
+    """Copy a published repository to the mirror (its index has this sha256)."""
+
+    repo: RepoKey
+    index_sha256: str
+
+
 Action = (
     SubmitBuild
     | CollectBuild
@@ -436,6 +445,7 @@ Action = (
     | SubmitSign
     | PublishFinal
     | PruneFinal
+    | MirrorFinal
 )
 
 

@@ -158,6 +158,7 @@ def observe(
     rejected: dict[str, str],
     *,
     full: bool = False,
+    mirrored: dict[str, str] | None = None,
 ) -> ObservedState:
     """The whole snapshot for one pass."""
     error = ""
@@ -171,4 +172,5 @@ def observe(
         jobs=job_map,
         rejected=dict(rejected),
         job_service_error=error,
+        mirrored=dict(mirrored or {}),
     )

@@ -25,6 +25,7 @@ from .model import (
     JobKey,
     JobKind,
     JobObservation,
+    MirrorFinal,
     ObservedState,
     PkgSpec,
     PkgState,
@@ -59,6 +60,7 @@ class PlanSettings:
     backoff_seconds: float
     backoff_max_seconds: float
     intents: Intents = field(default_factory=Intents)
+    mirror: bool = False  # a mirror is configured: published repositories go there too
 
     def backoff(self, failures: int) -> float:
         delay: float = self.backoff_seconds * 2.0 ** max(failures - 1, 0)
@@ -369,6 +371,8 @@ class _Planner:
             done = sorted(n for n in obs.wip if n in final_index.files)
             if done:
                 self.actions.append(PruneWip(key, tuple(done), "published"))
+            if self.settings.mirror and self.observed.mirrored.get(str(key)) != final_index.sha256:
+                self.actions.append(MirrorFinal(key, final_index.sha256))
             self.repos.append(RepoStatus(key, RepoPhase.PUBLISHED, "", *published))
             return
         symlink = obs.symlink_index

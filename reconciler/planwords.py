@@ -12,6 +12,7 @@ from collections import Counter
 from .model import (
     Action,
     CollectBuild,
+    MirrorFinal,
     PkgState,
     PruneFinal,
     PruneWip,
@@ -41,6 +42,8 @@ def describe_action(action: Action) -> str:
             return f"sign the index of {key.intent.repo} (try {key.attempt})"
         case PublishFinal(repo=repo):
             return f"publish {repo}"
+        case MirrorFinal(repo=repo):
+            return f"copy {repo} to the mirror"
         case PruneFinal(repo=repo, filenames=names):
             return f"remove {len(names)} unlisted apk(s) from final {repo}"
     return type(action).__name__

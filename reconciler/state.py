@@ -39,6 +39,7 @@ class StateStore:
         self.rejected: dict[str, str] = dict(cache.get("rejected", {}))
         self.last_states: dict[str, str] = dict(cache.get("states", {}))
         self.last_phases: dict[str, str] = dict(cache.get("phases", {}))
+        self.mirrored: dict[str, str] = dict(cache.get("mirrored", {}))
         self._saved = self._snapshot()
         self._recent = self._read_recent_events(RECENT_EVENTS)
 
@@ -62,6 +63,7 @@ class StateStore:
                 "rejected": self.rejected,
                 "states": self.last_states,
                 "phases": self.last_phases,
+                "mirrored": self.mirrored,
             },
             sort_keys=True,
             indent=1,

@@ -43,7 +43,7 @@ BAD_LINES: list[tuple[str, str | None]] = [
     ("    color: blue", "branches[2]: unknown key 'color'"),
     ("splitrepos: [systemd, ../evil]", "splitrepos[1]: '../evil' is not a valid name"),
     ("jobs:", None),
-    ("  service: remote", "jobs.service: expected one of local, got 'remote'"),
+    ("  service: remote", "jobs.service: expected one of local, sourcehut, got 'remote'"),
     ("  max_parallel: many", "jobs.max_parallel: expected a whole number, got 'many'"),
     ("  timeout_seconds: -5", "jobs.timeout_seconds: expected a number >= 0, got '-5'"),
     ("  extra: true", "jobs: unknown key 'extra'"),
@@ -115,7 +115,7 @@ def test_example_file_equals_embedded_defaults() -> None:
     compared = [f.name for f in fields(Config) if f.name != "source"]
     assert compared == [
         "paths", "branches", "splitrepos", "jobs", "builder",
-        "retries", "loop", "keys", "site",
+        "retries", "loop", "keys", "site", "mirror",
     ]  # fmt: skip
     for name in compared:
         assert getattr(example, name) == getattr(defaults, name), name

@@ -23,10 +23,18 @@ SIGNED_NAME = "APKINDEX.tar.gz"
 
 @dataclass(frozen=True, slots=True)
 class IndexSource:
-    """An index a build may read, and the public key that must have signed it."""
+    """An index a build may read, and the public key that must have signed it.
+
+    A job on this machine reads `path`; a remote job downloads `url` when it is set.
+    """
 
     path: Path
     public_key: Path
+    url: str = ""
+
+    def as_input(self) -> dict[str, str]:
+        where = {"url": self.url} if self.url else {"path": str(self.path)}
+        return {**where, "public_key": str(self.public_key)}
 
 
 def build_script(
@@ -36,8 +44,9 @@ def build_script(
     indexes: list[IndexSource],
     required: tuple[tuple[str, str], ...],
     commit: str,
+    python: str = sys.executable,
 ) -> tuple[str, dict[str, bytes]]:
-    """Script and inputs of a build job."""
+    """Script and inputs of a build job; `python` runs reconciler's modules in the job."""
     if builder.kind == "pmbootstrap":
         return _pmbootstrap_script(spec, builder), {}
     job_input = {
@@ -63,19 +72,23 @@ def build_script(
             }
             for s in spec.subpackages
         ],
-        "indexes": [{"path": str(i.path), "public_key": str(i.public_key)} for i in indexes],
+        "indexes": [i.as_input() for i in indexes],
         "required": [list(r) for r in required],
         "duration_seconds": builder.duration_seconds,
         "fail": should_fail(builder, spec.repo, spec.pkgname),
         "attempt": key.attempt,
     }
-    script = (
+    return synthetic_script(python), {"build.json": json.dumps(job_input, indent=1).encode()}
+
+
+def synthetic_script(python: str = sys.executable) -> str:
+    """The synthetic build's script: reads build.json, writes apks into artifacts/."""
+    return (
         "#!/bin/bash\n"
         "# Synthetic build: writes real apk files for the package, compiles nothing.\n"
         "set -eu\n"
-        f"exec {shlex.quote(sys.executable)} -m reconciler.synthetic build.json artifacts\n"
+        f"exec {shlex.quote(python)} -m reconciler.synthetic build.json artifacts\n"
     )
-    return script, {"build.json": json.dumps(job_input, indent=1).encode()}
 
 
 def should_fail(builder: BuilderConfig, repo: RepoKey, pkgname: str) -> bool:
@@ -104,13 +117,36 @@ def sign_script(
     unsigned: bytes, sha256: str, final_key: Path, key_name: str
 ) -> tuple[str, dict[str, bytes]]:
     """Script and inputs of a sign job: the only job that is given the final key."""
-    script = (
+    return _sign_command(sys.executable, sha256, str(final_key), key_name), {
+        UNSIGNED_NAME: unsigned
+    }
+
+
+def remote_sign_script(url: str, sha256: str, final_key: str, key_name: str, python: str) -> str:
+    """A sign job that downloads the unsigned index over HTTP (size-limited) first.
+
+    The signer still refuses any bytes without the expected sha256, so whoever
+    serves the URL cannot get anything else signed.
+    """
+    fetch = (
+        f"{shlex.quote(python)} -m reconciler.synthetic fetch"
+        f" {shlex.quote(url)} {UNSIGNED_NAME} {MAX_INDEX_DOWNLOAD}\n"
+    )
+    return _sign_command(python, sha256, final_key, key_name, fetch)
+
+
+# An unsigned index larger than this is not fetched by a sign job.
+MAX_INDEX_DOWNLOAD = 64 * 1024 * 1024
+
+
+def _sign_command(python: str, sha256: str, final_key: str, key_name: str, fetch: str = "") -> str:
+    return (
         "#!/bin/bash\n"
         "# Sign the index it was given, and only if it has the expected sha256.\n"
         "set -eu\n"
-        f"exec {shlex.quote(sys.executable)} -m reconciler.signer"
+        f"{fetch}"
+        f"exec {shlex.quote(python)} -m reconciler.signer"
         f" --unsigned {UNSIGNED_NAME} --sha256 {shlex.quote(sha256)}"
-        f" --key {shlex.quote(str(final_key))} --key-name {shlex.quote(key_name)}"
+        f" --key {shlex.quote(final_key)} --key-name {shlex.quote(key_name)}"
         f" --out artifacts/{SIGNED_NAME}\n"
     )
-    return script, {UNSIGNED_NAME: unsigned}

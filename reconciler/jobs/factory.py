@@ -1,0 +1,58 @@
+"""Builds the configured job service: `local` (this machine) or `sourcehut` (builds.sr.ht).
+
+The only place that reads the sourcehut token file. Everything else the services
+need comes from the Config; the final private key is never read here (a sign job
+on builds.sr.ht gets it as a sourcehut secret).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ..config import Config, ConfigError
+from . import JobService
+from .graphql import GraphQLClient
+from .local import LocalJobService
+from .manifest import ManifestSettings
+from .sourcehut import SourcehutJobService, SourcehutSettings
+
+
+def make_job_service(config: Config, clock: Callable[[], float] = time.time) -> JobService:
+    if config.jobs.service != "sourcehut":
+        return LocalJobService(config.paths.jobs, config.paths.triggers, clock)
+    sh = config.jobs.sourcehut
+    if sh is None:
+        raise ConfigError([f"{config.source}:1: jobs.sourcehut: missing"])
+    try:
+        token = sh.token_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            [f"{config.source}:1: jobs.sourcehut.token_file: cannot read {sh.token_file}: {exc}"]
+        ) from exc
+    if not token:
+        raise ConfigError(
+            [f"{config.source}:1: jobs.sourcehut.token_file {sh.token_file} is empty"]
+        )
+    client = GraphQLClient(
+        sh.endpoint, token, timeout=(sh.connect_timeout_seconds, sh.read_timeout_seconds)
+    )
+    manifests = ManifestSettings(
+        image=sh.image,
+        packages=sh.packages,
+        reconciler_source=sh.reconciler_source,
+        final_key_secret=sh.final_key_secret,
+        final_key_path=sh.final_key_path,
+        final_key_name=config.keys.final_name,
+        url_roots=((config.paths.wip_repo, sh.wip_url), (config.paths.final_repo, sh.final_url)),
+        symlink_url=sh.symlink_url,
+        tag=sh.tag,
+    )
+    settings = SourcehutSettings(
+        user=sh.user,
+        tag=sh.tag,
+        poll_interval_seconds=sh.poll_interval_seconds,
+        lookback_seconds=sh.lookback_days * 86400,
+        max_artifact_bytes=sh.max_artifact_bytes,
+    )
+    return SourcehutJobService(client, manifests, settings, config.paths.jobs / "sourcehut", clock)
