@@ -88,7 +88,8 @@ def main() -> None:
     statuses = site.plan.packages
     changed_statuses = (
         replace(statuses[0], state=PkgState.BUILDING, reason="building"),
-    ) + statuses[1:]
+        *statuses[1:],
+    )
     changed = replace(site, plan=replace(site.plan, packages=changed_statuses))
     full: list[tuple[float, float]] = []
     same: list[tuple[float, float]] = []

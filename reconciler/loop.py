@@ -127,6 +127,7 @@ class Daemon:
         self.store = RepoStore(roots, self.scanner, keys)
         self.state = StateStore(cfg.paths.state)
         self.intents = load_intents(self.state.intents_path)
+        self._unreachable_since: float | None = None
         self.checkouts = {
             b.name: GitCheckout(b.pmaports, b.remote, b.name) for b in cfg.branches if b.remote
         }
@@ -199,7 +200,7 @@ class Daemon:
             jobs=tuple(observed.jobs.values()),
             events=self.state.recent_events(),
             max_parallel=self.config.jobs.max_parallel,
-            job_service_error=observed.job_service_error,
+            job_service_error=self._unreachable(observed.job_service_error, now),
             monitoring_max=site.monitoring_max_failures,
             monitoring_footer=site.monitoring_footer,
         )
@@ -219,6 +220,16 @@ class Daemon:
         )
         self.site.write_metrics(format_metrics(result, figures))
         return PassResult(result, outcomes, live, observed.job_service_error)
+
+    def _unreachable(self, error: str, now: float) -> str:
+        """ "since T: error" while the job service cannot be asked, "" otherwise."""
+        if not error:
+            self._unreachable_since = None
+            return ""
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self._unreachable_since))
+        return f"since {since}: {error}"
 
     def _sync_checkouts(self, pushed: set[str], full: bool) -> dict[str, tuple[str, str, set[str]]]:
         """Fetch the branches that were pushed to (all of them on a full pass)."""
