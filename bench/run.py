@@ -574,6 +574,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=5, help="functions per profile")
     args = parser.parse_args()
     started = time.time()
+    load = os.getloadavg()
     workdir = args.workdir / f"n{args.packages}-s{args.seed}"
     config, log = prepare(
         workdir, args.packages, args.seed, BRANCHES, ARCHES, populated=True, fresh=args.fresh
@@ -609,7 +610,8 @@ def main() -> None:
         f"populated: {len(BRANCHES)} branches x {len(ARCHES)} arches x"
         f" {1 + len(config.splitrepos)} split repos: {repos} repositories with a signed index,"
         f" {apks} apks, {size / 1e6:.1f} MB (tree: {args.packages} APKBUILDs per branch)",
-        f"each figure: median of {args.runs} runs (wall); CPU = this process's CPU time",
+        f"each figure: median of {args.runs} runs (wall); CPU = this process's CPU time;"
+        f" load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}",
         "",
     ]
     lines = header + table(figures) + ["", *notes]

@@ -128,6 +128,7 @@ class Daemon:
         self.state = StateStore(cfg.paths.state)
         self.intents = load_intents(self.state.intents_path)
         self._unreachable_since: float | None = None
+        self._site_error = ""
         self.checkouts = {
             b.name: GitCheckout(b.pmaports, b.remote, b.name) for b in cfg.branches if b.remote
         }
@@ -176,11 +177,18 @@ class Daemon:
         if observed.job_service_error:  # never submit blind: the service may hold the job
             actions = [a for a in actions if not isinstance(a, SubmitBuild | SubmitSign)]
         outcomes = self.executor.apply(actions)
-        events = self.state.transitions(result.packages, result.repos, now)
+        problems = [o.message for o in outcomes if not o.ok]
+        try:
+            events = self.state.transitions(result.packages, result.repos, now)
+            self.state.save()
+        except OSError as exc:  # a full disk: the state is a cache, carry on
+            log.error("cannot write the state: %s", exc)
+            events = []
+            problems.append(f"cannot write the state: {exc}")
         for event in events:
             log.info("%s %s %s: %s", event.repo, event.pkgname, event.kind, event.message)
-        self.state.save()
-        self.site.copy_logs([o for o in observed.jobs.values() if not o.status.is_live])
+        if self._site_error:
+            problems.append(self._site_error)
         site = self.config.site
         site_input = SiteInput(
             title=site.title,
@@ -203,8 +211,16 @@ class Daemon:
             job_service_error=self._unreachable(observed.job_service_error, now),
             monitoring_max=site.monitoring_max_failures,
             monitoring_footer=site.monitoring_footer,
+            problems=tuple(problems),
         )
-        self.site.render(site_input, now)
+        try:
+            self.site.copy_logs([o for o in observed.jobs.values() if not o.status.is_live])
+            self.site.render(site_input, now)
+            self._site_error = ""
+        except OSError as exc:  # the previous pages stay; say so on the next good render
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
+            self._site_error = f"the site could not be written at {stamp}: {exc}"
+            log.error("%s", self._site_error)
         live = sum(1 for o in observed.jobs.values() if o.status.is_live) + sum(
             1 for a in actions if isinstance(a, SubmitBuild | SubmitSign)
         )
@@ -216,9 +232,13 @@ class Daemon:
             actions=len(outcomes),
             failed_actions=sum(1 for o in outcomes if not o.ok),
             site_files_written=self.site.written,
+            site_ok=not self._site_error,
             apks_opened=self.scanner.apks_opened,
         )
-        self.site.write_metrics(format_metrics(result, figures))
+        try:
+            self.site.write_metrics(format_metrics(result, figures))
+        except OSError as exc:
+            log.error("cannot write metrics: %s", exc)
         return PassResult(result, outcomes, live, observed.job_service_error)
 
     def _unreachable(self, error: str, now: float) -> str:

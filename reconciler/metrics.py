@@ -24,6 +24,7 @@ class PassFigures:
     failed_actions: int
     site_files_written: int
     apks_opened: int
+    site_ok: bool = True
 
 
 def _labels(**labels: str) -> str:
@@ -100,6 +101,12 @@ def format_metrics(plan: Plan, figures: PassFigures) -> str:
         "gauge",
         "When the last pass ended (unix time).",
         [("", round(figures.now, 3))],
+    )
+    metric(
+        "reconciler_site_written_ok",
+        "gauge",
+        "0 when the last pass could not write the status site (a full disk, say).",
+        [("", 1.0 if figures.site_ok else 0.0)],
     )
     metric(
         "reconciler_site_files_written_total",

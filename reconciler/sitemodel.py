@@ -60,6 +60,7 @@ class SiteInput:
     job_service_error: str = ""
     monitoring_max: int = 10
     monitoring_footer: str = ""
+    problems: tuple[str, ...] = ()  # what went wrong in the last pass (failed actions, disks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,7 @@ class IndexData:
     events: tuple[EventRow, ...]
     max_parallel: int
     job_service_error: str
+    problems: tuple[str, ...]
     badge: str
 
 
@@ -174,6 +175,7 @@ def build_pages(site: SiteInput) -> dict[str, Page]:
                 events,
                 site.max_parallel,
                 site.job_service_error,
+                site.problems,
                 badge,
             ),
         ),

@@ -36,6 +36,7 @@ def make_config(tmp_path: Path, pmaports: Path) -> ConfigFactory:
         branches: str | None = None,
         builder: str = "duration_seconds: 0",
         loop: str = "poll_interval_seconds: 0.5, settle_seconds: 0",
+        paths: str | None = None,
     ) -> Config:
         branches_yaml = branches or textwrap.dedent(
             f"""\
@@ -48,9 +49,7 @@ def make_config(tmp_path: Path, pmaports: Path) -> ConfigFactory:
         text = (
             textwrap.dedent(
                 f"""\
-                paths:
-                  data: {tmp_path}/data
-                  html_out: {tmp_path}/html
+                paths: {{{paths or f"data: {tmp_path}/data, html_out: {tmp_path}/html"}}}
                 jobs:
                   max_parallel: 2
                 builder: {{{builder}}}

@@ -1,0 +1,113 @@
+"""A full disk under the final repository or the site: the published state stays
+intact, the error shows, and everything recovers once there is space again.
+
+The tests run as root, which ignores file modes, so the errors are made real
+with tiny tmpfs mounts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.loop import Daemon
+
+from .apkcheck import apk_checksum, read_index, verifies
+from .conftest import ConfigFactory, set_field
+
+
+@pytest.fixture
+def tiny_mount(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs the test can fill up."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("the disk-full tests need root to mount a tmpfs")
+        pytest.skip("needs root to mount a tmpfs")
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(mount: Path) -> Path:
+    """Fill the file system up to the last byte."""
+    filler = mount / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (1 << 16, 4096, 512, 1):
+            try:
+                while os.write(fd, b"\0" * size):
+                    pass
+            except OSError:
+                continue
+    finally:
+        os.close(fd)
+    return filler
+
+
+def check_final(final: Path, public_key: bytes) -> dict[str, str]:
+    index = read_index(final / "APKINDEX.tar.gz")
+    assert verifies(index, public_key)
+    for entry in index.entries:
+        path = final / f"{entry['P']}-{entry['V']}.apk"
+        assert int(entry["S"]) == path.stat().st_size
+        assert entry["C"] == apk_checksum(path)
+    return {e["P"]: e["V"] for e in index.entries}
+
+
+def test_full_final_disk_keeps_the_published_repository(
+    make_config: ConfigFactory, pmaports: Path, tiny_mount: Path
+) -> None:
+    base = tiny_mount.parent
+    config = make_config(
+        paths=f"data: {base}/data, html_out: {base}/html, final_repo: {tiny_mount}/final"
+    )
+    daemon = Daemon(config)
+    assert daemon.converge(max_seconds=120).all_published
+    key = config.keys.final_public.read_bytes()
+    final = config.paths.final_repo / "main/x86_64"
+    before = check_final(final, key)
+
+    set_field(pmaports / "main/foo-gui/APKBUILD", "pkgrel", "1")
+    filler = fill(tiny_mount)
+    result = daemon.converge(max_seconds=60)
+    assert not result.all_published
+    assert check_final(final, key) == before, "the live repository is untouched"
+    page = (config.paths.html_out / "index.html").read_text()
+    assert "Problems in the last pass" in page
+    assert "No space left on device" in page
+
+    filler.unlink()
+    assert daemon.converge(max_seconds=120).all_published
+    assert check_final(final, key)["foo-gui"] == "2.0.1-r1"
+
+
+def test_full_site_disk_keeps_the_old_pages_and_reports_it(
+    make_config: ConfigFactory, pmaports: Path, tiny_mount: Path
+) -> None:
+    config = make_config(paths=f"data: {tiny_mount.parent}/data, html_out: {tiny_mount}/html")
+    daemon = Daemon(config)
+    assert daemon.converge(max_seconds=120).all_published
+    index_page = config.paths.html_out / "index.html"
+    old = index_page.read_bytes()
+
+    set_field(pmaports / "main/foo-gui/APKBUILD", "pkgrel", "1")
+    filler = fill(tiny_mount)
+    result = daemon.converge(max_seconds=120)
+    assert result.all_published, "the repositories publish although the site cannot be written"
+    assert index_page.read_bytes() == old, "a visitor still sees the last good page"
+    assert not list(config.paths.html_out.rglob("*.tmp")), "no half-written page is left"
+
+    filler.unlink()
+    daemon.run_pass()
+    page = index_page.read_text()
+    assert "the site could not be written at" in page  # said on the next good render
+    daemon.run_pass()
+    assert "the site could not be written at" not in index_page.read_text()
