@@ -58,10 +58,11 @@ from reconciler.apkindex import build_index_archive, format_index
 from reconciler.config import Config, load_config
 from reconciler.desired import DesiredReader
 from reconciler.loop import Daemon
-from reconciler.model import BranchDesired, PkgState, RepoKey
+from reconciler.model import BranchDesired, RepoKey
 from reconciler.observed import RACY_NS, RepoRoots, RepoScanner
 from reconciler.site import SiteWriter
 from reconciler.sitemodel import SiteInput
+from reconciler.status import PkgState
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

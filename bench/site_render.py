@@ -20,10 +20,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from reconciler.model import DepRef, PkgSpec, PkgState, PkgStatus, RepoKey, RepoPhase, RepoStatus
+from reconciler.model import DepRef, PkgSpec, RepoKey
 from reconciler.plan import Plan
 from reconciler.site import SiteWriter
 from reconciler.sitemodel import BranchInfo, SiteInput
+from reconciler.status import PkgState, PkgStatus, RepoPhase, RepoStatus
 
 ARCHES = ("x86_64", "aarch64", "armv7", "riscv64", "x86", "ppc64le", "loongarch64")
 

@@ -13,12 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Config
-from .crashpoint import crashpoint
-from .jobs import JobExistsError, JobService, JobSpec
-from .jobs.scripts import SIGNED_NAME, IndexSource, build_script, sign_script
-from .mirror import MirrorError, push_repository
-from .model import (
+from .actions import (
     Action,
     CollectBuild,
     MirrorFinal,
@@ -27,11 +22,16 @@ from .model import (
     PruneWip,
     PublishFinal,
     ReindexWip,
-    RepoKey,
     SubmitBuild,
     SubmitSign,
     WriteSymlinkRepo,
 )
+from .config import Config
+from .crashpoint import crashpoint
+from .jobs import JobExistsError, JobService, JobSpec
+from .jobs.scripts import SIGNED_NAME, IndexSource, build_script, sign_script
+from .mirror import MirrorError, push_repository
+from .model import RepoKey
 from .observed import INDEX_NAME
 from .repo import RefusedError, RepoStore
 from .state import StateStore

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from .actions import Outcome, SubmitBuild, SubmitSign
 from .config import Config
 from .desired import DesiredReader
 from .execute import Executor, repo_keys
@@ -35,18 +36,7 @@ from .keys import (
     write_public_key,
 )
 from .metrics import PassFigures, format_metrics
-from .model import (
-    BranchDesired,
-    Event,
-    JobIntent,
-    JobKey,
-    JobKind,
-    JobObservation,
-    Outcome,
-    PkgState,
-    SubmitBuild,
-    SubmitSign,
-)
+from .model import BranchDesired, Event, JobIntent, JobKey, JobKind, JobObservation
 from .observed import RepoRoots, RepoScanner, observe
 from .plan import BranchOrder, Plan, PlanSettings, plan
 from .pmaports import GitCheckout, GitError
@@ -54,6 +44,7 @@ from .repo import RepoStore, SigningKeys
 from .site import SiteWriter
 from .sitemodel import BranchInfo, SiteInput, versions_from
 from .state import StateStore
+from .status import PkgState
 from .triggers import Trigger, TriggerDir
 
 log = logging.getLogger(__name__)

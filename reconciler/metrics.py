@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from .model import PkgState, RepoPhase
 from .plan import Plan
+from .status import PkgState, RepoPhase
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,34 +14,33 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .actions import (
+    Action,
+    CollectBuild,
+    MirrorFinal,
+    PruneFinal,
+    PruneWip,
+    PublishFinal,
+    ReindexWip,
+    SubmitBuild,
+    SubmitSign,
+    WriteSymlinkRepo,
+)
 from .graph import find_cycles
 from .model import (
-    Action,
     ApkInfo,
     BranchDesired,
-    CollectBuild,
     Intents,
     JobIntent,
     JobKey,
     JobKind,
     JobObservation,
-    MirrorFinal,
     ObservedState,
     PkgSpec,
-    PkgState,
-    PkgStatus,
-    PruneFinal,
-    PruneWip,
-    PublishFinal,
-    ReindexWip,
     RepoKey,
     RepoObserved,
-    RepoPhase,
-    RepoStatus,
-    SubmitBuild,
-    SubmitSign,
-    WriteSymlinkRepo,
 )
+from .status import PkgState, PkgStatus, RepoPhase, RepoStatus
 
 
 @dataclass(frozen=True, slots=True)

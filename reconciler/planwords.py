@@ -9,21 +9,20 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .model import (
+from .actions import (
     Action,
     CollectBuild,
     MirrorFinal,
-    PkgState,
     PruneFinal,
     PruneWip,
     PublishFinal,
     ReindexWip,
-    RepoPhase,
     SubmitBuild,
     SubmitSign,
     WriteSymlinkRepo,
 )
 from .plan import Plan
+from .status import PkgState, RepoPhase
 
 
 def describe_action(action: Action) -> str:

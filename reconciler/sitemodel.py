@@ -16,20 +16,10 @@ from html import escape
 
 from markupsafe import Markup
 
-from .model import (
-    Event,
-    JobKind,
-    JobObservation,
-    ObservedState,
-    PkgSpec,
-    PkgState,
-    PkgStatus,
-    RepoKey,
-    RepoPhase,
-    RepoStatus,
-)
+from .model import Event, JobKind, JobObservation, ObservedState, PkgSpec, RepoKey
 from .plan import Plan
 from .planwords import describe_actions
+from .status import PkgState, PkgStatus, RepoPhase, RepoStatus
 
 STATES = tuple(PkgState)
 PROBLEM_STATES = frozenset(s for s in PkgState if s.is_problem)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from markupsafe import Markup
 
-from .model import JobKind, PkgState, PkgStatus, RepoKey
+from .model import JobKind, RepoKey
 from .sitemodel import (
     STATES,
     BranchInfo,
@@ -39,6 +39,7 @@ from .sitemodel import (
     row_html,
     running_jobs,
 )
+from .status import PkgState, PkgStatus
 
 FEED_KINDS = frozenset({"failed", "fixed", "published", "broken"})
 FEED_LENGTH = 50

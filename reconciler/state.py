@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .atomicfile import write_text
-from .model import Event, PkgState, PkgStatus, RepoPhase, RepoStatus
+from .model import Event
+from .status import PkgState, PkgStatus, RepoPhase, RepoStatus
 
 log = logging.getLogger(__name__)
 

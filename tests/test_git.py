@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reconciler.config import Config
 from reconciler.loop import Daemon
-from reconciler.model import PkgState
+from reconciler.status import PkgState
 
 from .apkcheck import read_index
 from .conftest import ConfigFactory, set_field

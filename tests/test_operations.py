@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reconciler.config import Config
 from reconciler.loop import Daemon
-from reconciler.model import PkgState, RepoPhase
+from reconciler.status import PkgState, RepoPhase
 
 from .apkcheck import read_index
 from .conftest import ROOT, ConfigFactory, set_field

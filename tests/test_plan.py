@@ -6,11 +6,18 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
+from reconciler.actions import (
+    CollectBuild,
+    PruneWip,
+    PublishFinal,
+    SubmitBuild,
+    SubmitSign,
+    WriteSymlinkRepo,
+)
 from reconciler.model import (
     ApkInfo,
     BranchDesired,
     BrokenPackage,
-    CollectBuild,
     DepRef,
     Hold,
     IndexView,
@@ -22,17 +29,11 @@ from reconciler.model import (
     JobStatus,
     ObservedState,
     PkgSpec,
-    PkgState,
-    PruneWip,
-    PublishFinal,
     RepoKey,
     RepoObserved,
-    RepoPhase,
-    SubmitBuild,
-    SubmitSign,
-    WriteSymlinkRepo,
 )
 from reconciler.plan import BranchOrder, Plan, PlanSettings, plan
+from reconciler.status import PkgState, RepoPhase
 
 X86 = RepoKey("main", "", "x86_64")
 ARM = RepoKey("main", "", "armv7")

@@ -6,11 +6,12 @@ import re
 from pathlib import Path
 
 from reconciler.loop import Daemon
-from reconciler.model import PkgState, PkgStatus, RepoKey, RepoPhase, RepoStatus
+from reconciler.model import RepoKey
 from reconciler.plan import Plan
 from reconciler.site import SiteWriter
 from reconciler.sitemodel import BranchInfo, SiteInput
 from reconciler.sitepages import badge_state, monitoring_lines
+from reconciler.status import PkgState, PkgStatus, RepoPhase, RepoStatus
 
 from .conftest import ConfigFactory, set_field
 
