@@ -7,7 +7,7 @@ the default, so one pass over the file finds every problem.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from pathlib import Path
 from typing import TypeVar
 
@@ -50,7 +50,7 @@ class NodeReader:
 
     # --- containers ------------------------------------------------------
     def mapping(
-        self, node: yaml.Node | None, where: str, allowed: set[str]
+        self, node: yaml.Node | None, where: str, allowed: Set[str]
     ) -> dict[str, yaml.Node]:
         if node is None or _is_null(node):
             return {}
