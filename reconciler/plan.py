@@ -28,7 +28,6 @@ from .actions import (
 )
 from .graph import find_cycles
 from .model import (
-    ApkInfo,
     BranchDesired,
     Intents,
     JobIntent,
@@ -41,6 +40,7 @@ from .model import (
     RepoObserved,
 )
 from .status import PkgState, PkgStatus, RepoPhase, RepoStatus
+from .target import has_origin, publish_target, published_from
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +220,7 @@ class _Planner:
         held = self._held(key, spec.pkgname, ())
         if held is not None:
             return status(PkgState.HELD, held)
-        if _has_origin(obs.wip.get(filename), spec.pkgname):
+        if has_origin(obs.wip.get(filename), spec.pkgname):
             return status(PkgState.BUILT, "in WIP, waiting for the repository to publish")
         intent = JobIntent(JobKind.BUILD, key, spec.pkgname, spec.version)
         tries = self._tries(intent)
@@ -340,7 +340,7 @@ class _Planner:
         states: Mapping[str, PkgStatus],
     ) -> None:
         final_index = obs.final_index
-        published = _published(final_index, desired.commit)
+        published = published_from(final_index, desired.commit)
         if not specs and final_index is None:
             self.repos.append(RepoStatus(key, RepoPhase.EMPTY))
             return
@@ -357,7 +357,7 @@ class _Planner:
             self.repos.append(RepoStatus(key, phase, reason, *published))
             return
         held = {n for n, s in states.items() if s.state is PkgState.HELD}
-        target, from_wip, from_final, conflicts = _target(desired, key, specs, obs, held)
+        target, from_wip, from_final, conflicts = publish_target(desired, key, specs, obs, held)
         if conflicts:
             reason = "; ".join(conflicts)
             self.repos.append(RepoStatus(key, RepoPhase.BLOCKED, reason, *published))
@@ -403,73 +403,6 @@ class _Planner:
             else:
                 phase, reason = RepoPhase.BLOCKED, f"sign job {why}"
         self.repos.append(RepoStatus(key, phase, reason, *published))
-
-
-SAME_VERSION = "rebuilt at the same version: bump pkgrel"
-
-
-def _has_origin(info: ApkInfo | None, pkgname: str) -> bool:
-    return info is not None and (info.origin or info.pkgname) == pkgname
-
-
-def _published(index: object, commit: str) -> tuple[str, str]:
-    """(commit, time) recorded in the live index's DESCRIPTION."""
-    description = getattr(index, "description", "") or ""
-    fields = dict(part.split("=", 1) for part in description.split() if "=" in part)
-    commit = fields.get("commit", "")
-    return ("" if commit == "-" else commit), fields.get("published", "")
-
-
-def _target(
-    desired: BranchDesired,
-    key: RepoKey,
-    specs: Mapping[str, PkgSpec],
-    obs: RepoObserved,
-    held: set[str],
-) -> tuple[dict[str, str], list[str], list[str], list[str]]:
-    """What the repository should publish: file name -> checksum, and where each comes from."""
-    target: dict[str, str] = {}
-    from_wip: list[str] = []
-    from_final: list[str] = []
-    conflicts: list[str] = []
-    wanted = {name: spec.version for name, spec in specs.items() if name not in held}
-    for name, info in sorted(obs.final.items()):
-        # A held package keeps exactly what final has of it, whatever the version.
-        if (
-            (info.origin or info.pkgname) in held
-            and obs.final_index
-            and name in obs.final_index.files
-        ):
-            target[name] = info.checksum
-            from_final.append(name)
-    for broken in desired.broken:
-        # Keep what is published of a package whose APKBUILD is unusable: never lose data.
-        if (broken.path.startswith("extra-repos/") and key.splitrepo) or not key.splitrepo:
-            for name, info in obs.final.items():
-                if (info.origin or info.pkgname) == broken.pkgname and broken.pkgname not in wanted:
-                    target[name] = info.checksum
-                    from_final.append(name)
-    final_has = {
-        (info.origin or info.pkgname)
-        for info in obs.final.values()
-        if wanted.get(info.origin or info.pkgname) == info.version
-    }
-    for name, info in sorted(obs.final.items()):
-        origin = info.origin or info.pkgname
-        if origin in final_has and wanted.get(origin) == info.version:
-            target[name] = info.checksum
-            from_final.append(name)
-    for name, info in sorted(obs.wip.items()):
-        origin = info.origin or info.pkgname
-        if wanted.get(origin) != info.version or origin in final_has:
-            continue
-        in_final = obs.final.get(name)
-        if in_final is not None and in_final.checksum != info.checksum:
-            conflicts.append(f"{name} exists in final with other bytes ({SAME_VERSION})")
-            continue
-        target[name] = info.checksum
-        from_wip.append(name)
-    return target, from_wip, from_final, conflicts
 
 
 def plan(

@@ -18,8 +18,9 @@ import jinja2
 
 from .atomicfile import remove, safe_join, write_batch, write_bytes
 from .model import JobObservation
+from .sitejson import status_documents
 from .sitemodel import NO_CELL_HTML, STATES, SiteInput, iso
-from .sitepages import Page, build_pages, status_documents
+from .sitepages import Page, build_pages
 
 log = logging.getLogger(__name__)
 

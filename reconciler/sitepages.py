@@ -8,18 +8,15 @@ shows the same snapshot.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from html import escape
-from urllib.parse import urlsplit
 
 from markupsafe import Markup
 
 from .model import JobKind, RepoKey
+from .sitefeeds import badge_state, feed_data, monitoring_lines
 from .sitemodel import (
-    STATES,
-    BranchInfo,
     BranchSummary,
     CellTable,
     EventRow,
@@ -31,7 +28,6 @@ from .sitemodel import (
     event_row,
     failures,
     grid_rows,
-    iso,
     job_row,
     log_href,
     package_href,
@@ -40,9 +36,6 @@ from .sitemodel import (
     running_jobs,
 )
 from .status import PkgState, PkgStatus
-
-FEED_KINDS = frozenset({"failed", "fixed", "published", "broken"})
-FEED_LENGTH = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,25 +128,6 @@ class FailureRow:
 
 
 @dataclass(frozen=True, slots=True)
-class FeedEntry:
-    id: str
-    title: str
-    updated: str
-    href: str
-    summary: str
-
-
-@dataclass(frozen=True, slots=True)
-class FeedData:
-    id: str
-    title: str
-    updated: str
-    self_href: str
-    site_href: str
-    entries: tuple[FeedEntry, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class TextData:
     lines: tuple[str, ...]
 
@@ -203,16 +177,6 @@ def build_pages(site: SiteInput) -> dict[str, Page]:
     return pages
 
 
-def badge_state(site: SiteInput) -> str:
-    quiet = {b.name for b in site.branches if b.ignore_errors}
-    states = [(s.repo.branch, s.state) for s in site.plan.packages]
-    if any(s.is_problem and b not in quiet for b, s in states):
-        return "failed"
-    if any(s is not PkgState.PUBLISHED for _, s in states):
-        return "building"
-    return "up-to-date"
-
-
 def failure_row(status: PkgStatus, when: str = "") -> FailureRow:
     return FailureRow(
         repo=str(status.repo),
@@ -238,66 +202,6 @@ def unpublished_rows(site: SiteInput) -> tuple[tuple[FailureRow, ...], int]:
     rows.sort(key=lambda s: (not s.state.is_problem, s.repo, s.pkgname))
     shown = tuple(failure_row(s) for s in rows[:INDEX_UNPUBLISHED])
     return shown, max(len(rows) - INDEX_UNPUBLISHED, 0)
-
-
-def monitoring_lines(site: SiteInput) -> tuple[str, ...]:
-    """monitoring.txt in bpo's format, which monitoring already parses."""
-    failed = [s for s in site.plan.packages if s.state in (PkgState.FAILED, PkgState.RETRYING)]
-    if not failed:
-        return ("OK",)
-    base = site.url if site.url.endswith("/") else site.url + "/"
-    noun = "failure" if len(failed) == 1 else "failures"
-    lines = [f"{len(failed)} {noun} at [bpo]({base}):"]
-    limit = site.monitoring_max
-    for status in failed[:limit]:
-        link = base + log_href(None, status.job_id) if status.job_id else base + "failures.html"
-        lines.append(
-            f"* 📦 [{status.repo}/{status.pkgname}]({link}) (try {status.tries}/{status.max_tries})"
-        )
-    if len(failed) > limit:
-        lines.append("* ...")
-    if site.monitoring_footer:
-        lines.append(site.monitoring_footer)
-    return tuple(lines)
-
-
-def feed_data(site: SiteInput, branch: BranchInfo | None) -> FeedData:
-    base = site.url if site.url.endswith("/") else site.url + "/"
-    host = urlsplit(base).hostname or "localhost"
-    entries = []
-    for event in site.events:
-        if event.kind not in FEED_KINDS:
-            continue
-        if branch is not None and event.repo.split("/")[0].split(":")[0] != branch.name:
-            continue
-        row = event_row(event)
-        day = row.time[:10]
-        what = f"{event.repo}/{event.pkgname}" if event.pkgname else event.repo
-        ident = (
-            f"tag:{host},{day}:{what}/{event.version or '-'}/{event.kind}/{int(event.time * 1000)}"
-        )
-        entries.append(
-            FeedEntry(
-                id=ident,
-                title=f"{what} {event.version} {event.kind}".replace("  ", " "),
-                updated=row.time,
-                href=base + row.href,
-                summary=event.message,
-            )
-        )
-        if len(entries) >= FEED_LENGTH:
-            break
-    name = branch.name if branch else ""
-    path = f"feeds/{name}.atom" if branch else "feed.atom"
-    updated = entries[0].updated if entries else "1970-01-01T00:00:00Z"
-    return FeedData(
-        id=f"tag:{host},2026:reconciler/{path}",
-        title=f"{site.title}{': ' + name if name else ''}",
-        updated=updated,
-        self_href=base + path,
-        site_href=base + (f"branch/{name}.html" if branch else ""),
-        entries=tuple(entries),
-    )
 
 
 def package_pages(site: SiteInput, cells: CellTable) -> dict[str, Page]:
@@ -390,62 +294,3 @@ def _section(
         rows_html=Markup("".join(cells)),
         deps=tuple(link(sr, n) for sr, n in sorted(deps)),
     )
-
-
-def status_documents(site: SiteInput) -> dict[str, bytes]:
-    """status.json (every branch) and status/<branch>.json: the same facts as the HTML,
-    for scripts. Each package row is built once and shared by both documents."""
-    summaries = {s.name: s for s in branch_summaries(site)}
-    state_names = [str(s) for s in STATES]
-    rows: dict[str, list[dict[str, object]]] = {b.name: [] for b in site.branches}
-    for s in site.plan.packages:
-        rows.setdefault(s.repo.branch, []).append(
-            {
-                "repo": str(s.repo),
-                "branch": s.repo.branch,
-                "splitrepo": s.repo.splitrepo,
-                "arch": s.repo.arch,
-                "pkgname": s.pkgname,
-                "version": s.version,
-                "state": str(s.state),
-                "reason": s.reason,
-                "tries": s.tries,
-                "max_tries": s.max_tries,
-                "log": log_href(None, s.job_id),
-                "next_try_at": iso(s.next_try_at),
-            }
-        )
-
-    def branch_doc(b: BranchInfo) -> dict[str, object]:
-        summary = summaries[b.name]
-        return {
-            "ignore_errors": b.ignore_errors,
-            "commit": b.commit,
-            "published_commit": summary.published_commit,
-            "counts": dict(zip(state_names, summary.counts, strict=True)),
-            "repos": {
-                r.repo: {
-                    "phase": r.phase,
-                    "reason": r.reason,
-                    "published_commit": r.published_commit,
-                    "published_at": r.published_at,
-                    "counts": dict(zip(state_names, r.counts, strict=True)),
-                }
-                for r in summary.repos
-            },
-        }
-
-    def encode(branches: list[BranchInfo]) -> bytes:
-        document = {
-            "title": site.title,
-            "badge": badge_state(site),
-            "states": state_names,
-            "branches": {b.name: branch_doc(b) for b in branches},
-            "packages": [row for b in branches for row in rows.get(b.name, [])],
-        }
-        return (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
-
-    documents = {"status.json": encode(list(site.branches))}
-    for b in site.branches:
-        documents[f"status/{b.name}.json"] = encode([b])
-    return documents

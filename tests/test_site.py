@@ -9,8 +9,8 @@ from reconciler.loop import Daemon
 from reconciler.model import RepoKey
 from reconciler.plan import Plan
 from reconciler.site import SiteWriter
+from reconciler.sitefeeds import badge_state, monitoring_lines
 from reconciler.sitemodel import BranchInfo, SiteInput
-from reconciler.sitepages import badge_state, monitoring_lines
 from reconciler.status import PkgState, PkgStatus, RepoPhase, RepoStatus
 
 from .conftest import ConfigFactory, set_field
