@@ -78,6 +78,15 @@ class MirrorFinal:
     index_sha256: str
 
 
+@dataclass(frozen=True, slots=True)
+class CancelJob:
+    """Stop a running build whose version is no longer desired; its results,
+    should any arrive, are ignored anyway."""
+
+    key: JobKey
+    why: str
+
+
 Action = (
     SubmitBuild
     | CollectBuild
@@ -88,6 +97,7 @@ Action = (
     | PublishFinal
     | PruneFinal
     | MirrorFinal
+    | CancelJob
 )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .actions import (
     Action,
+    CancelJob,
     CollectBuild,
     MirrorFinal,
     Outcome,
@@ -119,6 +120,9 @@ class Executor:
                 return f"published {repo}, removed {len(removed)} old apk(s)"
             case MirrorFinal(repo=repo, index_sha256=sha):
                 return self._mirror(repo, sha, now)
+            case CancelJob(key=key, why=why):
+                self.jobs.cancel(key)
+                return f"cancelled {key.job_id}: {why}"
             case PruneFinal(repo=repo, filenames=names):
                 removed = self.store.prune_final(repo, names)
                 return f"removed {len(removed)} unlisted apk(s) from final {repo}"

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from .actions import Outcome, SubmitBuild, SubmitSign
+from .actions import CancelJob, Outcome, SubmitBuild, SubmitSign
 from .config import Config
 from .desired import DesiredReader
 from .execute import Executor, repo_keys
@@ -59,7 +59,9 @@ class PassResult:
 
     @property
     def progressed(self) -> bool:
-        return any(o.ok for o in self.outcomes)
+        """Something changed on disk or in the job service. A cancel request alone
+        does not count: the job may take its time to stop (or ignore it)."""
+        return any(o.ok and not isinstance(o.action, CancelJob) for o in self.outcomes)
 
     @property
     def all_published(self) -> bool:
@@ -328,7 +330,7 @@ class Daemon:
             failed_now = {repr(o.action) for o in result.outcomes if not o.ok}
             stuck = bool(failed_now) and failed_now == failed_before and not result.progressed
             failed_before = failed_now
-            if result.outcomes and not stuck:
+            if (result.progressed or failed_now) and not stuck:
                 result = self.run_pass()
                 continue
             if result.live_jobs:
@@ -348,7 +350,7 @@ class Daemon:
         result = self.run_pass(full=True)
         try:
             while True:
-                if result.outcomes and result.progressed:
+                if result.progressed:
                     result = self.run_pass()
                     continue
                 loop = self.config.loop

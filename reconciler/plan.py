@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from .actions import (
     Action,
+    CancelJob,
     CollectBuild,
     MirrorFinal,
     PruneFinal,
@@ -116,12 +117,29 @@ class _Planner:
             for arch in branch.arches:
                 for splitrepo in ("", *self.settings.splitrepos):
                     self._plan_repo(desired, RepoKey(branch.name, splitrepo, arch), branch)
+        self._cancel_superseded()
         return Plan(
             tuple(self.actions),
             tuple(sorted(self.packages, key=lambda s: (s.repo, s.pkgname))),
             tuple(self.repos),
             min(self.wakeups) if self.wakeups else None,
         )
+
+    def _cancel_superseded(self) -> None:
+        """Running builds of versions (or packages) no longer desired are cancelled."""
+        for key, obs in sorted(self.observed.jobs.items()):
+            intent = key.intent
+            if intent.kind is not JobKind.BUILD or not obs.status.is_live:
+                continue
+            if self.settings.branches and intent.repo.branch not in {
+                b.name for b in self.settings.branches
+            }:
+                continue
+            spec = self._desired_spec(intent.repo, intent.pkgname)
+            if spec is None:
+                self.actions.append(CancelJob(key, "no longer in pmaports"))
+            elif spec.version != intent.version:
+                self.actions.append(CancelJob(key, f"superseded by {spec.version}"))
 
     # --- helpers -------------------------------------------------------------
     def _repo(self, key: RepoKey) -> RepoObserved:

@@ -11,6 +11,7 @@ from collections import Counter
 
 from .actions import (
     Action,
+    CancelJob,
     CollectBuild,
     MirrorFinal,
     PruneFinal,
@@ -41,6 +42,8 @@ def describe_action(action: Action) -> str:
             return f"sign the index of {key.intent.repo} (try {key.attempt})"
         case PublishFinal(repo=repo):
             return f"publish {repo}"
+        case CancelJob(key=key, why=why):
+            return f"cancel {key.job_id} ({why})"
         case MirrorFinal(repo=repo):
             return f"copy {repo} to the mirror"
         case PruneFinal(repo=repo, filenames=names):

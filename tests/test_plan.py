@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from reconciler.actions import (
+    CancelJob,
     CollectBuild,
     PruneWip,
     PublishFinal,
@@ -341,3 +342,16 @@ def test_holds_keep_published_apks_and_hold_what_needs_them() -> None:
     # An expired hold no longer applies.
     case.intents = Intents(holds=(replace(hold, expires=NOW - 1),))
     assert submitted(case.run()) == ["build@main@main@x86_64@a@1-r0@1"]
+
+
+def test_running_builds_of_superseded_versions_are_cancelled() -> None:
+    old = job("a", JobStatus.RUNNING, version="0-r0")
+    gone = job("gone", JobStatus.RUNNING)
+    result = Case([spec("a")], jobs=[old, gone]).run()
+    cancels = {a.key.job_id: a.why for a in result.actions if isinstance(a, CancelJob)}
+    assert cancels == {
+        old.key.job_id: "superseded by 1-r0",
+        gone.key.job_id: "no longer in pmaports",
+    }
+    # The new version builds meanwhile: the old job is not counted against it.
+    assert submitted(result) == ["build@main@main@x86_64@a@1-r0@1"]

@@ -41,6 +41,8 @@ def run(job_dir: Path) -> int:
             code = proc.wait(timeout=timeout)
             status = "success" if code == 0 else "failed"
             reason = "" if code == 0 else f"exit code {code}"
+            if code == -signal.SIGTERM:  # the job service's cancel
+                status, reason = "cancelled", "cancelled"
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
