@@ -51,10 +51,22 @@ class DesiredReader:
     def __init__(self, splitrepos: tuple[str, ...]) -> None:
         self._splitrepos = splitrepos
         self._cache: dict[Path, tuple[int, int, ParsedFile]] = {}
+        # branch -> (fingerprint, result, the parses it came from: kept alive so
+        # their ids in the fingerprint cannot be reused by other objects)
+        self._resolved: dict[str, tuple[tuple[object, ...], BranchDesired, list[ParsedFile]]] = {}
 
     def read_branch(self, branch: BranchConfig) -> BranchDesired:
+        """The branch's desired state; resolved again only when a file changed."""
         files = self.scan_tree(branch.pmaports)
-        return resolve_branch(branch, files, read_head_commit(branch.pmaports))
+        commit = read_head_commit(branch.pmaports)
+        # Parses are cached objects: the same objects mean the same tree.
+        fingerprint = (branch, commit, tuple(id(f) for f in files))
+        cached = self._resolved.get(branch.name)
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        result = resolve_branch(branch, files, commit)
+        self._resolved[branch.name] = (fingerprint, result, files)
+        return result
 
     def scan_tree(self, root: Path) -> list[ParsedFile]:
         """Every usable APKBUILD below root, in path order."""
