@@ -14,21 +14,26 @@ not count), then measures in this process, each figure the median of R runs
 - APKINDEX generation for 2,000 apks: cold (read_apk of each + format_index +
   build_index_archive) and after one apk changed (RepoScanner.scan with its
   cache, then format_index + build_index_archive);
-- site rendering of the daemon's own snapshot: full (empty directory), nothing
-  changed (an equal snapshot from another pass) and one package changed;
+- site rendering of the daemon's own snapshot: full (empty directory; again
+  into tmpfs, to tell CPU from file creation), nothing changed (an equal
+  snapshot from another pass) and one package changed;
 - orchestration overhead per package from trigger to publish with instant
   synthetic builds: Daemon.converge() on a small tree (default 50 APKBUILDs, one
   branch, x86_64 only, builder duration 0, local jobs), wall time / packages;
 - peak memory: ru_maxrss of this process after the large passes.
 
-Targets are the issue's (2-core machine); each row says met or missed. The table
-also goes to bench/results/<date>.txt (<date>-n<N>.txt for other sizes).
-`--profile` runs each missed figure once more under cProfile and prints its top
-costs. Generated trees and repositories are kept in --workdir and reused while
-the generator, the size and the seed stay the same.
+Each row gives wall time (median, min), this process's CPU time and the time
+spent in the garbage collector. Targets are the issue's (2-core machine); each
+row says met or missed. The table also goes to bench/results/<date>.txt
+(<date>-n<N>.txt for other sizes). `--profile` runs each missed figure once more
+under cProfile and prints its top costs (and, for memory, a tracemalloc report
+from a child process). Generated trees and repositories are kept in --workdir and
+reused while the generator scripts, the size and the seed stay the same;
+`--prepare-only` just generates and populates. A quick run takes about a minute:
 
+    .venv/bin/python bench/run.py --packages 200 --runs 2
     .venv/bin/python bench/run.py [--packages N] [--runs R] [--small-packages M]
-                                  [--workdir DIR] [--profile] [--fresh]
+                                  [--workdir DIR] [--profile] [--fresh] [--prepare-only]
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import functools
+import gc
 import hashlib
 import os
 import platform
@@ -82,6 +88,7 @@ class Figure:
     target: float | None  # in `unit`; None: informational
     samples: list[float] = field(default_factory=list)  # wall, in `unit`
     cpu: list[float] = field(default_factory=list)  # CPU ms of this process
+    gc: list[float] = field(default_factory=list)  # ms in the garbage collector
     note: str = ""
     again: Callable[[], object] | None = None  # one more run, for --profile
     entry: str = ""  # function whose direct callees the profile breaks down
@@ -95,6 +102,24 @@ class Figure:
         return None if self.target is None else self.median < self.target
 
 
+class _GcClock:
+    """Wall time spent in the cyclic garbage collector (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._start = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self._start
+
+
+GC_CLOCK = _GcClock()
+
+
 def timed(action: Callable[[], T]) -> tuple[float, float, T]:
     """(wall ms, CPU ms of this process, result) of one call."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -103,9 +128,11 @@ def timed(action: Callable[[], T]) -> tuple[float, float, T]:
 
 
 def measure(figure: Figure, action: Callable[[], T]) -> T:
+    gc_before = GC_CLOCK.total
     wall, cpu, result = timed(action)
     figure.samples.append(wall)
     figure.cpu.append(cpu)
+    figure.gc.append((GC_CLOCK.total - gc_before) * 1000)
     return result
 
 
@@ -440,10 +467,22 @@ def bench_site(site: RecordingSiteWriter, workdir: Path, runs: int) -> list[Figu
         measure(same, functools.partial(writer.render, earlier, 2.0))
         measure(one, functools.partial(writer.render, changed, 3.0))
         files = sum(1 for p in (base / f"run-{run}").rglob("*") if p.is_file())
-        shutil.rmtree(base / f"run-{run}")
+    shutil.rmtree(base)  # after the runs: no deletion is flushed during a timed render
     equal = "an equal snapshot" if earlier == latest and earlier is not latest else "NOT equal"
-    full.note = f"{len(statuses)} package states, {files} files"
+    full.note = f"{len(statuses)} package states, {files} files, in {base.parent}"
     same.note = f"the previous pass's snapshot: {equal}"
+    figures = [full, same, one]
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        # The same render into tmpfs: the CPU work without the disk's file creation.
+        memory = Figure("site render, full, into tmpfs (/dev/shm)", "ms", None)
+        for _ in range(runs):
+            out = Path(tempfile.mkdtemp(prefix="reconciler-bench-site-", dir=shm))
+            try:
+                measure(memory, functools.partial(SiteWriter(out).render, latest, 1.0))
+            finally:
+                shutil.rmtree(out)
+        figures.insert(1, memory)
 
     def again() -> object:
         shutil.rmtree(base / "profile", ignore_errors=True)
@@ -451,7 +490,7 @@ def bench_site(site: RecordingSiteWriter, workdir: Path, runs: int) -> list[Figu
 
     full.again = again
     full.entry = "render"
-    return [full, same, one]
+    return figures
 
 
 def bench_orchestration(workdir: Path, keys: Path, packages: int, seed: int, runs: int) -> Figure:
@@ -564,16 +603,18 @@ def fmt(value: float, unit: str) -> str:
 
 def table(figures: list[Figure]) -> list[str]:
     lines = [
-        f"{'figure':48} {'median':>9} {'min':>9} {'CPU med':>9} {'target':>9}  result",
-        "-" * 92,
+        f"{'figure':48} {'median':>9} {'min':>9} {'CPU med':>9} {'GC med':>8} {'target':>9}"
+        "  result",
+        "-" * 101,
     ]
     for f in figures:
         target = "-" if f.target is None else "< " + fmt(f.target, f.unit)
         result = {None: "", True: "met", False: "MISSED"}[f.met]
         cpu = fmt(statistics.median(f.cpu), "ms") if f.cpu else "-"
+        collector = fmt(statistics.median(f.gc), "ms") if f.gc else "-"
         lines.append(
             f"{f.label:48} {fmt(f.median, f.unit):>9} {fmt(min(f.samples), f.unit):>9}"
-            f" {cpu:>9} {target:>9}  {result}"
+            f" {cpu:>9} {collector:>8} {target:>9}  {result}"
         )
         if f.note:
             lines.append(f"{'':4}{f.note}")
@@ -649,7 +690,8 @@ def main() -> None:
         f"populated: {len(BRANCHES)} branches x {len(ARCHES)} arches x"
         f" {1 + len(config.splitrepos)} split repos: {repos} repositories with a signed index,"
         f" {apks} apks, {size / 1e6:.1f} MB (tree: {args.packages} APKBUILDs per branch)",
-        f"each figure: median of {args.runs} runs (wall); CPU = this process's CPU time;"
+        f"each figure: median of {args.runs} runs (wall); CPU = this process's CPU time"
+        " (user + system); GC = time in the garbage collector;"
         f" load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}",
         "",
     ]

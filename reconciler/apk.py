@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import zlib
 from dataclasses import dataclass
@@ -233,6 +234,9 @@ def read_apk(path: Path, max_size: int = 512 * 1024 * 1024) -> ApkInfo:
     """Parse the package file at `path` (refusing files larger than `max_size`)."""
     try:
         with path.open("rb") as handle:
+            # Check the size first: read(max_size + 1) would allocate that much.
+            if os.fstat(handle.fileno()).st_size > max_size:
+                raise ApkError(f"{path}: larger than {max_size} bytes, refusing to read it")
             data = handle.read(max_size + 1)
     except OSError as exc:
         raise ApkError(f"{path}: cannot read package: {exc.strerror or exc}") from exc

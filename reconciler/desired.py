@@ -145,12 +145,12 @@ def resolve_branch(branch: BranchConfig, files: list[ParsedFile], commit: str) -
     broken_names = {b.pkgname: b for b in broken}
     repos: dict[RepoKey, dict[str, PkgSpec]] = {}
     native = branch.native_arch
+    native_providers = _provider_map(by_repo.get("", {}), native, mode)
     for arch in branch.arches:
         providers = {sr: _provider_map(pfs, arch, mode) for sr, pfs in by_repo.items()}
         for b in broken_names.values():
             sr = b.path.split("/")[1] if b.path.startswith("extra-repos/") else ""
             providers.setdefault(sr, {}).setdefault(b.pkgname, (b.pkgname, ""))
-        native_providers = _provider_map(by_repo.get("", {}), native, mode)
         cross_tools = _cross_tools(by_repo.get("", {}), native, arch) if arch != native else ()
         for splitrepo, repo_files in sorted(by_repo.items()):
             key = RepoKey(branch.name, splitrepo, arch)

@@ -137,7 +137,7 @@ class Executor:
         except MirrorError as exc:
             self.mirror_retry_at[repo] = now + mirror.retry_seconds
             raise RefusedError(f"mirror of {repo}: {exc}") from exc
-        self.state.mirrored[str(repo)] = sha
+        self.state.mark_mirrored(str(repo), sha)
         return f"mirrored {repo}"
 
     def _submit_build(self, action: SubmitBuild) -> str:

@@ -8,6 +8,7 @@ jobs run) or the resync interval. The clock is injected, so tests control time.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -324,6 +325,7 @@ class Daemon:
         start = self.clock()
         failed_before: set[str] = set()
         result = self.run_pass(full=True)
+        gc.freeze()  # the caches built by the first pass live long: keep them out of GC scans
         while True:
             if max_seconds is not None and self.clock() - start > max_seconds:
                 return result
@@ -348,6 +350,7 @@ class Daemon:
         self.triggers.start()
         last_full = self.clock()
         result = self.run_pass(full=True)
+        gc.freeze()  # the caches built by the first pass live long: keep them out of GC scans
         try:
             while True:
                 if result.progressed:

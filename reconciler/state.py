@@ -42,6 +42,7 @@ class StateStore:
         self.last_phases: dict[str, str] = dict(cache.get("phases", {}))
         self.mirrored: dict[str, str] = dict(cache.get("mirrored", {}))
         self._saved = self._snapshot()
+        self._dirty = False  # set by every change; save() serializes only then
         self._recent = self._read_recent_events(RECENT_EVENTS)
 
     def _load_cache(self) -> dict[str, Any]:
@@ -72,13 +73,21 @@ class StateStore:
 
     def save(self) -> None:
         """Write the cache only when it changed (a quiet pass writes nothing)."""
+        if not self._dirty:
+            return
+        self._dirty = False
         snapshot = self._snapshot()
         if snapshot != self._saved:
             write_text(self.cache_path, snapshot + "\n")
             self._saved = snapshot
 
+    def mark_mirrored(self, repo: str, sha256: str) -> None:
+        self.mirrored[repo] = sha256
+        self._dirty = True
+
     def reject(self, job_id: str, reason: str) -> None:
         self.rejected[job_id] = reason
+        self._dirty = True
 
     # --- transitions -> events ---------------------------------------------------------
     def transitions(
@@ -92,9 +101,10 @@ class StateStore:
             seen.add(ident)
             value = f"{status.state}|{status.version}|{status.tries}"
             old = self.last_states.get(ident)
-            self.last_states[ident] = value
             if old == value:
                 continue
+            self.last_states[ident] = value
+            self._dirty = True
             old_state = old.split("|")[0] if old else ""
             kind = _event_kind(old_state, status.state)
             if kind:
@@ -112,11 +122,14 @@ class StateStore:
         for ident in [i for i in self.last_states if i not in seen]:
             repo, _, pkgname = ident.partition("|")
             del self.last_states[ident]
+            self._dirty = True
             events.append(Event(now, repo, pkgname, "", "removed", "no longer in pmaports"))
         for repo_status in repos:
             name = str(repo_status.repo)
             old_phase = self.last_phases.get(name)
-            self.last_phases[name] = str(repo_status.phase)
+            if old_phase != repo_status.phase:
+                self.last_phases[name] = str(repo_status.phase)
+                self._dirty = True
             if repo_status.phase is RepoPhase.PUBLISHED and old_phase not in (None, "published"):
                 events.append(Event(now, name, "", "", "published", "repository published"))
         self.append_events(events)
