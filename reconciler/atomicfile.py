@@ -92,11 +92,6 @@ def write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
     write_bytes(path, text.encode("utf-8"), mode=mode)
 
 
-def copy_file(source: Path, target: Path) -> None:
-    """Atomically place a copy of `source` at `target` (never a partial file)."""
-    write_bytes(target, source.read_bytes())
-
-
 def remove(path: Path) -> bool:
     """Remove a file if it exists; return whether it did."""
     try:

@@ -37,7 +37,16 @@ from .keys import (
     write_public_key,
 )
 from .metrics import PassFigures, format_metrics
-from .model import BranchDesired, Event, JobIntent, JobKey, JobKind, JobObservation
+from .model import (
+    BranchDesired,
+    Event,
+    JobIntent,
+    JobKey,
+    JobKind,
+    JobObservation,
+    PkgSpec,
+    RepoKey,
+)
 from .observed import RepoRoots, RepoScanner, observe
 from .plan import BranchOrder, Plan, PlanSettings, plan
 from .pmaports import GitCheckout, GitError
@@ -49,6 +58,8 @@ from .status import PkgState
 from .triggers import Trigger, TriggerDir
 
 log = logging.getLogger(__name__)
+
+SpecTable = dict[tuple[RepoKey, str], PkgSpec]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +134,10 @@ class Daemon:
         self.intents = load_intents(self.state.intents_path)
         self._unreachable_since: float | None = None
         self._site_error = ""
+        # (ids of the desired states, their specs, the states: kept so ids stay theirs)
+        self._specs_cache: tuple[
+            tuple[int, ...], dict[tuple[RepoKey, str], PkgSpec], list[BranchDesired]
+        ] = ((), {}, [])
         self.checkouts = {
             b.name: GitCheckout(b.pmaports, b.remote, b.name) for b in cfg.branches if b.remote
         }
@@ -192,12 +207,7 @@ class Daemon:
                 for b in self.config.branches
             ),
             plan=result,
-            specs={
-                (k, n): s
-                for d in desired.values()
-                for k, r in d.repos.items()
-                for n, s in r.items()
-            },
+            specs=self._specs(desired),
             versions=versions_from(observed),
             jobs=tuple(observed.jobs.values()),
             events=self.state.recent_events(),
@@ -234,6 +244,20 @@ class Daemon:
         except OSError as exc:
             log.error("cannot write metrics: %s", exc)
         return PassResult(result, outcomes, live, observed.job_service_error)
+
+    def _specs(self, desired: dict[str, BranchDesired]) -> SpecTable:
+        """Every spec by (repo, name); rebuilt only when a branch's desired state is
+        a new object (the reader returns the same one for an unchanged tree)."""
+        identity = tuple(id(d) for d in desired.values())
+        if self._specs_cache[0] != identity:
+            specs = {
+                (k, n): s
+                for d in desired.values()
+                for k, r in d.repos.items()
+                for n, s in r.items()
+            }
+            self._specs_cache = (identity, specs, list(desired.values()))
+        return self._specs_cache[1]
 
     def _unreachable(self, error: str, now: float) -> str:
         """ "since T: error" while the job service cannot be asked, "" otherwise."""

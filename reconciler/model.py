@@ -60,11 +60,6 @@ class RepoKey:
         prefix = f"extra-repos/{self.splitrepo}/" if self.splitrepo else ""
         return f"{prefix}{self.branch}/{self.arch}"
 
-    @property
-    def slug(self) -> str:
-        """A single path component naming this repository (for file names)."""
-        return f"{self.branch}@{self.splitrepo or 'main'}@{self.arch}"
-
 
 @dataclass(frozen=True, slots=True)
 class ApkInfo:

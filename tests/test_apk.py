@@ -32,6 +32,8 @@ from reconciler.apkwrite import data_tar
 from reconciler.keys import SignatureError, generate_private_key
 from reconciler.tarblock import POSIX_STYLE, SIGN_STYLE, _parse_pax, header, padded, pax_records
 
+from .apkcheck import gzip_members
+
 FILES = {
     "usr/bin/hello": b"#!/bin/sh\necho hello\n",
     "usr/share/doc/hello/README": b"read me\n" * 100,
@@ -67,19 +69,6 @@ def signed(key: rsa.RSAPrivateKey) -> bytes:
     )
 
 
-def members_of(data: bytes) -> list[bytes]:
-    """Split gzip members with plain zlib, independently of the project's splitter."""
-    members = []
-    while data:
-        decomp = zlib.decompressobj(31)
-        decomp.decompress(data)
-        assert decomp.eof
-        used = len(data) - len(decomp.unused_data)
-        members.append(data[:used])
-        data = data[used:]
-    return members
-
-
 def unsigned_apk(**overrides: object) -> bytes:
     args: dict[str, object] = {
         "pkgname": "tiny", "version": "2-r1", "arch": "noarch", "origin": "tiny",
@@ -91,7 +80,7 @@ def unsigned_apk(**overrides: object) -> bytes:
 
 def test_round_trip(signed: bytes) -> None:
     info = read_apk_bytes(signed, "hello.apk")
-    members = members_of(signed)
+    members = gzip_members(signed)
     assert len(members) == 3
     assert info.pkgname == "hello" and info.version == "1.0-r0" and info.arch == "x86_64"
     assert info.size == len(signed)
@@ -112,13 +101,13 @@ def test_round_trip(signed: bytes) -> None:
 
 
 def test_gzip_members_are_gzip_n_9(signed: bytes) -> None:
-    for member in members_of(signed):
+    for member in gzip_members(signed):
         assert member[:10] == bytes.fromhex("1f8b0800000000000203")
-    assert split_gzip_members(signed, "x") == members_of(signed)
+    assert split_gzip_members(signed, "x") == gzip_members(signed)
 
 
 def test_signature_verifies_with_cryptography(signed: bytes, key: rsa.RSAPrivateKey) -> None:
-    sig_member, control_member, _ = members_of(signed)
+    sig_member, control_member, _ = gzip_members(signed)
     sig_tar = zlib.decompress(sig_member, 31)
     assert sig_tar[:22] == b".SIGN.RSA.test.rsa.pub" and len(sig_tar) == 1024  # cut
     assert sig_tar[257:265] == b"ustar  \x00" and sig_tar[265:297] == bytes(32)
@@ -128,7 +117,7 @@ def test_signature_verifies_with_cryptography(signed: bytes, key: rsa.RSAPrivate
 
 
 def test_pkginfo_order_and_cut_control_tar(signed: bytes) -> None:
-    control = zlib.decompress(members_of(signed)[1], 31)
+    control = zlib.decompress(gzip_members(signed)[1], 31)
     assert control[:9] == b".PKGINFO\x00" and control[257:265] == b"ustar\x0000"
     size = int(control[124:135], 8)
     assert len(control) == 512 + size + (-size % 512)  # no end-of-archive blocks
@@ -142,7 +131,7 @@ def test_pkginfo_order_and_cut_control_tar(signed: bytes) -> None:
 
 
 def test_data_tar_with_stdlib_tarfile(signed: bytes) -> None:
-    data = zlib.decompress(members_of(signed)[2], 31)
+    data = zlib.decompress(gzip_members(signed)[2], 31)
     assert len(data) % 10240 == 0 and data.endswith(bytes(1024))
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         members = tar.getmembers()
@@ -193,7 +182,7 @@ def test_whole_package_is_one_tar_stream(signed: bytes, tmp_path: Path) -> None:
 
 def test_unsigned_package(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
     data = unsigned_apk()
-    assert len(members_of(data)) == 2
+    assert len(gzip_members(data)) == 2
     path = tmp_path / "tiny-2-r1.apk"
     path.write_bytes(data)
     info = read_apk(path)
@@ -216,15 +205,15 @@ def test_installed_size_rules() -> None:
 def test_wrong_key_and_tampering(signed: bytes, key: rsa.RSAPrivateKey) -> None:
     with pytest.raises(SignatureError, match="no signature verifies"):
         verify_apk_signature(signed, generate_private_key(1024).public_key(), "hello.apk")
-    sig_member, control_member, _ = members_of(signed)
-    other_data = members_of(unsigned_apk())[1]
+    sig_member, control_member, _ = gzip_members(signed)
+    other_data = gzip_members(unsigned_apk())[1]
     with pytest.raises(ApkError, match="datahash"):
         read_apk_bytes(sig_member + control_member + other_data, "swapped")
     with pytest.raises(SignatureError, match="datahash"):
         verify_apk_signature(sig_member + control_member + other_data, key.public_key(), "s")
-    other_control = members_of(unsigned_apk())[0]
+    other_control = gzip_members(unsigned_apk())[0]
     with pytest.raises(SignatureError):
-        verify_apk_signature(sig_member + other_control + members_of(unsigned_apk())[1],
+        verify_apk_signature(sig_member + other_control + gzip_members(unsigned_apk())[1],
                              key.public_key(), "s")  # fmt: skip
 
 
@@ -232,14 +221,14 @@ def test_legacy_package_without_datahash(key: rsa.RSAPrivateKey) -> None:
     pkginfo = b"pkgname = old\npkgver = 1-r0\narch = x86\nsize = 3\n"
     control = gzip_n(header(b".PKGINFO", size=len(pkginfo), mtime=0, style=POSIX_STYLE)
                      + padded(pkginfo))  # fmt: skip
-    data = members_of(unsigned_apk())[1]
+    data = gzip_members(unsigned_apk())[1]
     signature = key.sign(control + data, padding.PKCS1v15(), hashes.SHA1())
     sig = gzip_n(header(b".SIGN.RSA.k.rsa.pub", size=len(signature), mtime=0, style=SIGN_STYLE)
                  + padded(signature))  # fmt: skip
     info = read_apk_bytes(sig + control + data, "old")
     assert info.datahash is None and info.origin is None
     assert verify_apk_signature(sig + control + data, key.public_key(), "old") == "k.rsa.pub"
-    other = members_of(unsigned_apk(files={"b": b"y"}))[1]
+    other = gzip_members(unsigned_apk(files={"b": b"y"}))[1]
     with pytest.raises(SignatureError):
         verify_apk_signature(sig + control + other, key.public_key(), "old")
 
@@ -251,7 +240,7 @@ def gzip_n(data: bytes) -> bytes:
 
 def control_with(pkginfo: bytes) -> bytes:
     tar = header(b".PKGINFO", size=len(pkginfo), mtime=0, style=POSIX_STYLE) + padded(pkginfo)
-    return gzip_n(tar) + members_of(unsigned_apk())[1]
+    return gzip_n(tar) + gzip_members(unsigned_apk())[1]
 
 
 def test_parse_pkginfo_rules() -> None:
@@ -289,7 +278,7 @@ def test_bad_pkginfo(pkginfo: bytes, message: str) -> None:
 
 def test_hostile_structures() -> None:
     good = unsigned_apk()
-    control, data = members_of(good)
+    control, data = gzip_members(good)
     big = b"# " + b"x" * (1024 * 1024) + b"\npkgname = p\npkgver = 1\n"
     cases = {
         "empty": b"",
@@ -300,7 +289,7 @@ def test_hostile_structures() -> None:
         "three data members": control + data + data,
         "huge control": control_with(big),
         "no pkginfo": gzip_n(header(b".other", size=0, mtime=0, style=POSIX_STYLE)) + data,
-        "signature only": members_of(build_apk(
+        "signature only": gzip_members(build_apk(
             pkgname="s", version="1", arch="x86", origin="s", files={},
             signing_key=generate_private_key(1024), key_name="k.pub"))[0],
     }  # fmt: skip
@@ -397,4 +386,4 @@ def test_mutated_packages(edits: list[tuple[int, int]], cut: int, sign: bool) ->
         except SignatureError:
             pass
         else:  # only harmless changes (e.g. the tar mtime of the signature) may pass
-            assert members_of(mutated)[1:] == members_of(original)[1:]
+            assert gzip_members(mutated)[1:] == gzip_members(original)[1:]

@@ -27,22 +27,11 @@ from reconciler.apkindex import (
 from reconciler.keys import SignatureError, generate_private_key, load_public_key
 from reconciler.model import ApkInfo
 
+from .apkcheck import gzip_members
+
 DATA = Path(__file__).parent / "data" / "real-apkindex"
 REAL = {name: (DATA / name / "APKINDEX.tar.gz").read_bytes() for name in
         ("ctOS-devs", "iits-consulting", "mikechouto")}  # fmt: skip
-
-
-def gzip_members(data: bytes) -> list[bytes]:
-    """Independent member split for the tests (plain zlib, no project code)."""
-    members = []
-    while data:
-        decomp = zlib.decompressobj(31)
-        decomp.decompress(data)
-        assert decomp.eof
-        used = len(data) - len(decomp.unused_data)
-        members.append(data[:used])
-        data = data[used:]
-    return members
 
 
 @pytest.fixture(scope="module")
