@@ -29,6 +29,15 @@ class CollectBuild:
 
 
 @dataclass(frozen=True, slots=True)
+class SeedFromOrigin:
+    """Copy published apks of a staging branch's origin into the staging WIP repo."""
+
+    repo: RepoKey
+    origin: RepoKey
+    filenames: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ReindexWip:
     repo: RepoKey
 
@@ -60,6 +69,8 @@ class PublishFinal:
     repo: RepoKey
     job: JobObservation  # the successful sign job
     unsigned_sha256: str
+    # Files whose rebuild (same name, other bytes) an operator asked for.
+    replace: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +101,7 @@ class CancelJob:
 Action = (
     SubmitBuild
     | CollectBuild
+    | SeedFromOrigin
     | ReindexWip
     | PruneWip
     | WriteSymlinkRepo

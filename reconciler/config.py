@@ -15,7 +15,10 @@ import yaml
 
 from .configreader import ConfigError, NodeReader
 from .jobs.sourcehutconfig import SourcehutConfig, read_sourcehut
-from .model import is_safe_arch, is_safe_branch, is_safe_name
+from .model import STAGING_SEPARATOR, is_safe_arch, is_safe_branch, is_safe_name
+
+# Directory names in the repository layout that a configured branch may not take.
+RESERVED_BRANCHES = ("staging", "extra-repos")
 
 __all__ = ["Config", "ConfigError", "default_config", "load_config"]
 
@@ -30,6 +33,11 @@ class BranchConfig:
     # A git remote (URL or path) to follow: `pmaports` is then the daemon's own
     # checkout of this branch, fetched on push triggers and every resync.
     remote: str = ""
+    # Arches that staging branches `<name>_staging_<x>` of this branch build
+    # (staging needs `remote`: staging branches are discovered there).
+    staging_arches: tuple[str, ...] = ()
+    # Set on a discovered staging branch: the configured branch it stages for.
+    origin: str = ""
 
     @property
     def native_arch(self) -> str:
@@ -313,11 +321,28 @@ def _read_branches(r: NodeReader, node: yaml.Node | None) -> tuple[BranchConfig,
     for index, item in enumerate(items):
         where = f"branches[{index}]"
         m = r.mapping(
-            item, where, {"name", "pmaports", "arches", "ignore_errors", "apk_version", "remote"}
+            item,
+            where,
+            {
+                "name",
+                "pmaports",
+                "arches",
+                "ignore_errors",
+                "apk_version",
+                "remote",
+                "staging_arches",
+            },
         )
         name = r.string(m.get("name"), f"{where}.name", None)
         if name is not None and not is_safe_branch(name):
             r.error(m.get("name") or item, f"{where}.name: {name!r} is not a safe branch name")
+        elif name is not None and (name in RESERVED_BRANCHES or STAGING_SEPARATOR in name):
+            r.error(
+                m.get("name") or item,
+                f"{where}.name: {name!r} is reserved for staging repositories"
+                f" (a configured branch may not be {' or '.join(RESERVED_BRANCHES)}"
+                f" nor contain {STAGING_SEPARATOR!r})",
+            )
         if name in seen:
             r.error(m.get("name") or item, f"{where}.name: branch {name!r} is listed twice")
         seen.add(name or "")
@@ -333,6 +358,13 @@ def _read_branches(r: NodeReader, node: yaml.Node | None) -> tuple[BranchConfig,
         if remote.startswith("-") or "\n" in remote:
             r.error(m.get("remote"), f"{where}.remote: expected a git URL or path")
             remote = ""
+        staging_arches = r.str_list(
+            m.get("staging_arches"), f"{where}.staging_arches", [], check=is_safe_arch
+        )
+        if m.get("staging_arches") is None:
+            staging_arches = list(arches)
+        elif not set(staging_arches) <= set(arches):
+            r.error(m["staging_arches"], f"{where}.staging_arches: expected arches of the branch")
         if name and pmaports is not None and arches:
             branches.append(
                 BranchConfig(
@@ -342,6 +374,7 @@ def _read_branches(r: NodeReader, node: yaml.Node | None) -> tuple[BranchConfig,
                     ignore_errors=ignore_errors,
                     apk_version=apk_version,
                     remote=remote,
+                    staging_arches=tuple(a for a in arches if a in staging_arches),
                 )
             )
     return tuple(branches)

@@ -23,11 +23,12 @@ from .actions import (
     PruneWip,
     PublishFinal,
     ReindexWip,
+    SeedFromOrigin,
     SubmitBuild,
     SubmitSign,
     WriteSymlinkRepo,
 )
-from .config import Config
+from .config import BranchConfig, Config
 from .crashpoint import crashpoint
 from .jobs import JobExistsError, JobService, JobSpec
 from .jobs.scripts import SIGNED_NAME, IndexSource, build_script, sign_script
@@ -79,6 +80,9 @@ class Executor:
                     raise
                 crashpoint("build-collected")
                 return f"collected {', '.join(names)}"
+            case SeedFromOrigin(repo=repo, origin=origin, filenames=names):
+                self.store.seed_from_origin(repo, origin, names)
+                return f"copied {len(names)} apk(s) from {origin} into WIP {repo}"
             case ReindexWip(repo=repo):
                 self.store.reindex_wip(repo, now)
                 crashpoint("wip-indexed")
@@ -110,10 +114,10 @@ class Executor:
                 )
                 crashpoint("sign-submitted")
                 return f"submitted sign job {key.job_id}"
-            case PublishFinal(repo=repo, job=job, unsigned_sha256=sha):
+            case PublishFinal(repo=repo, job=job, unsigned_sha256=sha, replace=replace):
                 signed = Path(job.artifacts_dir or "/nonexistent") / SIGNED_NAME
                 try:
-                    removed = self.store.publish(repo, signed, sha)
+                    removed = self.store.publish(repo, signed, sha, replace)
                 except RefusedError as exc:
                     self.state.reject(job.key.job_id, str(exc))
                     raise
@@ -167,11 +171,11 @@ class Executor:
             log.warning("job %s already exists; re-attaching", spec.key.job_id)
 
 
-def repo_keys(config: Config) -> list[RepoKey]:
-    """Every repository the configuration publishes, in build order."""
+def repo_keys(config: Config, staging: tuple[BranchConfig, ...] = ()) -> list[RepoKey]:
+    """Every repository the configuration (and the staging branches) publish, in build order."""
     return [
         RepoKey(branch.name, splitrepo, arch)
-        for branch in config.branches
+        for branch in (*config.branches, *staging)
         for arch in branch.arches
         for splitrepo in ("", *config.splitrepos)
     ]

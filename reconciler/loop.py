@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from .actions import CancelJob, Outcome, SubmitBuild, SubmitSign
-from .config import Config
+from .config import BranchConfig, Config
 from .desired import DesiredReader
 from .execute import Executor, repo_keys
 from .intents import (
@@ -46,6 +46,7 @@ from .model import (
     JobObservation,
     PkgSpec,
     RepoKey,
+    split_staging,
 )
 from .observed import RepoRoots, RepoScanner, observe
 from .plan import BranchOrder, Plan, PlanSettings, plan
@@ -53,6 +54,7 @@ from .pmaports import GitCheckout, GitError
 from .repo import RepoStore, SigningKeys
 from .site import SiteWriter
 from .sitemodel import BranchInfo, SiteInput, versions_from
+from .staging import StagingBranches
 from .state import StateStore
 from .status import PkgState
 from .triggers import Trigger, TriggerDir
@@ -141,10 +143,13 @@ class Daemon:
         self.checkouts = {
             b.name: GitCheckout(b.pmaports, b.remote, b.name) for b in cfg.branches if b.remote
         }
+        self.staging = StagingBranches(
+            cfg.branches, cfg.paths.data / "staging-pmaports", roots, cfg.splitrepos
+        )
         self.site = SiteWriter(cfg.paths.html_out)
         self.executor = Executor(cfg, self.jobs, self.store, self.state, self.clock, {})
         self.settings = PlanSettings(
-            branches=tuple(BranchOrder(b.name, b.arches, b.ignore_errors) for b in cfg.branches),
+            branches=(),
             splitrepos=cfg.splitrepos,
             max_parallel=cfg.jobs.max_parallel,
             max_tries=cfg.retries.max_tries,
@@ -154,7 +159,11 @@ class Daemon:
         )
 
     def read_desired(self) -> dict[str, BranchDesired]:
-        return {b.name: self.desired_reader.read_branch(b) for b in self.config.branches}
+        return {b.name: self.desired_reader.read_branch(b) for b in self.branches()}
+
+    def branches(self) -> tuple[BranchConfig, ...]:
+        """The configured branches, then the staging branches found on their remotes."""
+        return (*self.config.branches, *self.staging.branches)
 
     def run_pass(self, *, full: bool = False) -> PassResult:
         """One level-triggered pass."""
@@ -162,13 +171,14 @@ class Daemon:
         self.passes += 1
         started = time.monotonic()
         triggers = self.triggers.drain()
-        pushed = {str(t.data["branch"]).split("_staging_")[0] for t in triggers if t.type == "push"}
+        pushed = {str(t.data["branch"]) for t in triggers if t.type == "push"}
         pushes = self._sync_checkouts(pushed, full)
+        branches = self.branches()
         desired = self.read_desired()
         self.executor.commits = {name: d.commit for name, d in desired.items()}
         observed = observe(
             self.scanner,
-            repo_keys(self.config),
+            repo_keys(self.config, self.staging.branches),
             self.jobs,
             self.state.rejected,
             full=full,
@@ -180,7 +190,13 @@ class Daemon:
             self._apply_operations(operations, observed.jobs, now)
         if pushes:
             self._apply_pushes(pushes, desired, observed.jobs, now)
-        settings = replace(self.settings, intents=self.intents)
+        settings = replace(
+            self.settings,
+            branches=tuple(
+                BranchOrder(b.name, b.arches, b.ignore_errors, b.origin) for b in branches
+            ),
+            intents=self.intents,
+        )
         result = plan(desired, observed, settings, now)
         actions = list(result.actions)
         if observed.job_service_error:  # never submit blind: the service may hold the job
@@ -204,7 +220,7 @@ class Daemon:
             url=site.url,
             branches=tuple(
                 BranchInfo(b.name, b.arches, b.ignore_errors, desired[b.name].commit)
-                for b in self.config.branches
+                for b in branches
             ),
             plan=result,
             specs=self._specs(desired),
@@ -272,9 +288,22 @@ class Daemon:
     def _sync_checkouts(self, pushed: set[str], full: bool) -> dict[str, tuple[str, str, set[str]]]:
         """Fetch the branches that were pushed to (all of them on a full pass)."""
         changes: dict[str, tuple[str, str, set[str]]] = {}
-        for name, checkout in self.checkouts.items():
-            if not (full or name in pushed):
-                continue
+        checkouts = [(n, c) for n, c in self.checkouts.items() if full or n in pushed]
+        if self.staging.origins and (full or any(split_staging(n) for n in pushed)):
+            added, removed = self.staging.discover()
+            now = self.clock()
+            self.state.append_events(
+                [Event(now, b.name, "", "", "push", "staging branch found") for b in added]
+                + [
+                    Event(now, n, "", "", "push", "staging branch deleted: removed")
+                    for n in removed
+                ]
+            )
+            pushed = pushed | {b.name for b in added}
+        for branch in self.staging.branches:
+            if full or branch.name in pushed:
+                checkouts.append((branch.name, self.staging.checkout(branch)))
+        for name, checkout in checkouts:
             try:
                 before, after = checkout.sync()
                 if before != after:

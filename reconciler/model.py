@@ -41,6 +41,17 @@ def is_safe_branch(branch: str) -> bool:
     return bool(BRANCH_RE.match(branch)) and ".." not in branch and len(branch) <= 100
 
 
+# A staging branch is `<origin>_staging_<name>`: a pmaports branch that tries a
+# change against a configured branch and publishes under staging/<name>/<origin>.
+STAGING_SEPARATOR = "_staging_"
+
+
+def split_staging(branch: str) -> tuple[str, str] | None:
+    """(origin, name) of a staging branch, None for any other branch."""
+    origin, sep, name = branch.partition(STAGING_SEPARATOR)
+    return (origin, name) if sep and origin and name else None
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class RepoKey:
     """One published repository: a branch, a split repo ("" for the main one), an arch."""
@@ -58,7 +69,9 @@ class RepoKey:
     def relpath(self) -> str:
         """Path below a repository root, in pmbootstrap's mirror layout."""
         prefix = f"extra-repos/{self.splitrepo}/" if self.splitrepo else ""
-        return f"{prefix}{self.branch}/{self.arch}"
+        staging = split_staging(self.branch)
+        branch = f"staging/{staging[1]}/{staging[0]}" if staging else self.branch
+        return f"{prefix}{branch}/{self.arch}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from .actions import (
     PruneWip,
     PublishFinal,
     ReindexWip,
+    SeedFromOrigin,
     SubmitBuild,
     SubmitSign,
     WriteSymlinkRepo,
@@ -40,6 +41,7 @@ from .model import (
     RepoKey,
     RepoObserved,
 )
+from .seeding import origin_gate, origin_repo, seed_files
 from .status import PkgState, PkgStatus, RepoPhase, RepoStatus
 from .target import has_origin, publish_target, published_from
 
@@ -49,6 +51,7 @@ class BranchOrder:
     name: str
     arches: tuple[str, ...]  # the first is native
     ignore_errors: bool = False
+    origin: str = ""  # a staging branch: the configured branch it stages for
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,9 +216,23 @@ class _Planner:
             )
         states: dict[str, PkgStatus] = {}
         waiting: dict[str, list[str]] = {}
+        seeds: dict[str, tuple[str, ...]] = {}
+        if branch.origin:
+            origin = origin_repo(key, branch.origin)
+            gate = origin_gate(origin, next((r for r in self.repos if r.repo == origin), None))
+            if gate is not None:
+                self._hold_back(key, specs, obs, gate)
+                return
+            seeds = seed_files(specs, obs, self._repo(origin))
+            if seeds:
+                files = tuple(sorted(f for names in seeds.values() for f in names))
+                self.actions.append(SeedFromOrigin(key, origin, files))
         for name, spec in sorted(specs.items()):
-            status = self._plan_package(spec, obs, branch, waiting)
-            states[name] = status
+            if name in seeds:
+                why = f"copying the build published in {branch.origin}"
+                states[name] = PkgStatus(key, name, spec.version, PkgState.BUILDING, why)
+                continue
+            states[name] = self._plan_package(spec, obs, branch, waiting)
         for cycle in find_cycles({p: [d for d in ds if d in waiting] for p, ds in waiting.items()}):
             text = " → ".join([*cycle, cycle[0]])
             for name in cycle:
@@ -223,6 +240,18 @@ class _Planner:
                 states[name] = PkgStatus(key, name, old.version, PkgState.BROKEN, f"cycle: {text}")
         self.packages.extend(states.values())
         self._plan_publish(desired, key, specs, obs, states)
+
+    def _hold_back(
+        self, key: RepoKey, specs: Mapping[str, PkgSpec], obs: RepoObserved, why: str
+    ) -> None:
+        """A staging repository waits, untouched, while its origin is unpublished."""
+        listed = obs.final_index.files if obs.final_index is not None else {}
+        for name, spec in sorted(specs.items()):
+            done = f"{name}-{spec.version}.apk" in listed
+            state = PkgState.PUBLISHED if done else PkgState.WAITING
+            self.packages.append(PkgStatus(key, name, spec.version, state, "" if done else why))
+        published = published_from(obs.final_index, "")
+        self.repos.append(RepoStatus(key, RepoPhase.BUILDING, why, *published))
 
     def _plan_package(
         self, spec: PkgSpec, obs: RepoObserved, branch: BranchOrder, waiting: dict[str, list[str]]

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from .gitref import read_head_commit
+from .model import is_safe_branch
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,31 @@ class GitError(Exception):
     """git failed; the message has the command and what git said."""
 
 
+def _run_git(argv: list[str]) -> str:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=GIT_TIMEOUT, env=env, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GitError(f"{' '.join(argv)}: {exc}") from exc
+    if done.returncode != 0:
+        raise GitError(f"{' '.join(argv)}: {done.stderr.strip()[-500:]}")
+    return done.stdout
+
+
+def remote_branches(remote: str, prefix: str) -> set[str]:
+    """Names of the remote's branches that start with `prefix` (one `git ls-remote`)."""
+    listing = _run_git(["git", "ls-remote", "--heads", "--", remote, f"refs/heads/{prefix}*"])
+    names = set()
+    for line in listing.splitlines():
+        _, _, ref = line.partition("\t")
+        name = ref.removeprefix("refs/heads/")
+        if name.startswith(prefix) and is_safe_branch(name):
+            names.add(name)
+    return names
+
+
 class GitCheckout:
     def __init__(self, path: Path, remote: str, branch: str) -> None:
         self.path = path
@@ -32,17 +58,7 @@ class GitCheckout:
         self.branch = branch
 
     def _git(self, *args: str) -> str:
-        argv = ["git", "-C", str(self.path), *args]
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-        try:
-            done = subprocess.run(
-                argv, capture_output=True, text=True, timeout=GIT_TIMEOUT, env=env, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise GitError(f"{' '.join(argv)}: {exc}") from exc
-        if done.returncode != 0:
-            raise GitError(f"{' '.join(argv)}: {done.stderr.strip()[-500:]}")
-        return done.stdout
+        return _run_git(["git", "-C", str(self.path), *args])
 
     def sync(self) -> tuple[str, str]:
         """Fetch the branch and check out its tip; (commit before, commit after)."""

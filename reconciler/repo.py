@@ -6,7 +6,9 @@ their unsigned index, which only the sign job signs. Publishing copies new apks
 into final first, then renames the signed index into place, then removes what
 the index no longer lists: at every instant the live index describes files that
 exist. An apk that would replace different bytes under the same name in final is
-refused; it is never overwritten under the live index.
+refused, unless the publish says so (an operator's rebuild at the same version):
+the new bytes are then written aside and renamed in just before the index, so a
+crash in between leaves a file the next publish repairs, never a missing one.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 
 from .apk import ApkError, read_apk, read_apk_bytes
 from .apkindex import (
+    EntryCache,
     build_index_archive,
-    format_index,
     parse_index_text,
     read_index_archive,
     sign_archive,
@@ -62,6 +64,7 @@ class RepoStore:
         self.roots = roots
         self.scanner = scanner
         self.keys = keys
+        self.entries = EntryCache()  # formatted index entries: only changed apks are formatted
 
     def wip_dir(self, key: RepoKey) -> Path:
         return safe_join(self.roots.wip, key.relpath)
@@ -102,9 +105,32 @@ class RepoStore:
         log.info("[%s] %s %s: %d apk(s) into WIP", key, spec.pkgname, spec.version, len(checked))
         return [name for name, _ in checked]
 
+    def seed_from_origin(self, key: RepoKey, origin: RepoKey, filenames: tuple[str, ...]) -> None:
+        """Link (or copy, across file systems) published apks of a staging branch's
+        origin into the staging WIP repository, checking each against its name."""
+        target_dir = self.wip_dir(key)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        for name in filenames:
+            source = safe_join(self.final_dir(origin), name)
+            target = safe_join(target_dir, name)
+            try:
+                info = read_apk(source)
+            except (ApkError, OSError) as exc:
+                raise RefusedError(f"{origin}: {name}: {exc}") from exc
+            if info.filename != name:
+                raise RefusedError(f"{origin}: {name}: its .PKGINFO says {info.filename}")
+            aside = target.with_name(f".{name}.seed")
+            remove(aside)
+            try:
+                os.link(source, aside)
+            except OSError:
+                shutil.copyfile(source, aside)
+            os.replace(aside, target)
+        log.info("[%s] %d apk(s) copied from %s", key, len(filenames), origin)
+
     def reindex_wip(self, key: RepoKey, now: float) -> None:
         infos = list(self.scanner.scan(key).wip.values())
-        text = format_index(infos, rewrite_arch=key.arch)
+        text = self.entries.format_index(f"wip/{key.relpath}", infos, rewrite_arch=key.arch)
         description = f"reconciler WIP {key.relpath} {_iso(now)}"
         unsigned = build_index_archive(text, description=description, mtime=int(now))
         signed = sign_archive(unsigned, self.keys.wip_private, self.keys.wip_name, mtime=int(now))
@@ -138,7 +164,9 @@ class RepoStore:
                 links.append((name, safe_join(directory, name).resolve()))
         description = f"reconciler {key.relpath} commit={commit or '-'} published={_iso(now)}"
         unsigned = build_index_archive(
-            format_index(entries, rewrite_arch=key.arch), description=description, mtime=int(now)
+            self.entries.format_index(f"symlink/{key.relpath}", entries, rewrite_arch=key.arch),
+            description=description,
+            mtime=int(now),
         )
         target = self.symlink_dir(key)
         staging = target.with_name(f".{target.name}.new")
@@ -159,8 +187,15 @@ class RepoStore:
         return (self.symlink_dir(key) / INDEX_NAME).read_bytes()
 
     # --- final -------------------------------------------------------------------
-    def publish(self, key: RepoKey, signed_path: Path, unsigned_sha256: str) -> list[str]:
-        """Move the symlink repository into final under its signed index."""
+    def publish(
+        self,
+        key: RepoKey,
+        signed_path: Path,
+        unsigned_sha256: str,
+        replace: tuple[str, ...] = (),
+    ) -> list[str]:
+        """Move the symlink repository into final under its signed index; the files
+        named in `replace` may take the place of other bytes under the same name."""
         if not signed_path.is_file() or signed_path.stat().st_size > MAX_INDEX_BYTES:
             raise RefusedError(f"the sign job left no usable {signed_path.name}")
         signed = signed_path.read_bytes()
@@ -180,12 +215,18 @@ class RepoStore:
         final_dir = self.final_dir(key)
         final_dir.mkdir(parents=True, exist_ok=True)
         listed: set[str] = set()
+        pending: list[tuple[Path, Path]] = []
         for number, entry in enumerate(entries):
             filename = f"{entry.pkgname}-{entry.version}.apk"
             listed.add(filename)
-            self._place_in_final(key, filename, entry)
+            replacement = self._place_in_final(key, filename, entry, filename in replace)
+            if replacement is not None:
+                pending.append(replacement)
             if number == len(entries) // 2:
                 crashpoint("publish-copying")
+        for aside, target in pending:
+            log.warning("[%s] replacing %s with its rebuild", key, target.name)
+            os.replace(aside, target)
         crashpoint("publish-before-index")
         write_bytes(final_dir / INDEX_NAME, signed)
         crashpoint("publish-after-index")
@@ -199,19 +240,28 @@ class RepoStore:
         )
         return removed
 
-    def _place_in_final(self, key: RepoKey, filename: str, entry: ApkInfo) -> None:
+    def _place_in_final(
+        self, key: RepoKey, filename: str, entry: ApkInfo, replace: bool
+    ) -> tuple[Path, Path] | None:
+        """Copy one apk into final; a replacement is only written aside: (aside, target)."""
         target = safe_join(self.final_dir(key), filename)
         source = safe_join(self.symlink_dir(key), filename)
         if target.exists():
             current = read_apk(target)
             if current.checksum == entry.checksum and current.size == entry.size:
-                return
-            raise RefusedError(f"{filename} exists in final with other bytes ({SAME_VERSION})")
+                return None
+            if not replace:
+                raise RefusedError(f"{filename} exists in final with other bytes ({SAME_VERSION})")
         data = source.read_bytes()
         info = read_apk_bytes(data, filename)
         if (info.checksum, info.size) != (entry.checksum, entry.size):
             raise RefusedError(f"{filename} changed in WIP after it was indexed")
+        if target.exists():
+            aside = target.with_name(f".{filename}.rebuild")
+            write_bytes(aside, data)
+            return aside, target
         write_bytes(target, data)
+        return None
 
     def _final_apks(self, key: RepoKey) -> set[str]:
         directory = self.final_dir(key)

@@ -123,3 +123,47 @@ def test_a_push_touching_a_dependency_gives_a_failed_package_fresh_tries(
     drop_push_trigger(config, push(work, "crossdirect: unrelated"))
     daemon.converge(max_seconds=120)
     assert len(attempts()) == 6
+
+
+def test_a_staging_branch_builds_only_its_differences_and_goes_when_deleted(
+    make_config: ConfigFactory, pmaports: Path, tmp_path: Path
+) -> None:
+    remote, work = setup_remote(tmp_path, pmaports)
+    config = make_config(branches=branch_yaml(tmp_path / "checkout", remote))
+    daemon = Daemon(config)
+    assert daemon.converge(max_seconds=120).all_published
+    main_final = config.paths.final_repo / "main/x86_64"
+    staged_final = config.paths.final_repo / "staging/try/main/x86_64"
+
+    git(work, "checkout", "-q", "-b", "main_staging_try")
+    set_field(work / "main/foo-gui/APKBUILD", "pkgrel", "7")
+    git(work, "commit", "-q", "-am", "foo-gui: try a change")
+    git(work, "push", "-q", "origin", "main_staging_try")
+    tmp = config.paths.triggers / ".staging.tmp"
+    tmp.write_text('{"type": "push", "branch": "main_staging_try"}')
+    tmp.rename(config.paths.triggers / "push-staging.json")
+    result = daemon.converge(max_seconds=120)
+    assert result.all_published, [str(p) for p in result.plan.packages if p.state != "published"]
+
+    staged = {e["P"]: e["V"] for e in read_index(staged_final / "APKINDEX.tar.gz").entries}
+    main = published(config)
+    assert staged["foo-gui"] == "2.0.1-r7" and main["foo-gui"] == "2.0.1-r0"
+    assert {p: v for p, v in staged.items() if p != "foo-gui"} == {
+        p: v for p, v in main.items() if p != "foo-gui"
+    }, "everything else is the origin's published packages"
+    builds = sorted(p.name for p in (config.paths.jobs / "done").glob("build@main_staging_try@*"))
+    assert [b.split("@")[4] for b in builds] == ["foo-gui"], "only the difference was built"
+    same = "crossdirect-" + main["crossdirect"] + ".apk"
+    assert (staged_final / same).read_bytes() == (main_final / same).read_bytes()
+    assert "main_staging_try" in (config.paths.html_out / "index.html").read_text()
+
+    git(work, "push", "-q", "origin", "--delete", "main_staging_try")
+    tmp.write_text('{"type": "push", "branch": "main_staging_try"}')
+    tmp.rename(config.paths.triggers / "push-staging-deleted.json")
+    daemon.converge(max_seconds=120)
+    assert not (config.paths.final_repo / "staging").exists() or not any(
+        (config.paths.final_repo / "staging").iterdir()
+    )
+    assert not (config.paths.wip_repo / "staging/try").exists()
+    assert "main_staging_try" not in {b.name for b in daemon.branches()}
+    assert (main_final / "APKINDEX.tar.gz").is_file(), "the origin is untouched"

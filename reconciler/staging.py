@@ -1,0 +1,126 @@
+"""Staging branches: found on the remote, kept as checkouts, removed with their data.
+
+A staging branch `<origin>_staging_<name>` tries a change against a configured
+branch that follows a git remote and has staging arches. The staging branches
+the daemon knows are exactly the checkout directories under `checkouts_dir`,
+so the set survives a restart without any state file. `discover` lists the
+remote's branches (one `git ls-remote` per configured branch): a new staging
+branch gets a checkout, a deleted one loses its checkout and its WIP, symlink
+and final repositories. When the remote cannot be asked nothing is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from .config import BranchConfig
+from .model import STAGING_SEPARATOR, RepoKey, is_safe_branch, split_staging
+from .observed import RepoRoots
+from .pmaports import GitCheckout, GitError, remote_branches
+
+log = logging.getLogger(__name__)
+
+
+class StagingBranches:
+    def __init__(
+        self,
+        configured: tuple[BranchConfig, ...],
+        checkouts_dir: Path,
+        roots: RepoRoots,
+        splitrepos: tuple[str, ...],
+    ) -> None:
+        self.origins = {b.name: b for b in configured if b.remote and b.staging_arches}
+        self.checkouts_dir = checkouts_dir
+        self.roots = roots
+        self.splitrepos = splitrepos
+        self._branches = self._from_disk()
+
+    @property
+    def branches(self) -> tuple[BranchConfig, ...]:
+        """The staging branches known now, in name order."""
+        return self._branches
+
+    def checkout(self, branch: BranchConfig) -> GitCheckout:
+        return GitCheckout(branch.pmaports, branch.remote, branch.name)
+
+    def _config(self, name: str) -> BranchConfig | None:
+        staging = split_staging(name)
+        if staging is None or not is_safe_branch(name):
+            return None
+        origin = self.origins.get(staging[0])
+        if origin is None:
+            return None
+        return replace(
+            origin,
+            name=name,
+            pmaports=self.checkouts_dir / name,
+            arches=origin.staging_arches,
+            ignore_errors=True,
+            staging_arches=(),
+            origin=origin.name,
+        )
+
+    def _from_disk(self) -> tuple[BranchConfig, ...]:
+        if not self.checkouts_dir.is_dir():
+            return ()
+        found = []
+        for path in sorted(self.checkouts_dir.iterdir()):
+            config = self._config(path.name)
+            if config is not None and (path / ".git").is_dir():
+                found.append(config)
+        return tuple(found)
+
+    def discover(self) -> tuple[list[BranchConfig], list[str]]:
+        """Ask the remotes which staging branches exist: (new ones, removed names).
+
+        New branches have an empty checkout directory; the caller syncs them."""
+        present = {b.name for b in self._branches}
+        added: list[BranchConfig] = []
+        removed: list[str] = []
+        for origin in self.origins.values():
+            prefix = origin.name + STAGING_SEPARATOR
+            try:
+                names = remote_branches(origin.remote, prefix)
+            except GitError as exc:  # keep what we have until the remote answers
+                log.error("cannot list staging branches of %s: %s", origin.name, exc)
+                continue
+            for name in sorted(names - present):
+                config = self._config(name)
+                if config is None:
+                    log.warning("ignoring remote branch %r: not a usable staging branch", name)
+                    continue
+                (config.pmaports / ".git").parent.mkdir(parents=True, exist_ok=True)
+                added.append(config)
+                log.info("staging branch %s found", name)
+            for name in sorted(n for n in present if n.startswith(prefix) and n not in names):
+                self.remove(name)
+                removed.append(name)
+        if added or removed:
+            self._branches = tuple(
+                sorted(
+                    [b for b in self._branches if b.name not in removed] + added,
+                    key=lambda b: b.name,
+                )
+            )
+        return added, removed
+
+    def remove(self, name: str) -> None:
+        """Delete a staging branch's checkout and every repository it published."""
+        staging = split_staging(name)
+        assert staging is not None and is_safe_branch(name)
+        origin, label = staging
+        for root in (self.roots.wip, self.roots.symlink, self.roots.final):
+            for splitrepo in ("", *self.splitrepos):
+                base = Path(RepoKey(name, splitrepo, "x").relpath).parent
+                shutil.rmtree(root / base, ignore_errors=True)
+                parent = root / base.parent  # staging/<label>, kept while others use it
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+        shutil.rmtree(self.checkouts_dir / name, ignore_errors=True)
+        log.info(
+            "staging branch %s deleted on the remote: removed %s's staging/%s", name, origin, label
+        )
