@@ -3,14 +3,20 @@
 Builds a synthetic snapshot of N packages x B branches x A arches (default
 2,000 x 2 x 7), then times, each as the median of several runs: a full render
 into an empty directory, a pass whose snapshot did not change, and a pass after
-one package changed. Prints a table; asserts nothing.
+one package changed. To tell the renderer's own work from the file system's, it
+also times the full render into tmpfs (/dev/shm, when there is one) and just
+writing the same files with the same helper (atomicfile.write_batch) into an
+empty directory: the floor any renderer pays for creating that many files there.
+Prints a table; asserts nothing.
 
-    .venv/bin/python bench/site_render.py [--packages N] [--runs R]
+    .venv/bin/python bench/site_render.py [--packages N] [--runs R] [--dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import random
 import shutil
 import statistics
@@ -20,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from reconciler.atomicfile import write_batch
 from reconciler.model import DepRef, PkgSpec, RepoKey
 from reconciler.plan import Plan
 from reconciler.site import SiteWriter
@@ -95,31 +102,53 @@ def main() -> None:
     full: list[tuple[float, float]] = []
     same: list[tuple[float, float]] = []
     one: list[tuple[float, float]] = []
-    files = 0
+    memory: list[tuple[float, float]] = []
+    floor: list[tuple[float, float]] = []
+    files: list[tuple[str, bytes]] = []
+    made: list[Path] = []  # deleted after all runs: on a file system mounted with
+    # `discard`, creating files just after deleting thousands costs several times more
     for _ in range(args.runs):
         out = Path(tempfile.mkdtemp(prefix="site-bench-", dir=args.dir))
+        made.append(out)
         writer = SiteWriter(out)
-        full.append(timed(lambda w=writer: w.render(site, 1.0)))
-        same.append(timed(lambda w=writer: w.render(site, 2.0)))
-        one.append(timed(lambda w=writer: w.render(changed, 3.0)))
-        files = sum(1 for p in out.rglob("*") if p.is_file())
+        full.append(timed(functools.partial(writer.render, site, 1.0)))
+        same.append(timed(functools.partial(writer.render, site, 2.0)))
+        one.append(timed(functools.partial(writer.render, changed, 3.0)))
+        if not files:
+            found = sorted(p for p in out.rglob("*") if p.is_file())
+            files = [(str(p.relative_to(out)), p.read_bytes()) for p in found]
+    for _ in range(args.runs):
+        out = Path(tempfile.mkdtemp(prefix="site-bench-files-", dir=args.dir))
+        made.append(out)
+        items = [(out / name, data) for name, data in files]
+        floor.append(timed(functools.partial(write_batch, items)))
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        for _ in range(args.runs):
+            out = Path(tempfile.mkdtemp(prefix="site-bench-", dir=shm))
+            made.append(out)
+            memory.append(timed(functools.partial(SiteWriter(out).render, site, 1.0)))
+    for out in made:
         shutil.rmtree(out)
     print(
         f"site render: {args.packages} packages x {args.branches} branches x {len(ARCHES)} arches"
-        f" = {len(statuses)} package states, {files} files"
+        f" = {len(statuses)} package states, {len(files)} files"
     )
     print(f"written under {args.dir or tempfile.gettempdir()}, median of {args.runs} runs")
-    print(f"{'case':28} {'wall median':>12} {'wall min':>10} {'CPU median':>11}")
-    cases = (
+    print(f"{'case':34} {'wall median':>12} {'wall min':>10} {'CPU median':>11}")
+    cases = [
         ("full render (empty dir)", full),
         ("nothing changed", same),
         ("one package changed", one),
-    )
+        ("writing the same files only", floor),
+    ]
+    if memory:
+        cases.insert(1, ("full render into tmpfs (/dev/shm)", memory))
     for label, values in cases:
         walls = [w for w, _ in values]
         cpus = [c for _, c in values]
         print(
-            f"{label:28} {statistics.median(walls) * 1000:10.1f}ms {min(walls) * 1000:8.1f}ms"
+            f"{label:34} {statistics.median(walls) * 1000:10.1f}ms {min(walls) * 1000:8.1f}ms"
             f" {statistics.median(cpus) * 1000:9.1f}ms"
         )
 

@@ -68,14 +68,28 @@ def write_batch(items: list[tuple[Path, bytes]], *, mode: int = 0o644) -> None:
     each is renamed into place: a crash leaves every file old or new, never torn.
     """
     staged: list[tuple[str, Path]] = []
+    made: set[str] = set()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    pid = os.getpid()
     try:
-        for path, data in items:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        for number, (path, data) in enumerate(items):
+            directory = os.path.dirname(path)
+            if directory not in made:
+                os.makedirs(directory, exist_ok=True)
+                made.add(directory)
+            tmp_name = os.path.join(directory, f".{path.name}.{pid}.{number}.tmp")
+            try:
+                fd = os.open(tmp_name, flags, mode)
+            except FileExistsError:  # a leftover of a crashed writer with our pid
+                fd, tmp_name = tempfile.mkstemp(
+                    prefix=f".{path.name}.", suffix=".tmp", dir=directory
+                )
             staged.append((tmp_name, path))
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                os.fchmod(handle.fileno(), mode)
+            try:
+                _write_all(fd, data)
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
         os.sync()
         for tmp_name, path in staged:
             os.replace(tmp_name, path)
@@ -84,8 +98,17 @@ def write_batch(items: list[tuple[Path, bytes]], *, mode: int = 0o644) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
         raise
-    for directory in {path.parent for _, path in staged}:
-        fsync_dir(directory)
+    for directory in made:
+        fsync_dir(Path(directory))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written (a regular file may take fewer at once)."""
+    written = os.write(fd, data)
+    if written < len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def write_text(path: Path, text: str, *, mode: int = 0o644) -> None:

@@ -36,13 +36,19 @@ class FeedData:
 
 
 def badge_state(site: SiteInput) -> str:
+    """failed (a problem outside the branches being brought up), building
+    (anything not published yet) or up-to-date."""
     quiet = {b.name for b in site.branches if b.ignore_errors}
-    states = [(s.repo.branch, s.state) for s in site.plan.packages]
-    if any(s.is_problem and b not in quiet for b, s in states):
-        return "failed"
-    if any(s is not PkgState.PUBLISHED for _, s in states):
-        return "building"
-    return "up-to-date"
+    published = PkgState.PUBLISHED
+    building = False
+    for status in site.plan.packages:
+        state = status.state
+        if state is published:
+            continue
+        building = True
+        if state.is_problem and status.repo.branch not in quiet:
+            return "failed"
+    return "building" if building else "up-to-date"
 
 
 def monitoring_lines(site: SiteInput) -> tuple[str, ...]:

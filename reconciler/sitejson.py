@@ -1,43 +1,57 @@
 """status.json and status/<branch>.json: the site's facts for scripts.
 
-Pure: built from the same SiteInput as the pages; each package row is made once
-and shared by the documents.
+Pure: built from the same SiteInput and summaries as the pages. The package rows
+of each branch, nearly all of either document, are encoded once, straight from
+the statuses, and spliced into both documents; the bytes are exactly
+`json.dumps(document, sort_keys=True, separators=(",", ":"))` (a test checks).
 """
 
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii
 
-from .sitefeeds import badge_state
-from .sitemodel import STATES, BranchInfo, SiteInput, branch_summaries, iso, log_href
+from .model import RepoKey
+from .sitemodel import STATES, BranchInfo, BranchSummary, SiteInput, iso, log_href
 
 
-def status_documents(site: SiteInput) -> dict[str, bytes]:
-    """status.json (every branch) and status/<branch>.json: the same facts as the HTML,
-    for scripts. Each package row is built once and shared by both documents."""
-    summaries = {s.name: s for s in branch_summaries(site)}
+def dumps(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def status_documents(
+    site: SiteInput, summaries: tuple[BranchSummary, ...], badge: str
+) -> dict[str, bytes]:
+    """status.json (every branch) and status/<branch>.json: the same facts as the HTML."""
+    by_name = {s.name: s for s in summaries}
     state_names = [str(s) for s in STATES]
-    rows: dict[str, list[dict[str, object]]] = {b.name: [] for b in site.branches}
+    rows: dict[str, list[str]] = {b.name: [] for b in site.branches}
+    quote = encode_basestring_ascii  # what json.dumps does to a str
+    repo: RepoKey | None = None
+    found: list[str] | None = None
+    head = middle = ""
     for s in site.plan.packages:
-        rows.setdefault(s.repo.branch, []).append(
-            {
-                "repo": str(s.repo),
-                "branch": s.repo.branch,
-                "splitrepo": s.repo.splitrepo,
-                "arch": s.repo.arch,
-                "pkgname": s.pkgname,
-                "version": s.version,
-                "state": str(s.state),
-                "reason": s.reason,
-                "tries": s.tries,
-                "max_tries": s.max_tries,
-                "log": log_href(None, s.job_id),
-                "next_try_at": iso(s.next_try_at),
-            }
+        if s.repo is not repo:  # statuses come grouped by repository
+            repo = s.repo
+            found = rows.get(repo.branch)  # None: a branch no longer configured, hidden
+            head = f'{{"arch":{quote(repo.arch)},"branch":{quote(repo.branch)},"log":'
+            middle = f',"repo":{quote(str(repo))},"splitrepo":{quote(repo.splitrepo)},"state":'
+        if found is None:
+            continue
+        # What dumps() makes of the row {"repo": ..., "branch": ..., ...}, keys sorted,
+        # without building the dict.
+        log = quote(log_href(None, s.job_id)) if s.job_id else '""'
+        next_try = quote(iso(s.next_try_at)) if s.next_try_at else '""'
+        found.append(
+            f'{head}{log},"max_tries":{int(s.max_tries)},"next_try_at":{next_try}'
+            f',"pkgname":{quote(s.pkgname)},"reason":{quote(s.reason)}{middle}'
+            f'{quote(s.state.value)},"tries":{int(s.tries)},"version":{quote(s.version)}}}'
         )
+    # Each branch's rows as the inside of a JSON array, joined once.
+    packages = {name: ",".join(branch_rows) for name, branch_rows in rows.items()}
 
     def branch_doc(b: BranchInfo) -> dict[str, object]:
-        summary = summaries[b.name]
+        summary = by_name[b.name]
         return {
             "ignore_errors": b.ignore_errors,
             "commit": b.commit,
@@ -56,14 +70,16 @@ def status_documents(site: SiteInput) -> dict[str, bytes]:
         }
 
     def encode(branches: list[BranchInfo]) -> bytes:
-        document = {
-            "title": site.title,
-            "badge": badge_state(site),
-            "states": state_names,
-            "branches": {b.name: branch_doc(b) for b in branches},
-            "packages": [row for b in branches for row in rows.get(b.name, [])],
-        }
-        return (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        # The keys in sorted order, as sort_keys writes them.
+        listed = ",".join(packages[b.name] for b in branches if packages[b.name])
+        text = (
+            f'{{"badge":{dumps(badge)}'
+            f',"branches":{dumps({b.name: branch_doc(b) for b in branches})}'
+            f',"packages":[{listed}]'
+            f',"states":{dumps(state_names)}'
+            f',"title":{dumps(site.title)}}}\n'
+        )
+        return text.encode()
 
     documents = {"status.json": encode(list(site.branches))}
     for b in site.branches:

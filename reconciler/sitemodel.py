@@ -3,7 +3,10 @@
 Pure. Everything a template shows is computed here (strings formatted, lists
 sorted, URLs made relative), so templates only loop and print, and two passes
 with the same snapshot give equal page models: the writer compares them to skip
-unchanged pages without rendering.
+unchanged pages without rendering. The package x arch grid is built here as
+escaped HTML, one coloured, lettered cell per package state, once per pass: the
+branch page (the biggest page) and every package page that shows a package or
+lists it as a dependency share its cells.
 """
 
 from __future__ import annotations
@@ -12,9 +15,6 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from html import escape
-
-from markupsafe import Markup
 
 from .model import Event, JobKind, JobObservation, ObservedState, PkgSpec, RepoKey
 from .plan import Plan
@@ -24,6 +24,27 @@ from .status import PkgState, PkgStatus, RepoPhase, RepoStatus
 STATES = tuple(PkgState)
 PROBLEM_STATES = frozenset(s for s in PkgState if s.is_problem)
 PROBLEM_NAMES = frozenset(str(s) for s in PROBLEM_STATES)
+
+
+def esc(text: str) -> str:
+    """Escape text for HTML exactly as the templates' autoescape (markupsafe) does,
+    for the fragments built in Python; a plain str is faster than Markup."""
+    return (
+        text.replace("&", "&amp;")
+        .replace(">", "&gt;")
+        .replace("<", "&lt;")
+        .replace("'", "&#39;")
+        .replace('"', "&#34;")
+    )
+
+
+class Escaped(dict[str, str]):
+    """text -> esc(text), filled on first use: one per pass, for the names, arches,
+    versions and reasons that thousands of fragments repeat."""
+
+    def __missing__(self, text: str) -> str:
+        value = self[text] = esc(text)
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,84 +72,6 @@ class SiteInput:
     monitoring_max: int = 10
     monitoring_footer: str = ""
     problems: tuple[str, ...] = ()  # what went wrong in the last pass (failed actions, disks)
-
-
-@dataclass(frozen=True, slots=True)
-class Cell:
-    arch: str
-    state: str
-    letter: str
-    version: str
-    reason: str
-    title: str  # the tooltip: "arch: state version: reason"
-    # The grid cell as escaped HTML, built once per pass and reused by the branch
-    # grid and every package page that lists this package. Markup tells the
-    # templates it is already escaped: every value in it went through escape().
-    html: Markup
-
-    @property
-    def problem(self) -> bool:
-        return self.state in PROBLEM_NAMES
-
-
-NO_CELL_HTML = Markup('<td class="cell none" title="not built for this arch">·</td>')
-
-
-def make_cell(status: PkgStatus) -> Cell:
-    state = str(status.state)
-    title = f"{status.repo.arch}: {state} {status.version}"
-    if status.reason:
-        title += f": {status.reason}"
-    html = Markup(
-        f'<td class="cell s-{state}" title="{escape(title)}">'
-        f'<span class="letter">{status.state.letter}</span></td>'
-    )
-    return Cell(
-        status.repo.arch, state, status.state.letter, status.version, status.reason, title, html
-    )
-
-
-def row_html(cells: tuple[Cell | None, ...]) -> Markup:
-    """A row of grid cells as escaped HTML."""
-    return Markup("".join([c.html if c is not None else NO_CELL_HTML for c in cells]))
-
-
-CellTable = dict[tuple[str, str, str], "CellRow"]
-
-
-@dataclass(frozen=True, slots=True)
-class CellRow:
-    cells: tuple[Cell | None, ...]
-    html: Markup
-
-
-def cell_table(site: SiteInput) -> CellTable:
-    """(branch, splitrepo, pkgname) -> one Cell (or None) per arch of the branch,
-    and the row as HTML, built once per pass for the grid and every package page."""
-    arches = {b.name: {a: i for i, a in enumerate(b.arches)} for b in site.branches}
-    rows: dict[tuple[str, str, str], list[Cell | None]] = {}
-    for status in site.plan.packages:
-        repo = status.repo
-        positions = arches.get(repo.branch)
-        if positions is None or repo.arch not in positions:
-            continue
-        key = (repo.branch, repo.splitrepo, status.pkgname)
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = [None] * len(positions)
-        row[positions[repo.arch]] = make_cell(status)
-    return {key: CellRow(tuple(row), row_html(tuple(row))) for key, row in rows.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class GridRow:
-    pkgname: str
-    splitrepo: str
-    href: str
-    cells_html: Markup
-    states: str  # space-separated states present (for the filter)
-    arches: str
-    problem: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,30 +250,6 @@ def repo_row(repo: RepoStatus, members: list[PkgStatus]) -> RepoRow:
     )
 
 
-def grid_rows(branch: BranchInfo, cells: CellTable) -> tuple[GridRow, ...]:
-    rows = []
-    problems = {str(s) for s in PROBLEM_STATES}
-    for (name, splitrepo, pkgname), cell_row in sorted(
-        cells.items(), key=lambda i: (i[0][2], i[0][1])
-    ):
-        if name != branch.name:
-            continue
-        row = cell_row.cells
-        present = {c.state for c in row if c is not None}
-        rows.append(
-            GridRow(
-                pkgname=pkgname,
-                splitrepo=splitrepo,
-                href=package_href(branch.name, pkgname),
-                cells_html=cell_row.html,
-                states=" ".join(sorted(present)),
-                arches=" ".join(c.arch for c in row if c is not None),
-                problem=bool(present & problems),
-            )
-        )
-    return tuple(rows)
-
-
 def running_jobs(site: SiteInput) -> tuple[JobRow, ...]:
     live = [j for j in site.jobs if j.status.is_live]
     return tuple(job_row(j) for j in sorted(live, key=lambda j: (j.submitted_at, j.key)))
@@ -350,3 +269,80 @@ def failures(site: SiteInput) -> tuple[tuple[PkgStatus, str], ...]:
     ]
     rows.sort(key=lambda row: (row[1], str(row[0].repo), row[0].pkgname), reverse=True)
     return tuple(rows)
+
+
+# --- the grid -------------------------------------------------------------------
+# Fragments stay ASCII (entities for · and —): ASCII strings join and encode as plain
+# byte copies, which thousands of pages notice.
+NO_CELL = '<td class="cell none" title="not built for this arch">&middot;</td>'
+
+
+@dataclass(frozen=True, slots=True)
+class GridRow:
+    """One package of one split repository on one branch."""
+
+    statuses: tuple[PkgStatus | None, ...]  # one per arch of the branch, None: not built there
+    cells: str  # the row's cells as escaped HTML
+
+
+# (branch, splitrepo, pkgname) -> its row
+CellTable = dict[tuple[str, str, str], GridRow]
+
+
+def cell_html(status: PkgStatus, e: Escaped) -> str:
+    """A grid cell as escaped HTML: colour and letter, the reason as tooltip
+    ("arch: state version: reason"; escaped piecewise, which is the same)."""
+    state = status.state
+    title = f"{e[status.repo.arch]}: {state} {e[status.version]}"
+    if status.reason:
+        title += f": {e[status.reason]}"
+    letter = state.letter
+    return f'<td class="cell s-{state}" title="{title}"><span class="letter">{letter}</span></td>'
+
+
+def empty_cells(arches: int) -> str:
+    return NO_CELL * arches
+
+
+def cell_table(site: SiteInput, e: Escaped) -> CellTable:
+    """Every package row of every configured branch, built once per pass."""
+    positions = {b.name: {a: i for i, a in enumerate(b.arches)} for b in site.branches}
+    rows: dict[tuple[str, str, str], list[PkgStatus | None]] = {}
+    for status in site.plan.packages:
+        repo = status.repo
+        arches = positions.get(repo.branch)
+        if arches is None:
+            continue
+        index = arches.get(repo.arch)
+        if index is None:
+            continue
+        key = (repo.branch, repo.splitrepo, status.pkgname)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = [None] * len(arches)
+        row[index] = status
+    return {
+        key: GridRow(tuple(row), "".join([NO_CELL if s is None else cell_html(s, e) for s in row]))
+        for key, row in rows.items()
+    }
+
+
+def grid_html(branch: BranchInfo, table: CellTable, root: str, e: Escaped) -> tuple[str, int]:
+    """The branch page's table body (escaped HTML) and its number of rows."""
+    keys = sorted((k for k in table if k[0] == branch.name), key=lambda k: (k[2], k[1]))
+    parts = []
+    for key in keys:
+        _, splitrepo, pkgname = key
+        row = table[key]
+        present = [s for s in row.statuses if s is not None]
+        states = sorted({str(s.state) for s in present})
+        problem = " problem" if PROBLEM_NAMES.intersection(states) else ""
+        name = e[pkgname]
+        tag = f' <span class="tag">{e[splitrepo]}</span>' if splitrepo else ""
+        parts.append(
+            f'<tr class="pkg{problem}" data-name="{name}" data-states="{e[" ".join(states)]}"'
+            f' data-arches="{e[" ".join([s.repo.arch for s in present])]}">\n'
+            f'<th><a href="{root}{e[package_href(branch.name, pkgname)]}">{name}</a>{tag}</th>\n'
+            f"{row.cells}\n</tr>\n"
+        )
+    return "".join(parts), len(keys)

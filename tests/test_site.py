@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import random
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from reconciler.loop import Daemon
-from reconciler.model import RepoKey
+from reconciler.model import (
+    DepRef,
+    JobIntent,
+    JobKey,
+    JobKind,
+    JobObservation,
+    JobStatus,
+    PkgSpec,
+    RepoKey,
+)
 from reconciler.plan import Plan
 from reconciler.site import SiteWriter
 from reconciler.sitefeeds import badge_state, monitoring_lines
-from reconciler.sitemodel import BranchInfo, SiteInput
+from reconciler.sitejson import status_documents
+from reconciler.sitemodel import STATES, BranchInfo, SiteInput, branch_summaries, iso
 from reconciler.status import PkgState, PkgStatus, RepoPhase, RepoStatus
 
 from .conftest import ConfigFactory, set_field
@@ -132,3 +145,173 @@ def test_metrics_are_prometheus_text(make_config: ConfigFactory) -> None:
         'reconciler_packages{branch="main",splitrepo="main",arch="x86_64",state="published"} 10'
         in text
     )
+
+
+def test_status_json_is_the_plain_json_dump_of_its_document() -> None:
+    """status documents are spliced from pre-encoded rows: byte-equal to json.dumps."""
+    other = RepoKey("v25.12", "systemd", "aarch64")
+    hidden = RepoKey("gone", "", "x86_64")  # a branch no longer configured
+    packages = (
+        failed("a"),
+        PkgStatus(X86, 'q"uo\\te', "1-r0", PkgState.RETRYING, "ünïcode\n<x>", 1, 3, "j", 1.5e9),
+        PkgStatus(other, "b", "2-r1", PkgState.PUBLISHED),
+        PkgStatus(hidden, "c", "3-r0", PkgState.QUEUED),
+    )
+    site = replace(
+        site_input(packages),
+        title='t "€"',
+        branches=(
+            BranchInfo("main", ("x86_64",), False, "abc"),
+            BranchInfo("v25.12", ("aarch64",), True, ""),
+        ),
+    )
+    summaries = {s.name: s for s in branch_summaries(site)}
+    names = [str(s) for s in STATES]
+
+    def expected(branches: list[BranchInfo]) -> bytes:
+        rows = [
+            {
+                "repo": str(s.repo),
+                "branch": s.repo.branch,
+                "splitrepo": s.repo.splitrepo,
+                "arch": s.repo.arch,
+                "pkgname": s.pkgname,
+                "version": s.version,
+                "state": str(s.state),
+                "reason": s.reason,
+                "tries": s.tries,
+                "max_tries": s.max_tries,
+                "log": f"logs/{s.job_id}.log" if s.job_id else "",
+                "next_try_at": iso(s.next_try_at),
+            }
+            for b in branches
+            for s in packages
+            if s.repo.branch == b.name
+        ]
+        document = {
+            "title": site.title,
+            "badge": badge_state(site),
+            "states": names,
+            "branches": {
+                b.name: {
+                    "ignore_errors": b.ignore_errors,
+                    "commit": b.commit,
+                    "published_commit": summaries[b.name].published_commit,
+                    "counts": dict(zip(names, summaries[b.name].counts, strict=True)),
+                    "repos": {
+                        r.repo: {
+                            "phase": r.phase,
+                            "reason": r.reason,
+                            "published_commit": r.published_commit,
+                            "published_at": r.published_at,
+                            "counts": dict(zip(names, r.counts, strict=True)),
+                        }
+                        for r in summaries[b.name].repos
+                    },
+                }
+                for b in branches
+            },
+            "packages": rows,
+        }
+        return (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+    documents = status_documents(site, tuple(summaries.values()), badge_state(site))
+    assert documents["status.json"] == expected(list(site.branches))
+    for b in site.branches:
+        assert documents[f"status/{b.name}.json"] == expected([b])
+
+
+def random_site(rng: random.Random, names: list[str]) -> SiteInput:
+    branches = (BranchInfo("main", ("x86_64", "armv7"), False, "c1"),)
+    branches += (BranchInfo("v1", ("x86_64",), True, ""),)
+    statuses, specs = [], {}
+    for b in branches:
+        for arch in b.arches:
+            for i, name in enumerate(names):
+                repo = RepoKey(b.name, "extra" if i % 7 == 3 else "", arch)
+                state = rng.choice(list(PkgState))
+                statuses.append(PkgStatus(repo, name, "1-r0", state, f"why {i}", 1, 3, f"j{i}"))
+                needed = [d for d in range(len(names)) if d != i and (i + d) % 4 == 0]
+                deps = tuple(DepRef(repo, names[d]) for d in needed)
+                specs[(repo, name)] = PkgSpec(
+                    repo, name, "1-r0", f"main/{name}", arch, "d", "", build_deps=deps
+                )
+    return replace(
+        site_input(tuple(statuses)),
+        branches=branches,
+        specs=specs,
+        versions={(s.repo, s.pkgname): ("1-r0", "") for s in statuses[::3]},
+    )
+
+
+def mutate(rng: random.Random, site: SiteInput) -> SiteInput:
+    statuses = list(site.plan.packages)
+    i = rng.randrange(len(statuses))
+    s = statuses[i]
+    match rng.randrange(7):
+        case 0:
+            statuses[i] = replace(s, state=rng.choice(list(PkgState)), reason="changed")
+        case 1:
+            statuses[i] = replace(s, job_id=None if s.job_id else "jx")
+        case 2:
+            del statuses[i if rng.random() < 0.7 else -1]
+        case 3:
+            statuses.insert(i, replace(s, pkgname=f"new{rng.randrange(1000)}"))
+        case 4:
+            versions = dict(site.versions)
+            versions[(s.repo, s.pkgname)] = ("2-r0", rng.choice(("", "1-r0")))
+            return replace(site, versions=versions)
+        case 5:
+            intent = JobIntent(JobKind.BUILD, s.repo, s.pkgname, s.version)
+            job = JobObservation(JobKey(intent, rng.randrange(1, 4)), JobStatus.FAILED, 1e9)
+            return replace(site, jobs=(*site.jobs, job))
+        case _:
+            specs = dict(site.specs)  # a new table: new or changed APKBUILDs
+            key = (s.repo, s.pkgname)
+            spec = specs.get(key) or PkgSpec(s.repo, s.pkgname, s.version, "main/x", s.repo.arch)
+            specs[key] = replace(spec, description=f"d{rng.randrange(9)}", build_deps=())
+            return replace(site, specs=specs)
+    return replace(site, plan=replace(site.plan, packages=tuple(statuses)))
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_incremental_renders_equal_full_renders(tmp_path: Path) -> None:
+    """A writer that builds only the pages whose inputs changed since its last render
+    writes exactly what a new writer writes for the same snapshot."""
+    rng = random.Random(7)
+    site = random_site(rng, [f"p{i}" for i in range(25)])
+    writer = SiteWriter(tmp_path / "kept")
+    writer.render(site, 0.0)
+    pages = writer.rendered
+    for step in range(60):
+        site = mutate(rng, site)
+        before = writer.rendered
+        writer.render(site, 0.0)  # one pass time: every page's footer is the same
+        assert writer.rendered - before < pages / 2, "only what changed is rendered"
+        fresh = tmp_path / f"fresh-{step}"
+        SiteWriter(fresh).render(site, 0.0)
+        assert files(tmp_path / "kept") == files(fresh), f"step {step}"
+
+
+def test_a_restarted_writer_keeps_unchanged_pages_and_their_times(tmp_path: Path) -> None:
+    """After a restart a page is rewritten only when its content changed: the time
+    in its footer stays that of the pass that last changed it."""
+    site = random_site(random.Random(3), [f"p{i}" for i in range(12)])
+    SiteWriter(tmp_path).render(site, 1e9)
+    before = snapshot(tmp_path)
+    restarted = SiteWriter(tmp_path)
+    restarted.render(site, 2e9)
+    after = snapshot(tmp_path)
+    rewritten = {p for p in after if before.get(p) != after[p]}
+    assert not {p for p in rewritten if p.startswith("package/") or not p.endswith(".html")}
+    page = (tmp_path / "package/main/p1.html").read_text()
+    assert iso(1e9) in page and iso(2e9) not in page
+
+    s = next(s for s in site.plan.packages if s.pkgname == "p1")
+    changed = [replace(s, reason="changed") if x is s else x for x in site.plan.packages]
+    restarted.render(replace(site, plan=replace(site.plan, packages=tuple(changed))), 3e9)
+    assert iso(3e9) in (tmp_path / "package/main/p1.html").read_text()
+    assert iso(1e9) in (tmp_path / "package/main/p2.html").read_text()
