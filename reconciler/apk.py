@@ -17,6 +17,7 @@ import base64
 import hashlib
 import os
 import re
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,26 +160,38 @@ def parse_pkginfo(text: str, source: str, *, size: int, checksum: str) -> ApkInf
     datahash = scalars.get("datahash")
     if datahash is not None and not _DATAHASH_RE.match(datahash):
         raise ApkError(f"{source}: .PKGINFO datahash {datahash!r} is not 64 lowercase hex digits")
+    # Interned: the same names, versions, texts and dependency tokens recur in
+    # every arch and branch of a repository set, and in the indexes listing them.
+    fields = _interned(scalars)
     return ApkInfo(
-        pkgname=scalars["pkgname"],
-        version=scalars["pkgver"],
-        arch=scalars.get("arch", ""),
+        pkgname=fields["pkgname"],
+        version=fields["pkgver"],
+        arch=fields.get("arch", ""),
         size=size,
         installed_size=_int(scalars.get("size", "0"), "size", source),
-        checksum=checksum,
-        description=scalars.get("pkgdesc", ""),
-        url=scalars.get("url", ""),
-        license=scalars.get("license", ""),
-        origin=scalars.get("origin"),
-        maintainer=scalars.get("maintainer"),
+        checksum=sys.intern(checksum),
+        description=fields.get("pkgdesc", ""),
+        url=fields.get("url", ""),
+        license=fields.get("license", ""),
+        origin=fields.get("origin"),
+        maintainer=fields.get("maintainer"),
         builddate=_int(scalars.get("builddate", "0"), "builddate", source),
-        commit=scalars.get("commit"),
+        commit=fields.get("commit"),
         provider_priority=_int(scalars.get("provider_priority", "0"), "provider_priority", source),
-        depends=tuple(lists["depend"]),
-        provides=tuple(lists["provides"]),
-        install_if=tuple(lists["install_if"]),
+        depends=tuple(map(sys.intern, lists["depend"])),
+        provides=tuple(map(sys.intern, lists["provides"])),
+        install_if=tuple(map(sys.intern, lists["install_if"])),
         datahash=datahash,
     )
+
+
+_INTERNED_KEYS = frozenset(
+    ("pkgname", "pkgver", "arch", "pkgdesc", "url", "license", "origin", "maintainer", "commit")
+)
+
+
+def _interned(scalars: dict[str, str]) -> dict[str, str]:
+    return {k: sys.intern(v) for k, v in scalars.items() if k in _INTERNED_KEYS}
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,47 @@ def format_index(entries: Iterable[ApkInfo], rewrite_arch: str | None = None) ->
     return "".join(format_entry(info, rewrite_arch) for info in ordered)
 
 
+# An apk's cached block: (the ApkInfo it was made from, rewrite_arch, sort key, text).
+_Block = tuple[ApkInfo, str | None, tuple[Any, ...], str]
+
+
+class EntryCache:
+    """`format_index` that remembers each apk's block and sort key between calls.
+
+    Callers index the same directories again and again with one apk changed; only
+    apks not seen in the previous index of the same scope (a directory, say) are
+    formatted. Entries are found by object identity (the scanner hands out the
+    same ApkInfo while a file is unchanged) and checked with `is`, so an equal but
+    distinct object is formatted again rather than trusted. Each scope keeps the
+    blocks of its last index only: what left the directory is forgotten.
+    """
+
+    def __init__(self) -> None:
+        self._scopes: dict[str, dict[int, _Block]] = {}
+        self._version_key = sort_key()
+
+    def format_index(
+        self, scope: str, entries: Iterable[ApkInfo], rewrite_arch: str | None = None
+    ) -> str:
+        """The same text as format_index(entries, rewrite_arch)."""
+        known = self._scopes.get(scope, {})
+        blocks: dict[int, _Block] = {}
+        ordered: list[_Block] = []
+        for info in entries:
+            block = known.get(id(info))
+            if block is None or block[0] is not info or block[1] != rewrite_arch:
+                text = format_entry(info, rewrite_arch)
+                block = (info, rewrite_arch, _order(info, self._version_key), text)
+            blocks[id(info)] = block
+            ordered.append(block)
+        self._scopes[scope] = blocks
+        ordered.sort(key=lambda b: b[2])
+        return "".join(b[3] for b in ordered)
+
+    def forget(self, scope: str) -> None:
+        self._scopes.pop(scope, None)
+
+
 def _int(value: str, where: str, letter: str) -> int:
     if not _INT_RE.match(value):
         raise IndexFormatError(f"{where}, field {letter}: {value!r} is not an integer")

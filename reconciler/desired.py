@@ -1,88 +1,130 @@
 """pmaports tree -> the packages each (branch, splitrepo, arch) repository should hold.
 
 Reads APKBUILDs statically (never running shell), caches each parse by the file's
-path, size and mtime, and resolves internal dependencies the way pmbootstrap does
-(apk-formats.md §4.7): through package names, subpackage names and versioned
-provides; names nothing in the tree provides are external (Alpine) and dropped.
-`device/archived/` is never built. A file that cannot be used becomes a
-BrokenPackage with its reason; the rest of the tree carries on.
+inode, size and mtime, and hands the parses to `resolve`, which resolves internal
+dependencies the way pmbootstrap does. A branch is resolved again only when one
+of its APKBUILDs changed, and a git checkout whose HEAD and index did not move
+need not even be walked (`trust_git`). `device/archived/` is never built. A file
+that cannot be used becomes a BrokenPackage with its reason; the rest of the
+tree carries on.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from . import apkversion
-from .apkbuild import (
-    Apkbuild,
-    ApkbuildError,
-    check_arch,
-    package_arch,
-    parse_apkbuild,
-    subpackage_arch,
-)
+from .apkbuild import ApkbuildError, parse_apkbuild
 from .config import BranchConfig
-from .dependency import Dependency, parse_dependency
-from .gitref import read_head_commit
-from .model import BranchDesired, BrokenPackage, DepRef, PkgSpec, RepoKey, SubpackageSpec
+from .gitref import git_dir, read_head_commit
+from .model import BranchDesired
+from .parsecache import Entry, ParseCache
+from .resolve import ParsedFile, resolve_branch
+
+__all__ = ["DesiredReader", "ParsedFile", "git_mark", "resolve_branch"]
 
 log = logging.getLogger(__name__)
 
 SKIPPED_DIRS = ("device/archived/",)
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedFile:
-    """One APKBUILD as found in the tree: parsed, or the reason it is not."""
-
-    path: str  # directory relative to the tree root, e.g. "main/foo"
-    splitrepo: str
-    apkbuild: Apkbuild | None
-    error: str = ""
-    mtime_ns: int = 0
-
-
 class DesiredReader:
     """Turns pmaports trees into BranchDesired values, caching parses across passes."""
 
-    def __init__(self, splitrepos: tuple[str, ...]) -> None:
+    def __init__(self, splitrepos: tuple[str, ...], parse_cache: ParseCache | None = None) -> None:
         self._splitrepos = splitrepos
-        self._cache: dict[Path, tuple[int, int, ParsedFile]] = {}
+        # tree root -> APKBUILD path -> ((inode, size, mtime_ns), parse); replaced
+        # whole by every walk, so removed files are forgotten.
+        self._cache: dict[str, dict[str, Entry]] = {}
+        # Parses of a previous run, for each tree's first walk (the state directory's).
+        self._parse_cache = parse_cache
         # branch -> (fingerprint, result, the parses it came from: kept alive so
         # their ids in the fingerprint cannot be reused by other objects)
         self._resolved: dict[str, tuple[tuple[object, ...], BranchDesired, list[ParsedFile]]] = {}
+        # branch -> (its config and git state when last walked, the result then)
+        self._git_marks: dict[str, tuple[tuple[object, ...], BranchDesired]] = {}
 
-    def read_branch(self, branch: BranchConfig) -> BranchDesired:
-        """The branch's desired state; resolved again only when a file changed."""
+    def read_branch(self, branch: BranchConfig, *, trust_git: bool = False) -> BranchDesired:
+        """The branch's desired state; resolved again only when a file changed.
+
+        With `trust_git`, a checkout whose HEAD commit and git index did not change
+        since the last walk is not walked again: the daemon's checkouts change only
+        through git (checkout, reset, pull rewrite the index). Edits that bypass git
+        are seen by the next walk (the daemon walks on start, resync and push).
+        A plain directory (no .git) is always walked.
+        """
+        mark = git_mark(branch.pmaports)
+        if trust_git and mark is not None:
+            known = self._git_marks.get(branch.name)
+            if known is not None and known[0] == (branch, *mark):
+                return known[1]
         files = self.scan_tree(branch.pmaports)
-        commit = read_head_commit(branch.pmaports)
+        commit = mark[0] if mark is not None else read_head_commit(branch.pmaports)
         # Parses are cached objects: the same objects mean the same tree.
         fingerprint = (branch, commit, tuple(id(f) for f in files))
         cached = self._resolved.get(branch.name)
         if cached is not None and cached[0] == fingerprint:
-            return cached[1]
-        result = resolve_branch(branch, files, commit)
-        self._resolved[branch.name] = (fingerprint, result, files)
+            result = cached[1]
+        else:
+            result = resolve_branch(branch, files, commit)
+            self._resolved[branch.name] = (fingerprint, result, files)
+        if mark is not None:
+            self._git_marks[branch.name] = ((branch, *mark), result)
+        else:
+            self._git_marks.pop(branch.name, None)
         return result
 
     def scan_tree(self, root: Path) -> list[ParsedFile]:
         """Every usable APKBUILD below root, in path order."""
+        top = os.fspath(root)
+        known = self._cache.get(top)
+        if known is None:
+            known = self._parse_cache.read(top) if self._parse_cache is not None else {}
+        seen: dict[str, Entry] = {}
         found: list[ParsedFile] = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            if "APKBUILD" not in filenames:
-                continue
-            rel = Path(dirpath).relative_to(root).as_posix()
-            if rel == "." or any((rel + "/").startswith(s) for s in SKIPPED_DIRS):
-                continue
-            splitrepo = self._splitrepo_of(rel)
-            if splitrepo is None:
-                continue
-            found.append(self._parse_cached(Path(dirpath) / "APKBUILD", rel, splitrepo))
+        self._walk(top, "", known, seen, found)
+        self._cache[top] = seen
+        if self._parse_cache is not None:
+            self._parse_cache.save(top, seen)
         return found
+
+    def _walk(
+        self,
+        directory: str,
+        rel: str,
+        known: dict[str, Entry],
+        seen: dict[str, Entry],
+        found: list[ParsedFile],
+    ) -> None:
+        """os.walk's order (a directory, then its subdirectories by name), with one
+        scandir per directory and the APKBUILD's stat from its directory entry."""
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError:
+            return
+        subdirs: list[os.DirEntry[str]] = []
+        apkbuild: os.DirEntry[str] | None = None
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not entry.name.startswith("."):
+                    subdirs.append(entry)
+            elif entry.name == "APKBUILD":
+                apkbuild = entry
+        if apkbuild is not None and rel and not (rel + "/").startswith(SKIPPED_DIRS):
+            splitrepo = self._splitrepo_of(rel)
+            if splitrepo is not None:
+                found.append(self._parse_cached(apkbuild, rel, splitrepo, known, seen))
+        for entry in subdirs:
+            if not entry.is_symlink():  # os.walk does not follow links to directories
+                self._walk(
+                    entry.path, f"{rel}/{entry.name}" if rel else entry.name, known, seen, found
+                )
 
     def _splitrepo_of(self, rel: str) -> str | None:
         parts = rel.split("/")
@@ -92,17 +134,40 @@ class DesiredReader:
             return parts[1]
         return None  # an extra repo this configuration does not publish
 
-    def _parse_cached(self, file: Path, rel: str, splitrepo: str) -> ParsedFile:
+    def _parse_cached(
+        self,
+        entry: os.DirEntry[str],
+        rel: str,
+        splitrepo: str,
+        known: dict[str, Entry],
+        seen: dict[str, Entry],
+    ) -> ParsedFile:
         try:
-            stat = file.stat()
+            stat = entry.stat()
         except OSError as exc:
             return ParsedFile(rel, splitrepo, None, f"{rel}/APKBUILD: cannot read: {exc}")
-        cached = self._cache.get(file)
-        if cached and cached[0] == stat.st_mtime_ns and cached[1] == stat.st_size:
-            return cached[2]
-        parsed = _parse_file(file, rel, splitrepo, stat.st_mtime_ns)
-        self._cache[file] = (stat.st_mtime_ns, stat.st_size, parsed)
+        ident = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        cached = known.get(entry.path)
+        if cached is not None and cached[0] == ident:
+            seen[entry.path] = cached
+            return cached[1]
+        parsed = _parse_file(Path(entry.path), rel, splitrepo, stat.st_mtime_ns)
+        seen[entry.path] = (ident, parsed)
         return parsed
+
+
+def git_mark(worktree: Path) -> tuple[str, tuple[int, int, int]] | None:
+    """(HEAD commit, (inode, size, mtime_ns) of the git index) of a checkout, read
+    without running git; None for a plain directory or an unreadable one."""
+    gitdir = git_dir(worktree)
+    if gitdir is None:
+        return None
+    commit = read_head_commit(worktree)
+    try:
+        stat = os.stat(gitdir / "index")
+    except OSError:
+        return None
+    return (commit, (stat.st_ino, stat.st_size, stat.st_mtime_ns)) if commit else None
 
 
 def _parse_file(file: Path, rel: str, splitrepo: str, mtime_ns: int) -> ParsedFile:
@@ -115,184 +180,3 @@ def _parse_file(file: Path, rel: str, splitrepo: str, mtime_ns: int) -> ParsedFi
     except (OSError, ApkbuildError) as exc:
         reason = str(exc)
     return ParsedFile(rel, splitrepo, None, reason, mtime_ns)
-
-
-def resolve_branch(branch: BranchConfig, files: list[ParsedFile], commit: str) -> BranchDesired:
-    """Pure: parsed files -> per-repository package specs with resolved dependencies."""
-    mode = apkversion.VersionMode(branch.apk_version)
-    broken: list[BrokenPackage] = []
-    by_repo: dict[str, dict[str, ParsedFile]] = {}
-    for parsed in files:
-        name = parsed.path.rsplit("/", 1)[-1]
-        if parsed.apkbuild is None:
-            broken.append(BrokenPackage(parsed.path, name, parsed.error))
-            continue
-        if not apkversion.is_valid(parsed.apkbuild.version, mode):
-            version = parsed.apkbuild.version
-            reason = f"{parsed.path}/APKBUILD: pkgver: {version!r} is not a valid apk version"
-            broken.append(BrokenPackage(parsed.path, name, reason))
-            continue
-        repo_files = by_repo.setdefault(parsed.splitrepo, {})
-        if name in repo_files:
-            other = repo_files[name].path
-            broken.append(
-                BrokenPackage(parsed.path, name, f"{parsed.path}: pkgname also in {other}")
-            )
-            continue
-        repo_files[name] = parsed
-    # A dependency on a package whose APKBUILD is broken must wait for it, not be
-    # mistaken for an Alpine package: such names resolve to the broken package.
-    broken_names = {b.pkgname: b for b in broken}
-    repos: dict[RepoKey, dict[str, PkgSpec]] = {}
-    native = branch.native_arch
-    native_providers = _provider_map(by_repo.get("", {}), native, mode)
-    for arch in branch.arches:
-        providers = {sr: _provider_map(pfs, arch, mode) for sr, pfs in by_repo.items()}
-        for b in broken_names.values():
-            sr = b.path.split("/")[1] if b.path.startswith("extra-repos/") else ""
-            providers.setdefault(sr, {}).setdefault(b.pkgname, (b.pkgname, ""))
-        cross_tools = _cross_tools(by_repo.get("", {}), native, arch) if arch != native else ()
-        for splitrepo, repo_files in sorted(by_repo.items()):
-            key = RepoKey(branch.name, splitrepo, arch)
-            specs: dict[str, PkgSpec] = {}
-            for name, parsed in sorted(repo_files.items()):
-                assert parsed.apkbuild is not None
-                if not check_arch(parsed.apkbuild.arch, arch):
-                    continue
-                lookup = [(key, providers.get(splitrepo, {}))]
-                if splitrepo:
-                    lookup.append((RepoKey(branch.name, "", arch), providers.get("", {})))
-                specs[name] = _spec(
-                    key, parsed, lookup, native_providers if arch != native else None, cross_tools
-                )
-            repos[key] = specs
-    return BranchDesired(branch.name, commit, repos, tuple(broken))
-
-
-Providers = dict[str, tuple[str, str]]  # name -> (origin pkgname, version of the origin)
-
-
-def _provider_map(
-    files: dict[str, ParsedFile], arch: str, mode: apkversion.VersionMode
-) -> Providers:
-    """Names that resolve to a package of this tree for `arch`, by precedence:
-    package names, then subpackage names, then versioned provides."""
-    result: Providers = {}
-    usable = [
-        p.apkbuild for p in files.values() if p.apkbuild and check_arch(p.apkbuild.arch, arch)
-    ]
-    for a in usable:
-        result[a.pkgname] = (a.pkgname, a.pkgver)
-    for a in usable:
-        for sub in a.subpackages:
-            result.setdefault(sub.name, (a.pkgname, a.pkgver))
-    for a in usable:
-        for provide in a.provides:
-            dep = _try_parse(provide)
-            if dep is not None and dep.op == "=" and dep.version:
-                result.setdefault(dep.name, (a.pkgname, dep.version))
-    return result
-
-
-def _cross_tools(files: dict[str, ParsedFile], native: str, arch: str) -> tuple[str, ...]:
-    """Native packages a foreign arch needs published first: its cross/ toolchain
-    and crossdirect."""
-    names = [
-        p.apkbuild.pkgname
-        for p in files.values()
-        if p.apkbuild
-        and check_arch(p.apkbuild.arch, native)
-        and (
-            (p.path.startswith("cross/") and p.apkbuild.pkgname.endswith(f"-{arch}"))
-            or p.apkbuild.pkgname == "crossdirect"
-        )
-    ]
-    return tuple(sorted(names))
-
-
-def _try_parse(token: str) -> Dependency | None:
-    try:
-        return parse_dependency(token)
-    except ValueError:
-        return None
-
-
-def _resolve(
-    tokens: tuple[str, ...], lookup: list[tuple[RepoKey, Providers]], own: set[str]
-) -> list[DepRef]:
-    refs: list[DepRef] = []
-    for token in tokens:
-        dep = _try_parse(token)
-        if dep is None or dep.conflict or dep.name in own:
-            continue
-        for repo, providers in lookup:
-            hit = providers.get(dep.name)
-            if hit is None:
-                continue
-            origin, version = hit
-            if dep.op and dep.version and dep.op not in ("><",):
-                try:
-                    if not apkversion.satisfies(version, dep.op, dep.version):
-                        continue  # this tree's version does not fit: Alpine must provide it
-                except apkversion.InvalidVersion:
-                    continue
-            ref = DepRef(repo, origin)
-            if ref not in refs:
-                refs.append(ref)
-            break
-    return refs
-
-
-def _spec(
-    key: RepoKey,
-    parsed: ParsedFile,
-    lookup: list[tuple[RepoKey, Providers]],
-    native_providers: Providers | None,
-    cross_tools: tuple[str, ...],
-) -> PkgSpec:
-    a = parsed.apkbuild
-    assert a is not None
-    own = {a.pkgname, *(s.name for s in a.subpackages)}
-    pkgarch = package_arch(a.arch, key.arch)
-    native_deps: list[str] = []
-    if native_providers is None:
-        build_tokens = a.build_depends()
-    else:
-        # Cross build: makedepends_build runs on the build machine (native arch).
-        host = a.makedepends if a.makedepends else a.makedepends_host
-        checks = () if "!check" in a.options else a.checkdepends
-        build_tokens = (*a.depends, *host, *checks)
-        native_lookup = [(RepoKey(key.branch, "", "native"), native_providers)]
-        build_side = () if a.makedepends else a.makedepends_build
-        native_deps = [*cross_tools]
-        for ref in _resolve(build_side, native_lookup, own):
-            if ref.pkgname not in native_deps:
-                native_deps.append(ref.pkgname)
-    subs = tuple(
-        SubpackageSpec(
-            name=s.name,
-            arch=subpackage_arch(s, pkgarch, key.arch),
-            description=s.pkgdesc,
-            depends=s.depends,
-            provides=s.provides,
-        )
-        for s in a.subpackages
-    )
-    return PkgSpec(
-        repo=key,
-        pkgname=a.pkgname,
-        version=a.version,
-        path=parsed.path,
-        pkgarch=pkgarch,
-        description=a.pkgdesc,
-        url=a.url,
-        license=a.license,
-        maintainer=a.maintainer,
-        depends=a.depends,
-        provides=a.provides,
-        subpackages=subs,
-        options=a.options,
-        build_deps=tuple(_resolve(build_tokens, lookup, own)),
-        native_deps=tuple(d for d in native_deps if d != a.pkgname),
-        apkbuild_mtime_ns=parsed.mtime_ns,
-    )

@@ -36,13 +36,38 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def _metric(
+    lines: list[str], name: str, kind: str, help_text: str, samples: list[tuple[str, float]]
+) -> None:
+    lines.append(f"# HELP {name} {help_text}")
+    lines.append(f"# TYPE {name} {kind}")
+    lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
+
+
 def format_metrics(plan: Plan, figures: PassFigures) -> str:
+    """The whole exposition of one pass."""
+    return plan_metrics(plan) + pass_metrics(figures)
+
+
+class MetricsFormatter:
+    """format_metrics that formats a plan's part only when the plan is another object."""
+
+    def __init__(self) -> None:
+        self._plan: Plan | None = None
+        self._text = ""
+
+    def format(self, plan: Plan, figures: PassFigures) -> str:
+        if plan is not self._plan:
+            self._plan, self._text = plan, plan_metrics(plan)
+        return self._text + pass_metrics(figures)
+
+
+def plan_metrics(plan: Plan) -> str:
+    """Packages per repository and state, and which repositories are published."""
     lines: list[str] = []
 
     def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-        lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
+        _metric(lines, name, kind, help_text, samples)
 
     counts = Counter((p.repo, p.state) for p in plan.packages)
     package_samples = []
@@ -74,6 +99,16 @@ def format_metrics(plan: Plan, figures: PassFigures) -> str:
             for r in plan.repos
         ],
     )
+    return "\n".join(lines) + "\n"
+
+
+def pass_metrics(figures: PassFigures) -> str:
+    """Figures of the pass itself: jobs, actions, duration, the heartbeat's time."""
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        _metric(lines, name, kind, help_text, samples)
+
     metric("reconciler_jobs_running", "gauge", "Jobs running now.", [("", figures.live_jobs)])
     metric(
         "reconciler_job_service_up",

@@ -1,8 +1,9 @@
 """Repository directories and the job service -> an ObservedState snapshot.
 
 Reading is cached so that a pass over unchanged directories opens no apk: a
-directory is listed again only when its mtime changed, an apk is read only when
-its name, size or mtime is new, and an index is parsed only when it changed.
+directory is listed again only when its mtime changed (or on a full pass), an apk is
+read only when its inode, size or mtime is new, and an index is parsed only when it
+changed. `scan` returns the same RepoObserved object while nothing changed.
 Nothing here writes; everything found is reported, including unreadable files.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,95 +43,131 @@ RACY_NS = 2_000_000_000
 @dataclass(frozen=True, slots=True)
 class _DirListing:
     mtime_ns: int
-    apks: dict[str, ApkInfo]
-    bad: dict[str, str]
+    apks: dict[str, ApkInfo]  # file name -> info
+    bad: dict[str, str]  # file name -> why unreadable
+    # file name -> ((inode, size, mtime_ns), info): what was read, while it stays true
+    files: dict[str, tuple[tuple[int, int, int], ApkInfo]]
     racy: bool = False
 
 
 class RepoScanner:
-    """Scans WIP, final and symlink directories, remembering what it already read."""
+    """Scans WIP, final and symlink directories, remembering what it already read.
+
+    Each directory keeps its own file cache, replaced whole when the directory is
+    listed again, so files that left are forgotten with their directory and a
+    listing costs one scandir plus one stat per apk. `scan` hands out the very
+    same RepoObserved object while nothing in the repository changed, so callers
+    can tell "unchanged" by identity.
+    """
 
     def __init__(self, roots: RepoRoots) -> None:
         self.roots = roots
-        self._dirs: dict[Path, _DirListing] = {}
-        # Keyed by path; valid while (inode, size, mtime) stay the same. Every writer
-        # replaces files by rename, so a rewrite always changes the inode.
-        self._files: dict[Path, tuple[tuple[int, int, int], ApkInfo]] = {}
-        self._indexes: dict[Path, tuple[tuple[int, int, int], IndexView | None]] = {}
+        self._dirs: dict[str, _DirListing] = {}
+        self._indexes: dict[str, tuple[tuple[int, int, int], IndexView | None]] = {}
+        self._repos: dict[RepoKey, RepoObserved] = {}
+        self._missing = _DirListing(0, {}, {}, {})  # a directory that does not exist
         self.apks_opened = 0  # for tests and metrics: how many apk files were read
 
     def scan(self, key: RepoKey, *, full: bool = False) -> RepoObserved:
-        """One repository. `full` forgets the directory cache (start and resync)."""
-        wip_dir = self.roots.wip / key.relpath
-        final_dir = self.roots.final / key.relpath
-        if full:
-            for directory in (wip_dir, final_dir):
-                self._dirs.pop(directory, None)
-        wip = self._listing(wip_dir)
-        final = self._listing(final_dir)
-        return RepoObserved(
+        """One repository. `full` lists the directories again (start and resync);
+        an apk is read again only when its inode, size or mtime changed."""
+        relpath = key.relpath
+        wip_dir = os.path.join(self.roots.wip, relpath)
+        final_dir = os.path.join(self.roots.final, relpath)
+        wip = self._listing(wip_dir, full)
+        final = self._listing(final_dir, full)
+        wip_index = self._index(os.path.join(wip_dir, INDEX_NAME))
+        final_index = self._index(os.path.join(final_dir, INDEX_NAME))
+        symlink_index = self._index(os.path.join(self.roots.symlink, relpath, INDEX_NAME))
+        last = self._repos.get(key)
+        if (
+            last is not None
+            and last.wip is wip.apks
+            and last.final is final.apks
+            and last.bad_wip is wip.bad
+            and last.bad_final is final.bad
+            and last.wip_index is wip_index
+            and last.final_index is final_index
+            and last.symlink_index is symlink_index
+        ):
+            return last
+        observed = RepoObserved(
             wip=wip.apks,
             final=final.apks,
-            wip_index=self._index(wip_dir / INDEX_NAME),
-            final_index=self._index(final_dir / INDEX_NAME),
-            symlink_index=self._index(self.roots.symlink / key.relpath / INDEX_NAME),
+            wip_index=wip_index,
+            final_index=final_index,
+            symlink_index=symlink_index,
             bad_wip=wip.bad,
             bad_final=final.bad,
         )
+        self._repos[key] = observed
+        return observed
 
-    def _listing(self, directory: Path) -> _DirListing:
+    def _listing(self, directory: str, full: bool) -> _DirListing:
         try:
-            mtime_ns = directory.stat().st_mtime_ns
+            mtime_ns = os.stat(directory).st_mtime_ns
         except FileNotFoundError:
-            return _DirListing(0, {}, {})
+            self._dirs.pop(directory, None)
+            return self._missing
         cached = self._dirs.get(directory)
-        if cached is not None and cached.mtime_ns == mtime_ns and not cached.racy:
+        if cached is not None and cached.mtime_ns == mtime_ns and not cached.racy and not full:
             return cached
         listed_at = time.time_ns()
+        known = cached.files if cached is not None else {}
+        files: dict[str, tuple[tuple[int, int, int], ApkInfo]] = {}
         apks: dict[str, ApkInfo] = {}
         bad: dict[str, str] = {}
-        for path in sorted(directory.glob("*.apk")):
-            info, problem = self._apk(path)
+        with os.scandir(directory) as entries:
+            found = sorted((sys.intern(e.name), e) for e in entries if e.name.endswith(".apk"))
+        for name, entry in found:
+            info, problem = self._apk(entry, known, files)
             if info is None:
-                bad[path.name] = problem
-            elif info.filename != path.name or not is_safe_name(info.pkgname):
-                bad[path.name] = f"{path.name}: .PKGINFO says {info.filename}"
+                bad[name] = problem
+            elif info.filename != name or not is_safe_name(info.pkgname):
+                bad[name] = f"{name}: .PKGINFO says {info.filename}"
             else:
-                apks[path.name] = info
-        listing = _DirListing(mtime_ns, apks, bad, racy=listed_at - mtime_ns < RACY_NS)
+                apks[name] = info
+        if cached is not None and apks == cached.apks and bad == cached.bad:
+            apks, bad = cached.apks, cached.bad  # the same objects: "nothing changed"
+        racy = listed_at - mtime_ns < RACY_NS
+        listing = _DirListing(mtime_ns, apks, bad, files, racy)
         self._dirs[directory] = listing
-        live = set(directory.glob("*.apk"))
-        for stale in [p for p in self._files if p.parent == directory and p not in live]:
-            del self._files[stale]
         return listing
 
-    def _apk(self, path: Path) -> tuple[ApkInfo | None, str]:
+    def _apk(
+        self,
+        entry: os.DirEntry[str],
+        known: dict[str, tuple[tuple[int, int, int], ApkInfo]],
+        files: dict[str, tuple[tuple[int, int, int], ApkInfo]],
+    ) -> tuple[ApkInfo | None, str]:
         try:
-            stat = path.stat()
+            stat = entry.stat()
         except OSError as exc:
-            return None, f"{path.name}: {exc}"
+            return None, f"{entry.name}: {exc}"
         ident = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        cached = self._files.get(path)
+        cached = known.get(entry.name)
         if cached is not None and cached[0] == ident:
+            files[entry.name] = cached
             return cached[1], ""
         try:
             self.apks_opened += 1
-            info = read_apk(path)
+            info = read_apk(Path(entry.path))
         except (ApkError, OSError) as exc:
             return None, str(exc)
-        self._files[path] = (ident, info)
+        files[entry.name] = (ident, info)
         return info, ""
 
-    def _index(self, path: Path) -> IndexView | None:
+    def _index(self, path: str) -> IndexView | None:
         try:
-            stat = path.stat()
+            stat = os.stat(path)
         except FileNotFoundError:
+            self._indexes.pop(path, None)
             return None
         ident = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         cached = self._indexes.get(path)
         if cached is not None and cached[0] == ident:
             return cached[1]
-        view = read_index_view(path)
+        view = read_index_view(Path(path))
         self._indexes[path] = (ident, view)
         return view
 
@@ -142,7 +181,8 @@ def read_index_view(path: Path) -> IndexView | None:
     except (OSError, IndexFormatError, ValueError) as exc:
         log.error("unreadable index %s: %s", path, exc)
         return None
-    files = {f"{e.pkgname}-{e.version}.apk": e.checksum for e in entries}
+    # Interned: the same file names and checksums key the directory listings.
+    files = {sys.intern(f"{e.pkgname}-{e.version}.apk"): sys.intern(e.checksum) for e in entries}
     return IndexView(
         files=files,
         sha256=hashlib.sha256(data).hexdigest(),

@@ -1,0 +1,144 @@
+"""APKBUILD parses kept on disk across restarts: a cache in the state directory.
+
+A restarted daemon would otherwise parse every APKBUILD of every branch again
+(about 0.15 ms each). Each parse is stored under the APKBUILD's path with the
+(inode, size, mtime_ns) it was read at, and is used again only while the file
+still has exactly those; the walk that finds the files checks that. The file is
+`marshal` data (plain tuples, strings, integers: loading it runs no code) and
+records a digest of the parser's source, so a new parser never trusts old parses.
+Losing or corrupting it costs one parse of the tree, nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import marshal
+from pathlib import Path
+
+from . import apkbuild, model, shellvars
+from .apkbuild import Apkbuild, Subpackage
+from .atomicfile import write_bytes
+from .resolve import ParsedFile
+
+log = logging.getLogger(__name__)
+
+Ident = tuple[int, int, int]  # (inode, size, mtime_ns)
+Entry = tuple[Ident, ParsedFile]
+
+
+def parser_digest() -> str:
+    """Changes whenever the code that turns APKBUILD text into fields changes."""
+    digest = hashlib.sha256()
+    for module in (apkbuild, shellvars, model):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()
+
+
+def _subpackage(sub: Subpackage) -> tuple[object, ...]:
+    return (sub.name, sub.func, sub.arch, sub.pkgdesc, sub.depends, sub.provides)
+
+
+def _dump_apkbuild(a: Apkbuild) -> tuple[object, ...]:
+    return (
+        a.pkgname,
+        a.pkgver,
+        a.pkgrel,
+        a.pkgdesc,
+        a.url,
+        a.license,
+        a.maintainer,
+        a.arch,
+        a.depends,
+        a.makedepends,
+        a.makedepends_build,
+        a.makedepends_host,
+        a.checkdepends,
+        a.provides,
+        a.provider_priority,
+        a.install_if,
+        a.options,
+        tuple(_subpackage(s) for s in a.subpackages),
+        a.source,
+        a.install,
+        a.triggers,
+        a.variables,
+    )
+
+
+def _load_apkbuild(fields: tuple[object, ...]) -> Apkbuild:
+    values = list(fields)
+    values[17] = tuple(Subpackage(*s) for s in values[17])  # type: ignore[attr-defined]
+    return Apkbuild(*values)  # type: ignore[arg-type]
+
+
+def dump(entries: dict[str, Entry]) -> bytes:
+    rows = {
+        path: (
+            ident,
+            p.path,
+            p.splitrepo,
+            None if p.apkbuild is None else _dump_apkbuild(p.apkbuild),
+            p.error,
+            p.mtime_ns,
+        )
+        for path, (ident, p) in entries.items()
+    }
+    return marshal.dumps((parser_digest(), rows))
+
+
+def load(data: bytes) -> dict[str, Entry]:
+    """The entries of a cache file; {} when it is of another parser or malformed."""
+    try:
+        digest, rows = marshal.loads(data)
+        if digest != parser_digest():
+            return {}
+        result: dict[str, Entry] = {}
+        for path, (ident, rel, splitrepo, fields, error, mtime_ns) in rows.items():
+            parsed = None if fields is None else _load_apkbuild(fields)
+            ino, size, mtime = ident
+            result[path] = ((ino, size, mtime), ParsedFile(rel, splitrepo, parsed, error, mtime_ns))
+        return result
+    except (ValueError, TypeError, EOFError, IndexError) as exc:
+        log.warning("ignoring a malformed APKBUILD parse cache: %s", exc)
+        return {}
+
+
+class ParseCache:
+    """The parse cache files of one daemon, one per tree: read when the tree is
+    first walked, written after a walk that parsed something."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._saved: dict[str, dict[str, Entry]] = {}  # tree root -> what its file holds
+
+    def path_for(self, root: str) -> Path:
+        name = hashlib.sha256(root.encode()).hexdigest()[:16]
+        return self.directory / f"apkbuilds-{name}.cache"
+
+    def read(self, root: str) -> dict[str, Entry]:
+        """The stored parses of the tree at `root`, by APKBUILD path."""
+        path = self.path_for(root)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            log.warning("cannot read %s: %s", path, exc)
+            return {}
+        self._saved[root] = load(data)
+        return dict(self._saved[root])
+
+    def save(self, root: str, entries: dict[str, Entry]) -> None:
+        """Store `entries` unless the file holds them already; a full disk only
+        costs the cache."""
+        saved = self._saved.get(root, {})
+        if entries.keys() == saved.keys() and all(entries[k] is v for k, v in saved.items()):
+            return
+        path = self.path_for(root)
+        try:
+            write_bytes(path, dump(entries))
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc)
+            return
+        self._saved[root] = dict(entries)

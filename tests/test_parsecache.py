@@ -1,0 +1,75 @@
+"""The APKBUILD parse cache in the state directory: a restart parses only what
+changed, and a cache of another parser or a damaged one is ignored."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import reconciler.desired
+import reconciler.parsecache
+from reconciler.apkbuild import Apkbuild, parse_apkbuild
+from reconciler.config import BranchConfig
+from reconciler.desired import DesiredReader
+from reconciler.model import BranchDesired
+from reconciler.parsecache import ParseCache
+
+from .conftest import set_field
+
+
+@pytest.fixture
+def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real: Callable[[str, str], Apkbuild] = parse_apkbuild
+
+    def counting(text: str, path: str) -> Apkbuild:
+        calls.append(path)
+        return real(text, path)
+
+    monkeypatch.setattr(reconciler.desired, "parse_apkbuild", counting)
+    return calls
+
+
+def read(pmaports: Path, state: Path) -> BranchDesired:
+    reader = DesiredReader(("systemd",), ParseCache(state))
+    return reader.read_branch(BranchConfig("main", pmaports, ("x86_64", "armv7")))
+
+
+def test_a_restart_parses_only_what_changed(
+    pmaports: Path, tmp_path: Path, parse_calls: list[str]
+) -> None:
+    state = tmp_path / "state"
+    cache = ParseCache(state).path_for(str(pmaports))
+    first = read(pmaports, state)
+    assert len(parse_calls) == 16 and cache.is_file()
+    written = cache.stat().st_mtime_ns
+    parse_calls.clear()
+    again = read(pmaports, state)
+    assert parse_calls == [] and again == first
+    assert cache.stat().st_mtime_ns == written, "an unchanged cache is not written again"
+    target = pmaports / "main/libfoo/APKBUILD"
+    set_field(target, "pkgrel", "9")
+    older = target.stat().st_mtime_ns - 5_000_000_000
+    os.utime(target, ns=(older, older))
+    changed = read(pmaports, state)
+    assert parse_calls == ["main/libfoo/APKBUILD"]
+    assert changed != first
+    parse_calls.clear()
+    assert read(pmaports, state) == changed and parse_calls == []
+
+
+def test_a_damaged_cache_or_one_of_another_parser_is_ignored(
+    pmaports: Path, tmp_path: Path, parse_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = ParseCache(tmp_path).path_for(str(pmaports))
+    first = read(pmaports, tmp_path)
+    data = cache.read_bytes()
+    cache.write_bytes(data[: len(data) // 2])
+    parse_calls.clear()
+    assert read(pmaports, tmp_path) == first and len(parse_calls) == 16
+    monkeypatch.setattr(reconciler.parsecache, "parser_digest", lambda: "another parser")
+    parse_calls.clear()
+    assert read(pmaports, tmp_path) == first and len(parse_calls) == 16
