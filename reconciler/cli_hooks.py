@@ -4,7 +4,8 @@
 the plaintext once to stdout (nothing else goes to stdout; the note about where
 the hash went goes to stderr; no log line ever holds the token). Running it again
 for the same name replaces the token. `reconciler token list` shows the names.
-`reconciler webhook [--listen 127.0.0.1:8081]` runs the push-hook receiver.
+`reconciler webhook [--listen 127.0.0.1:8081]` runs the receiver of push hooks
+(token `push-hook`) and job-end callbacks (token `job-callback`, see `jobhooks`).
 
 Both read the configuration for their paths: the store defaults to
 `<paths.state>/tokens.json`, triggers go to `paths.triggers`. Errors end with a
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import load_config
+from .jobhooks import CALLBACK_TOKEN_NAME
 from .tokens import TokenStore, TokenStoreError, default_store_path
 from .webhook import DEFAULT_LISTEN, DEFAULT_TOKEN_NAME, WebhookError, serve
 
@@ -83,11 +85,15 @@ def add_subcommands(sub: Any, commands: MutableMapping[str, Handler]) -> None:
     new = token_sub.add_parser(
         "new", help="make a token, print it once, store only its hash (replaces an old one)"
     )
-    new.add_argument("name", help=f"token name, e.g. {DEFAULT_TOKEN_NAME}")
+    new.add_argument(
+        "name", help=f"token name: {DEFAULT_TOKEN_NAME} (GitLab) or {CALLBACK_TOKEN_NAME} (jobs)"
+    )
     listing = token_sub.add_parser("list", help="names that have a token")
     for parser in (new, listing):
         _common(parser)
-    webhook = sub.add_parser("webhook", help="receive GitLab push hooks, write trigger files")
+    webhook = sub.add_parser(
+        "webhook", help="receive GitLab push hooks and job-end callbacks, write trigger files"
+    )
     webhook.add_argument(
         "--listen", default=DEFAULT_LISTEN, help=f"host:port (default {DEFAULT_LISTEN})"
     )

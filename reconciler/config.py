@@ -14,13 +14,14 @@ from pathlib import Path
 import yaml
 
 from .configreader import ConfigError, NodeReader
+from .jobs.builderconfig import BuilderConfig, read_builder
 from .jobs.sourcehutconfig import SourcehutConfig, read_sourcehut
 from .model import STAGING_SEPARATOR, is_safe_arch, is_safe_branch, is_safe_name
 
 # Directory names in the repository layout that a configured branch may not take.
 RESERVED_BRANCHES = ("staging", "extra-repos")
 
-__all__ = ["Config", "ConfigError", "default_config", "load_config"]
+__all__ = ["BuilderConfig", "Config", "ConfigError", "default_config", "load_config"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +63,6 @@ class JobsConfig:
     max_parallel: int = 2
     timeout_seconds: float = 3 * 3600
     sourcehut: SourcehutConfig | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BuilderConfig:
-    kind: str = "synthetic"
-    duration_seconds: float = 0.2  # synthetic: how long each build takes
-    fail: tuple[str, ...] = ()  # synthetic: "pkgname" or "branch/arch/pkgname" globs
-    pmbootstrap: str = "pmbootstrap"
-    strict_exclude: tuple[str, ...] = ("gcc*-*",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,19 +208,8 @@ def _read_config(r: NodeReader, root: yaml.Node | None) -> Config | None:
     )
     if service == "sourcehut" and j.get("sourcehut") is None:
         r.error(j.get("service"), "jobs.sourcehut: missing, required with jobs.service: sourcehut")
-    b = r.mapping(
-        top.get("builder"),
-        "builder",
-        {"kind", "duration_seconds", "fail", "pmbootstrap", "strict_exclude"},
-    )
-    builder = BuilderConfig(
-        kind=r.choice(b.get("kind"), "builder.kind", "synthetic", ("synthetic", "pmbootstrap")),
-        duration_seconds=r.number(b.get("duration_seconds"), "builder.duration_seconds", 0.2),
-        fail=tuple(r.str_list(b.get("fail"), "builder.fail", [])),
-        pmbootstrap=r.string(b.get("pmbootstrap"), "builder.pmbootstrap", "pmbootstrap"),
-        strict_exclude=tuple(
-            r.str_list(b.get("strict_exclude"), "builder.strict_exclude", ["gcc*-*"])
-        ),
+    builder = read_builder(
+        r, top.get("builder"), [(b.name, b.pmaports, b.remote) for b in branches]
     )
     t = r.mapping(
         top.get("retries"), "retries", {"max_tries", "backoff_seconds", "backoff_max_seconds"}

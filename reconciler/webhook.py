@@ -1,7 +1,9 @@
-"""The push-hook receiver: GitLab push events over HTTP in, trigger files out.
+"""The webhook receiver: GitLab push events and job-end pokes over HTTP in, trigger files out.
 
-`POST /api/push-hook/gitlab` is the only route. A request is checked in this
-order, and the first failure answers:
+Three routes: `POST /api/push-hook/gitlab` (below), and the job-end routes
+`POST /api/job-callback` (token-checked) and `POST /api/look-now` (rate-limited),
+described in `jobhooks`. A push request is checked in this order, and the first
+failure answers:
 
     404 other path, 405 other method,
     401 `X-Gitlab-Token` missing or wrong (one answer for both; hash from `tokens`),
@@ -41,12 +43,25 @@ from typing import Any
 
 from .atomicfile import write_bytes
 from .config import load_config
+from .jobhooks import (
+    CALLBACK_HEADER,
+    CALLBACK_ROUTE,
+    CALLBACK_TOKEN_NAME,
+    DEFAULT_LOOK_NOW_INTERVAL,
+    LOOK_NOW_ROUTE,
+    MAX_CALLBACK_BODY,
+    MAX_LOOK_NOW_BODY,
+    LookNow,
+    callback_trigger,
+    write_callback_trigger,
+)
 from .model import is_safe_branch
 from .tokens import TokenStore, TokenStoreError, default_store_path
 
 log = logging.getLogger(__name__)
 
 ROUTE = "/api/push-hook/gitlab"
+ROUTES = (ROUTE, CALLBACK_ROUTE, LOOK_NOW_ROUTE)
 DEFAULT_LISTEN = "127.0.0.1:8081"
 DEFAULT_TOKEN_NAME = "push-hook"
 MAX_BODY_BYTES = 2 * 1024 * 1024  # nginx: client_max_body_size 2m
@@ -70,6 +85,8 @@ class WebhookSettings:
     max_body_bytes: int = MAX_BODY_BYTES
     timeout_seconds: float = 10.0  # per socket operation
     max_parallel_checks: int = 4  # concurrent token derivations (scrypt: 16 MiB each)
+    callback_token_name: str = CALLBACK_TOKEN_NAME
+    look_now_interval_seconds: float = DEFAULT_LOOK_NOW_INTERVAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +152,12 @@ class WebhookServer(ThreadingHTTPServer):
         self.settings = settings
         self.store = TokenStore(settings.token_store)
         self.check_slots = threading.BoundedSemaphore(settings.max_parallel_checks)
+        self.look_now = LookNow(settings.trigger_dir, settings.look_now_interval_seconds)
         super().__init__(address, Handler)
+
+    def server_close(self) -> None:
+        self.look_now.close()
+        super().server_close()
 
 
 class WebhookServer6(WebhookServer):
@@ -174,7 +196,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _refuse(self) -> None:
         self._unread = self._declared_length()
-        if self._path() != ROUTE:
+        if self._path() not in ROUTES:
             self._respond(Answer(HTTPStatus.NOT_FOUND, "not found"))
         else:
             self._respond(Answer(HTTPStatus.METHOD_NOT_ALLOWED, "use POST"))
@@ -197,32 +219,29 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self) -> Answer | dict[str, str]:
         settings = self.server.settings
         self._unread = self._declared_length()
-        if self._path() != ROUTE:
+        path = self._path()
+        if path == LOOK_NOW_ROUTE:  # unauthenticated: reads nothing, only pokes
+            self._unread = min(self._unread, MAX_LOOK_NOW_BODY)
+            return Answer(HTTPStatus.ACCEPTED, f"look-now: {self.server.look_now.poke()}")
+        if path not in ROUTES:
             return Answer(HTTPStatus.NOT_FOUND, "not found")
+        name, header = (
+            (settings.token_name, "X-Gitlab-Token")
+            if path == ROUTE
+            else (settings.callback_token_name, CALLBACK_HEADER)
+        )
         with self.server.check_slots:
-            good = self.server.store.verify(settings.token_name, self.headers.get("X-Gitlab-Token"))
+            good = self.server.store.verify(name, self.headers.get(header))
         if not good:
             return Answer(HTTPStatus.UNAUTHORIZED, "unauthorized")
-        if "Transfer-Encoding" in self.headers:
-            return Answer(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted")
-        declared = self.headers.get("Content-Length")
-        if declared is None:
-            return Answer(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
-        if not LENGTH_RE.match(declared):
-            return Answer(HTTPStatus.BAD_REQUEST, "bad Content-Length")
-        length = int(declared)
-        if length > settings.max_body_bytes:
-            return Answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
+        if path == CALLBACK_ROUTE:
+            return self._job_callback()
         event_header = self.headers.get("X-Gitlab-Event", "")
-        if event_header not in ("Push Hook", "Tag Push Hook"):
-            return Answer(HTTPStatus.BAD_REQUEST, "not a push event")
-        try:
-            body = self.rfile.read(length)
-        except TimeoutError:
-            return Answer(HTTPStatus.REQUEST_TIMEOUT, "timed out reading the body")
-        self._unread = 0
-        if len(body) != length:
-            return Answer(HTTPStatus.BAD_REQUEST, "body shorter than Content-Length")
+        not_push = event_header not in ("Push Hook", "Tag Push Hook")
+        refuse = Answer(HTTPStatus.BAD_REQUEST, "not a push event") if not_push else None
+        body = self._read_body(settings.max_body_bytes, refuse)
+        if isinstance(body, Answer):
+            return body
         try:
             event = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
@@ -233,9 +252,44 @@ class Handler(BaseHTTPRequestHandler):
         now = datetime.now(UTC)
         result = trigger_for(event, settings.branches, now)
         if isinstance(result, dict):
-            path = write_trigger(settings.trigger_dir, result, now)
-            return Answer(HTTPStatus.OK, f"accepted {result['branch']}: {path.name}")
+            written = write_trigger(settings.trigger_dir, result, now)
+            return Answer(HTTPStatus.OK, f"accepted {result['branch']}: {written.name}")
         return result
+
+    def _read_body(self, limit: int, refuse: Answer | None = None) -> bytes | Answer:
+        """The body, when it has a Content-Length within `limit` and arrives in full;
+        `refuse` answers instead of reading once the length checks passed."""
+        if "Transfer-Encoding" in self.headers:
+            return Answer(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted")
+        declared = self.headers.get("Content-Length")
+        if declared is None:
+            return Answer(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
+        if not LENGTH_RE.match(declared):
+            return Answer(HTTPStatus.BAD_REQUEST, "bad Content-Length")
+        length = int(declared)
+        if length > limit:
+            return Answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
+        if refuse is not None:
+            return refuse
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            return Answer(HTTPStatus.REQUEST_TIMEOUT, "timed out reading the body")
+        self._unread = 0
+        if len(body) != length:
+            return Answer(HTTPStatus.BAD_REQUEST, "body shorter than Content-Length")
+        return body
+
+    def _job_callback(self) -> Answer:
+        body = self._read_body(MAX_CALLBACK_BODY)
+        if isinstance(body, Answer):
+            return body
+        now = datetime.now(UTC)
+        result = callback_trigger(body, now)
+        if isinstance(result, tuple):
+            return Answer(*result)
+        path = write_callback_trigger(self.server.settings.trigger_dir, result, now)
+        return Answer(HTTPStatus.OK, f"accepted: {path.name}")
 
     def _respond(self, result: Answer | dict[str, str]) -> None:
         answer = result if isinstance(result, Answer) else Answer(HTTPStatus.OK, "accepted")
@@ -326,8 +380,14 @@ def serve(
     server = make_server(settings, listen)
     host, port = server.server_address[:2]
     log.info(
-        "push hook listening on %s:%s%s for %s", host, port, ROUTE, ", ".join(settings.branches)
+        "webhook receiver on %s:%s (%s) for %s",
+        host,
+        port,
+        ", ".join(ROUTES),
+        ", ".join(settings.branches),
     )
+    if not server.store.has(settings.callback_token_name):
+        log.info("no %r token: %s answers 401", settings.callback_token_name, CALLBACK_ROUTE)
     if ready is not None:
         ready(server)
     try:

@@ -39,6 +39,7 @@ DEPLOY_CONF = ROOT / "deploy" / "nginx.conf"
 PROD_HTML_OUT = "/var/lib/reconciler/html_out"
 PROD_FINAL = "/var/lib/reconciler/data/repo/final"
 PROD_WIP = "/var/lib/reconciler/data/repo/wip"
+PROD_SYMLINK = "/var/lib/reconciler/data/repo/symlink"
 PROD_LISTEN = "listen 80;"
 
 SITE_URL = "https://build.example.org/"
@@ -154,11 +155,14 @@ def generate_site(
 # -- nginx ---------------------------------------------------------------------
 
 
-def render_server_block(html_out: Path, final: Path, wip: Path, port: int) -> str:
-    """deploy/nginx.conf with the test's directories and a loopback listen address."""
+def render_server_block(
+    html_out: Path, final: Path, wip: Path, port: int, symlink: Path | None = None
+) -> str:
+    """deploy/nginx.conf with the test's directories and a loopback listen address
+    (the symlink repository defaults to `symlink` beside `wip`, as in paths.data)."""
     text = DEPLOY_CONF.read_text(encoding="utf-8")
     code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
-    for needle in (PROD_HTML_OUT, PROD_FINAL, PROD_WIP, PROD_LISTEN):
+    for needle in (PROD_HTML_OUT, PROD_FINAL, PROD_WIP, PROD_SYMLINK, PROD_LISTEN):
         if needle not in code:
             raise AssertionError(f"{DEPLOY_CONF} no longer uses {needle!r}; update {__file__}")
     listens = re.findall(r"^\s*listen\s+[^;]*;", code, flags=re.MULTILINE)
@@ -167,6 +171,7 @@ def render_server_block(html_out: Path, final: Path, wip: Path, port: int) -> st
     # Longest first, so no replacement touches the result of another one.
     for old, new in (
         (PROD_FINAL, str(final)),
+        (PROD_SYMLINK, str(symlink or wip.parent / "symlink")),
         (PROD_WIP, str(wip)),
         (PROD_HTML_OUT, str(html_out)),
         (PROD_LISTEN, f"listen 127.0.0.1:{port};"),

@@ -2,8 +2,9 @@
 
 Every kind of page the site writes is fetched with its Content-Type; the final
 and WIP repositories come back byte for byte with no Content-Encoding; `.gz`
-twins are served precompressed; traversal, dot-files, the keys and the symlink
-repository are never served. On CI (CI=true) a missing nginx fails the run.
+twins are served precompressed; traversal, dot-files, keys and state are never
+served (the symlink repository and the job routes: test_nginx_jobs.py). On CI
+(CI=true) a missing nginx fails the run.
 """
 
 from __future__ import annotations
@@ -350,14 +351,11 @@ def test_dot_files_are_not_served(
     assert SECRET.encode() not in body
 
 
-def test_keys_state_and_symlink_repo_are_unreachable(
-    generated_site: GeneratedSite, nginx_url: str
-) -> None:
+def test_keys_and_state_are_unreachable(generated_site: GeneratedSite, nginx_url: str) -> None:
     data = generated_site.data
     private = sorted((data / "keys").iterdir())
     assert private, "the daemon wrote no keys"
     hidden = [*private, *sorted((data / "state").rglob("*"))]
-    hidden += sorted((data / "repo" / "symlink").rglob("*"))[:5]
     for path in hidden:
         if not path.is_file():
             continue
@@ -372,8 +370,6 @@ def test_keys_state_and_symlink_repo_are_unreachable(
             f"/repo/final/../{rel}",
             f"/html_out/../data/{rel}",
         ]
-        if rel.startswith("repo/"):
-            candidates.append(f"/{rel}")  # e.g. /repo/symlink/...: not served either
         for candidate in candidates:
             status, body = raw_get(nginx_url, candidate)
             assert status in (400, 403, 404), f"{candidate}: {status}"

@@ -47,6 +47,16 @@ def make_job_service(config: Config, clock: Callable[[], float] = time.time) -> 
         url_roots=((config.paths.wip_repo, sh.wip_url), (config.paths.final_repo, sh.final_url)),
         symlink_url=sh.symlink_url,
         tag=sh.tag,
+        pmbootstrap_git=config.builder.pmbootstrap_git,
+        pmbootstrap_branches=config.builder.pmbootstrap_branches,
+        pmaports_git=tuple(
+            (branch.name, config.builder.pmaports_git or _public_git(branch.remote))
+            for branch in config.branches
+        ),
+        callback_url=sh.callback_url,
+        callback_secret=sh.callback_secret,
+        callback_token_path=sh.callback_token_path,
+        look_now_url=sh.look_now_url,
     )
     settings = SourcehutSettings(
         user=sh.user,
@@ -56,3 +66,8 @@ def make_job_service(config: Config, clock: Callable[[], float] = time.time) -> 
         max_artifact_bytes=sh.max_artifact_bytes,
     )
     return SourcehutJobService(client, manifests, settings, config.paths.jobs / "sourcehut", clock)
+
+
+def _public_git(remote: str) -> str:
+    """A branch's remote when a job on builds.sr.ht can clone it (an http(s) URL), else ""."""
+    return remote if remote.startswith(("http://", "https://")) else ""

@@ -5,6 +5,10 @@ travels as tags (one per JobKey field, none containing '/', which sourcehut join
 tags with) and in its note. Only the sign job's manifest names the final-key
 secret; build jobs reach the WIP and final repositories at their public URLs.
 A build job returns one tarball of its apks, which `extract_apks` unpacks safely.
+A pmbootstrap build clones pmbootstrap and pmaports and runs the same script as a
+local one, with public URLs and guest paths. With a callback configured, a last
+task POSTs to the daemon with a token read from a secret file (never echoed: the
+manifest is public), and a failure trigger pokes the unauthenticated look-now URL.
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ import json
 import shlex
 import shutil
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..model import JobKey, JobKind, is_safe_name
-from . import JobServiceError, JobSpec
+from ..model import JobKey, JobKind, is_safe_name, split_staging
+from . import JobServiceError, JobSpec, pmbootstrap
 from .scripts import SIGNED_NAME, remote_sign_script, synthetic_script
 
 BUILD_ARTIFACT = "out/apks.tar.gz"  # one tarball of every apk (sourcehut keeps at most 8)
@@ -43,6 +47,17 @@ class ManifestSettings:
     url_roots: tuple[tuple[Path, str], ...]  # local repository root -> its public URL
     symlink_url: str  # public URL of the symlink repository (unsigned indexes)
     tag: str = "reconciler"
+    # pmbootstrap builds: where the guest clones pmbootstrap (branch per pmaports
+    # branch, others master) and each branch's pmaports from.
+    pmbootstrap_git: str = ""
+    pmbootstrap_branches: tuple[tuple[str, str], ...] = ()
+    pmaports_git: tuple[tuple[str, str], ...] = ()  # branch -> git URL
+    # The job-end callback: URL, the secret (UUID) holding its token and where the
+    # token file lands in the guest; the failure webhook's look-now URL.
+    callback_url: str = ""
+    callback_secret: str = ""
+    callback_token_path: str = "~/.reconciler-callback-token"
+    look_now_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +112,9 @@ def build_submission(spec: JobSpec, settings: ManifestSettings) -> Submission:
         if "build.json" in files:  # the synthetic builder: reach indexes over HTTP
             files = _remote_build_inputs(files, settings)
             script = synthetic_script(GUEST_PYTHON)
+        elif pmbootstrap.JOB_FILE in files:
+            files, script, clone = _remote_pmbootstrap(files, settings)
+            setup += clone
         collect = (
             "cd artifacts\n"
             'set -- *.apk\n[ -e "$1" ] || { echo "the build produced no .apk"; exit 1; }\n'
@@ -110,20 +128,32 @@ def build_submission(spec: JobSpec, settings: ManifestSettings) -> Submission:
         raise JobServiceError(f"the script of {key.job_id} contains the line {_EOF}")
     setup.append(f"cat > script.sh <<'{_EOF}'\n{script.rstrip()}\n{_EOF}")  # readable on the site
     run = f'cd ~/job\nexport PYTHONPATH="$HOME"/{shlex.quote(checkout)}\nbash script.sh'
+    packages = list(settings.packages)
+    tasks = [
+        {"setup": "\n".join(setup) + "\n"},
+        {str(key.intent.kind): run + "\n"},
+        {"collect": f"cd ~/job\n{collect}\n"},
+    ]
+    if settings.callback_url:
+        secrets.append(settings.callback_secret)
+        tasks.append({"callback": callback_task(settings, key)})
+    needed = ["curl"] if settings.callback_url else []
+    needed += ["git"] if pmbootstrap.JOB_FILE in spec.files else []
+    packages += [name for name in needed if name not in packages]
     manifest: dict[str, Any] = {
         "image": settings.image,
-        "packages": list(settings.packages),
+        "packages": packages,
         "sources": [settings.reconciler_source],
         "environment": {"RECONCILER_JOB": key.job_id},
     }
     if secrets:
         manifest["secrets"] = secrets
-    manifest["tasks"] = [
-        {"setup": "\n".join(setup) + "\n"},
-        {str(key.intent.kind): run + "\n"},
-        {"collect": f"cd ~/job\n{collect}\n"},
-    ]
+    manifest["tasks"] = tasks
     manifest["artifacts"] = [artifact_path(key)]
+    if settings.look_now_url:
+        manifest["triggers"] = [
+            {"action": "webhook", "condition": "failure", "url": settings.look_now_url}
+        ]
     note = f"{spec.note}\n\nreconciler job `{key.job_id}`"
     return Submission(
         manifest=yaml.dump(manifest, Dumper=_Dumper, sort_keys=False, width=1000),
@@ -175,6 +205,78 @@ def _remote_build_inputs(files: dict[str, bytes], settings: ManifestSettings) ->
     job["indexes"] = indexes
     out["build.json"] = json.dumps(job, indent=1).encode()
     return out
+
+
+def callback_task(settings: ManifestSettings, key: JobKey) -> str:
+    """The last task: POST the job's id with the token from the secret file, never shown.
+
+    Tracing is off first (builds.sr.ht runs tasks with `set -x`), the token goes
+    into a header file (not onto a command line) and a failed callback does not
+    fail the job: polling finds the job anyway.
+    """
+    body = shlex.quote(json.dumps({"job": key.job_id}))
+    return (
+        "set +x\n"
+        f"token_file={_guest_path(settings.callback_token_path)}\n"
+        'if [ ! -s "$token_file" ]; then echo "no callback token: not calling back"; exit 0; fi\n'
+        "umask 077\n"
+        "{ printf 'X-Reconciler-Token: '; tr -d '\\r\\n' < \"$token_file\"; printf '\\n'; }"
+        ' > "$HOME/.callback-header"\n'
+        'curl -fsS --max-time 20 --retry 3 -X POST -H @"$HOME/.callback-header"'
+        f" -H 'Content-Type: application/json' --data-binary {body}"
+        f" {shlex.quote(settings.callback_url)}"
+        ' || echo "the callback failed; the daemon polls the job anyway"\n'
+        'rm -f "$HOME/.callback-header"\n'
+    )
+
+
+def _remote_pmbootstrap(
+    files: dict[str, bytes], settings: ManifestSettings
+) -> tuple[dict[str, bytes], str, list[str]]:
+    """A pmbootstrap job for the guest: mirrors at public URLs, keys shipped, clones."""
+    job = pmbootstrap.PmbJob.from_json(files[pmbootstrap.JOB_FILE])
+    out = dict(files)
+    mirrors = []
+    for mirror in job.mirrors:
+        key_path = Path(mirror.key_file)
+        guest_key = f"keys/{key_path.name}"
+        try:
+            out[guest_key] = key_path.read_bytes()
+        except OSError as exc:
+            raise JobServiceError(f"cannot read public key {key_path}: {exc}") from exc
+        location = mirror.location
+        if not location.startswith(("http://", "https://")):
+            location = _public_url(Path(location), settings.url_roots).rstrip("/") + "/"
+        mirrors.append(replace(mirror, location=location, key_file=guest_key))
+    job = replace(job, mirrors=tuple(mirrors), command="pmbootstrap.py", aports="")
+    out[pmbootstrap.JOB_FILE] = job.to_json()
+    origin = (split_staging(job.branch) or (job.branch,))[0]  # a staging branch: its origin's
+    pmaports_git = dict(settings.pmaports_git).get(origin, "")
+    if not (settings.pmbootstrap_git and pmaports_git):
+        raise JobServiceError(
+            f"a pmbootstrap build of {job.branch} on builds.sr.ht needs builder.pmbootstrap_git"
+            " and a public pmaports git URL (builder.pmaports_git or the branch's remote)"
+        )
+    pmb_branch = dict(settings.pmbootstrap_branches).get(origin, "master")
+    q = shlex.quote
+    commit = q(job.commit)
+    clone = [
+        f"git clone --depth 1 -b {q(pmb_branch)} {q(settings.pmbootstrap_git)} ~/pmbootstrap",
+        f"git clone --depth 1 -b {q(job.branch)} {q(pmaports_git)} ~/pmaports",
+        f'if [ -n {commit} ] && [ "$(git -C ~/pmaports rev-parse HEAD)" != {commit} ]; then\n'
+        f"  git -C ~/pmaports fetch --depth 1 origin {commit}\n"
+        f"  git -C ~/pmaports checkout --detach {commit}\nfi",
+        'echo "pmbootstrap $(git -C ~/pmbootstrap rev-parse HEAD)'
+        ' pmaports $(git -C ~/pmaports rev-parse HEAD)"',
+        "sudo modprobe binfmt_misc 2>/dev/null || true",
+        "mountpoint -q /proc/sys/fs/binfmt_misc"
+        " || sudo mount -t binfmt_misc none /proc/sys/fs/binfmt_misc || true",
+        "yes '' | ~/pmbootstrap/pmbootstrap.py --aports ~/pmaports -q init",
+    ]
+    script = pmbootstrap.render_script(
+        job, GUEST_PYTHON, command='"$HOME"/pmbootstrap/pmbootstrap.py', aports='"$HOME"/pmaports'
+    )
+    return out, script, clone
 
 
 def _public_url(path: Path, roots: tuple[tuple[Path, str], ...]) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..config import BuilderConfig
 from ..model import JobKey, PkgSpec, RepoKey
+from . import pmbootstrap
 
 UNSIGNED_NAME = "APKINDEX.unsigned.tar.gz"
 SIGNED_NAME = "APKINDEX.tar.gz"
@@ -26,6 +27,7 @@ class IndexSource:
     """An index a build may read, and the public key that must have signed it.
 
     A job on this machine reads `path`; a remote job downloads `url` when it is set.
+    A build gets them as (WIP, final) pairs, one pair per repository it may use.
     """
 
     path: Path
@@ -48,7 +50,9 @@ def build_script(
 ) -> tuple[str, dict[str, bytes]]:
     """Script and inputs of a build job; `python` runs reconciler's modules in the job."""
     if builder.kind == "pmbootstrap":
-        return _pmbootstrap_script(spec, builder), {}
+        sources = [(i.path, i.public_key, i.url) for i in indexes]
+        job = pmbootstrap.plan_job(spec, builder, sources, commit)
+        return pmbootstrap.render_script(job, python), {pmbootstrap.JOB_FILE: job.to_json()}
     job_input = {
         "repo": str(spec.repo),
         "pkgname": spec.pkgname,
@@ -95,22 +99,6 @@ def should_fail(builder: BuilderConfig, repo: RepoKey, pkgname: str) -> bool:
     """The synthetic builder's failure switch: `pkgname` or `branch/arch/pkgname` globs."""
     names = (pkgname, f"{repo.branch}/{repo.arch}/{pkgname}")
     return any(fnmatch.fnmatchcase(n, pattern) for pattern in builder.fail for n in names)
-
-
-def _pmbootstrap_script(spec: PkgSpec, builder: BuilderConfig) -> str:
-    strict = not any(fnmatch.fnmatchcase(spec.pkgname, p) for p in builder.strict_exclude)
-    args = [builder.pmbootstrap, "build", "--no-depends", "--force"]
-    if strict:
-        args.append("--strict")
-    args += ["--arch", spec.repo.arch, spec.pkgname]
-    return (
-        "#!/bin/bash\n"
-        "set -eu\n"
-        f"{' '.join(shlex.quote(a) for a in args)}\n"
-        'work="$(pmbootstrap config work)"\n'
-        f'cp "$work"/packages/*/{shlex.quote(spec.repo.arch)}/*.apk artifacts/\n'
-        "sha512sum artifacts/*.apk\n"
-    )
 
 
 def sign_script(

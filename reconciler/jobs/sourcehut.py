@@ -7,12 +7,12 @@ mutation once; when the answer is lost it pages back to the submit time looking
 for the job's tags, and otherwise raises, never submitting blindly again.
 Results are pulled: a successful job's one artifact is downloaded into
 `cache_dir/<job id>/artifacts` (a build's apk tarball is extracted safely), and a
-success without it counts as a failed try. Known jobs persist in `cache_dir`.
+success without it counts as a failed try. Known jobs persist in `cache_dir`, and
+downloads are pruned there after each collect and at start (see sourcehutcache).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -23,7 +23,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..atomicfile import write_text
 from ..model import JobKey, JobKind, JobObservation, JobStatus
 from . import JobExistsError, JobServiceError, JobSpec
 from .graphql import TRANSIENT, DownloadRefused, GraphQLClient, GraphQLError
@@ -35,6 +34,8 @@ from .manifest import (
     key_from_tags,
 )
 from .scripts import SIGNED_NAME
+from .sourcehutcache import TrackedJob as _Job
+from .sourcehutcache import download_dirs, load_jobs, prune_downloads, save_jobs
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +75,7 @@ class SourcehutSettings:
     lookback_seconds: float = 7 * 86400.0
     clock_skew_seconds: float = 300.0  # margin when paging back to a lost submit
     max_artifact_bytes: int = 2 * 1024**3
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    """One of our jobs as builds.sr.ht last showed it, and its outcome once settled."""
-
-    id: int
-    key: JobKey
-    status: str
-    created: float
-    updated: float
-    artifacts: tuple[tuple[str, int, str | None], ...] = ()
-    outcome: JobObservation | None = None
+    keep_downloads_seconds: float = 86400.0  # a settled job's download, at most
 
 
 class SourcehutJobService:
@@ -107,7 +96,8 @@ class SourcehutJobService:
         self._newest_id = 0
         self._polled_at: float | None = None
         cache_dir.mkdir(parents=True, exist_ok=True)
-        self._load()
+        self._jobs, self._newest_id = load_jobs(cache_dir, self._url)
+        self._prune()  # orphans of a crash, downloads of jobs forgotten or superseded
 
     # --- JobService -----------------------------------------------------------
     def list_jobs(self) -> Mapping[JobKey, JobObservation]:
@@ -118,7 +108,8 @@ class SourcehutJobService:
         if due or any(j.outcome is None and j.status == "SUCCESS" for j in self._jobs.values()):
             seen = self._page_new(now)
             self._poll_live(seen)
-            self._settle()
+            if self._settle():
+                self._prune()
             self._polled_at = now
             self._save()
         return self._view()
@@ -267,7 +258,9 @@ class SourcehutJobService:
         return job
 
     # --- results ----------------------------------------------------------------
-    def _settle(self) -> None:
+    def _settle(self) -> bool:
+        """Settle finished jobs (downloading results); True when a download was made."""
+        downloaded = False
         for job in list(self._jobs.values()):
             if job.outcome is not None or job.status not in _SETTLED:
                 continue
@@ -285,7 +278,14 @@ class SourcehutJobService:
                 except JobServiceError as exc:  # transient: try again next pass
                     log.warning("job %s: downloading its artifact failed: %s", job.key.job_id, exc)
                     continue
+                downloaded = True
+                job = replace(job, downloaded_at=self._clock())
             self._jobs[job.id] = replace(job, outcome=outcome)
+        return downloaded
+
+    def _prune(self) -> None:
+        keep = self.settings.keep_downloads_seconds
+        self._jobs.update(prune_downloads(self.cache_dir, self._jobs, self._clock(), keep))
 
     def _collect(self, job: _Job) -> JobObservation:
         wanted = artifact_path(job.key).rsplit("/", 1)[-1]
@@ -298,8 +298,7 @@ class SourcehutJobService:
         limit = self.settings.max_artifact_bytes
         if size > limit:
             return self._failed(job, f"its artifact {wanted} has {size} bytes, more than {limit}")
-        target = self.cache_dir / job.key.job_id
-        staging = self.cache_dir / f".new-{job.key.job_id}"
+        staging, target = download_dirs(self.cache_dir, job.key)
         shutil.rmtree(staging, ignore_errors=True)
         (staging / "artifacts").mkdir(parents=True)
         download = staging / "download"
@@ -346,44 +345,8 @@ class SourcehutJobService:
     def _url(self, job_id: int) -> str:
         return f"{self.client.origin}/~{self.settings.user}/job/{job_id}"
 
-    def _load(self) -> None:
-        path = self.cache_dir / "jobs.json"
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-            for row in saved["jobs"]:
-                job_id, key, status = int(row[0]), JobKey.from_job_id(row[1]), str(row[2])
-                outcome = None
-                if row[5] is not None:  # [status, ended_at, reason, artifacts_dir]
-                    state, ended, reason, artifacts = row[5]
-                    outcome = JobObservation(
-                        key,
-                        JobStatus(state),
-                        row[3],
-                        ended,
-                        reason,
-                        None,
-                        self._url(job_id),
-                        artifacts,
-                    )
-                self._jobs[job_id] = _Job(job_id, key, status, row[3], row[4], outcome=outcome)
-            self._newest_id = int(saved["newest_id"])
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-            log.warning("ignoring unreadable %s: %s", path, exc)
-            self._jobs, self._newest_id = {}, 0
-
     def _save(self) -> None:
-        rows = [
-            [j.id, j.key.job_id, j.status, j.created, j.updated, _outcome_row(j.outcome)]
-            for j in sorted(self._jobs.values(), key=lambda j: j.id)
-        ]
-        text = json.dumps({"newest_id": self._newest_id, "jobs": rows})
-        write_text(self.cache_dir / "jobs.json", text + "\n")
-
-
-def _outcome_row(o: JobObservation | None) -> list[Any] | None:
-    return None if o is None else [str(o.status), o.ended_at, o.reason, o.artifacts_dir]
+        save_jobs(self.cache_dir, self._jobs, self._newest_id)
 
 
 _SETTLED = frozenset({"SUCCESS", "FAILED", "TIMEOUT", "CANCELLED", "LOST"})

@@ -1,5 +1,6 @@
 """The jobs.sourcehut section of the configuration: the builds.sr.ht account,
-image, secret and public URLs, read with every problem reported by line.
+image, secrets, public URLs and the optional job-end callback, read with every
+problem reported by line.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ class SourcehutConfig:
     connect_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 60.0
     max_artifact_bytes: int = 2 * 1024**3
+    # Optional job-end callback (README, "Building on builds.sr.ht"): the public URL of
+    # /api/job-callback, the secret file holding its token and where it lands in the
+    # job; and the public URL of /api/look-now for builds.sr.ht's failure webhook.
+    callback_url: str = ""
+    callback_secret: str = ""
+    callback_token_path: str = "~/.reconciler-callback-token"
+    look_now_url: str = ""
 
 
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
@@ -46,10 +54,11 @@ _SH_NUMBERS = (
     "read_timeout_seconds",
 )
 _SH_URLS = ("reconciler_source", "wip_url", "final_url", "symlink_url")
-_SH_STRINGS = ("image", "final_key_path")
+_SH_OPTIONAL_URLS = ("callback_url", "look_now_url")
+_SH_STRINGS = ("image", "final_key_path", "callback_token_path")
 _SH_KEYS = frozenset(
     {"endpoint", "user", "token_file", "packages", "final_key_secret", "tag", "max_artifact_bytes"}
-    | {*_SH_NUMBERS, *_SH_URLS, *_SH_STRINGS}
+    | {"callback_secret", *_SH_NUMBERS, *_SH_URLS, *_SH_OPTIONAL_URLS, *_SH_STRINGS}
 )
 
 
@@ -63,7 +72,12 @@ def read_sourcehut(r: NodeReader, node: yaml.Node | None) -> SourcehutConfig | N
 
     def url(name: str, fallback: str | None = None) -> str:
         value = r.string(m.get(name), w + name, fallback)
-        if value is not None and not value.startswith(("http://", "https://")):
+        optional_and_unset = fallback == "" and value == ""
+        if (
+            value is not None
+            and not optional_and_unset
+            and not value.startswith(("http://", "https://"))
+        ):
             r.error(m.get(name), f"{w}{name}: expected an http:// or https:// URL")
         return (value or "").rstrip("/")
 
@@ -73,6 +87,12 @@ def read_sourcehut(r: NodeReader, node: yaml.Node | None) -> SourcehutConfig | N
     secret = r.string(m.get("final_key_secret"), w + "final_key_secret", None) or ""
     if secret and not _UUID_RE.match(secret):
         r.error(m.get("final_key_secret"), f"{w}final_key_secret: expected a secret's UUID")
+    callback_secret = r.string(m.get("callback_secret"), w + "callback_secret", "")
+    if callback_secret and not _UUID_RE.match(callback_secret):
+        r.error(m.get("callback_secret"), f"{w}callback_secret: expected a secret's UUID")
+    optional: dict[str, Any] = {n: url(n, "") for n in _SH_OPTIONAL_URLS}
+    if optional["callback_url"] and not callback_secret:
+        r.error(m.get("callback_url"), f"{w}callback_url: needs callback_secret (its token)")
     tag = r.string(m.get("tag"), w + "tag", "reconciler")
     if not is_safe_name(tag):
         r.error(m.get("tag"), f"{w}tag: {tag!r} must be a plain name (no '/')")
@@ -92,5 +112,7 @@ def read_sourcehut(r: NodeReader, node: yaml.Node | None) -> SourcehutConfig | N
         packages=tuple(packages),
         tag=tag,
         max_artifact_bytes=max_bytes,
+        callback_secret=callback_secret,
+        **optional,
         **values,
     )
