@@ -158,13 +158,16 @@ def cmd_operation(args: argparse.Namespace) -> int:
     config = _config(args)
     document: dict[str, object] = {
         "type": args.command,
-        "branch": args.branch,
-        "arch": args.arch or "",
         "who": args.who or getpass.getuser(),
         "why": args.why,
         "requested_at": time.time(),
     }
-    if args.command != "requeue":
+    if args.command == "fail-job":
+        document["job"] = args.job
+    else:
+        document["branch"] = args.branch
+        document["arch"] = getattr(args, "arch", "") or ""
+    if args.command in ("retry", "hold", "release", "rebuild"):
         document["pkgname"] = args.pkgname
     if getattr(args, "expires_hours", None):
         document["expires"] = time.time() + args.expires_hours * 3600
@@ -208,13 +211,20 @@ def build_parser() -> argparse.ArgumentParser:
         "hold": "stop building a package; its published apks stay, the rest publishes",
         "release": "end a hold",
         "requeue": "give every failed package of a branch (or branch/arch) fresh tries",
+        "rebuild": "build a published package again at the same version and publish that",
+        "fail-job": "declare a job dead: it is cancelled and counts as a failed try",
+        "remove-branch": "delete the repositories of a branch no longer configured",
     }
     for op, text in helps.items():
         p = sub.add_parser(op, help=text)
         p.add_argument("--config", "-c", help="YAML file (default: embedded defaults)")
-        p.add_argument("--branch", required=True)
-        p.add_argument("--arch", default="", help="one arch (default: every arch)")
-        if op != "requeue":
+        if op == "fail-job":
+            p.add_argument("job", help="the job id, as shown on the site")
+        else:
+            p.add_argument("--branch", required=True)
+        if op not in ("fail-job", "remove-branch"):
+            p.add_argument("--arch", default="", help="one arch (default: every arch)")
+        if op in ("retry", "hold", "release", "rebuild"):
             p.add_argument("pkgname")
         p.add_argument("--why", required=True, help="the reason, shown on the site")
         p.add_argument("--who", help="who asks (default: the current user)")
@@ -239,6 +249,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "hold": cmd_operation,
     "release": cmd_operation,
     "requeue": cmd_operation,
+    "rebuild": cmd_operation,
+    "fail-job": cmd_operation,
+    "remove-branch": cmd_operation,
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .actions import (
@@ -49,6 +49,8 @@ class Executor:
     state: StateStore
     clock: Callable[[], float]
     commits: dict[str, str]  # branch -> commit of the desired state being built
+    # Checkouts of branches that are not configured (staging): branch -> directory.
+    checkouts: dict[str, Path] = field(default_factory=dict)
     # When a failed transfer to the mirror may be tried again (in memory: a
     # restart simply tries at once).
     mirror_retry_at: dict[RepoKey, float] = field(default_factory=dict)
@@ -151,10 +153,14 @@ class Executor:
         for repo in action.dep_repos:
             indexes.append(IndexSource(self.store.wip_dir(repo) / INDEX_NAME, keys.wip_public))
             indexes.append(IndexSource(self.store.final_dir(repo) / INDEX_NAME, keys.final_public))
+        builder = self.config.builder
+        if spec.repo.branch in self.checkouts:
+            checkout = (spec.repo.branch, self.checkouts[spec.repo.branch], "")
+            builder = replace(builder, pmaports=(checkout, *builder.pmaports))
         script, files = build_script(
             action.key,
             spec,
-            self.config.builder,
+            builder,
             indexes,
             action.required,
             self.commits.get(spec.repo.branch, ""),

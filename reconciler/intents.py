@@ -20,19 +20,17 @@ from .atomicfile import write_text
 from .model import (
     BranchDesired,
     Event,
-    Hold,
-    Intents,
     JobIntent,
     JobKey,
-    RetryGrant,
     is_safe_arch,
     is_safe_branch,
     is_safe_name,
 )
+from .operations import DeadJob, Hold, Intents, RebuildRequest, RetryGrant
 
 log = logging.getLogger(__name__)
 
-OPERATIONS = ("retry", "hold", "release", "requeue")
+OPERATIONS = ("retry", "hold", "release", "requeue", "rebuild", "fail-job", "remove-branch")
 SCHEMA_VERSION = 1
 
 
@@ -52,6 +50,8 @@ def load_intents(path: Path) -> Intents:
         return Intents(
             holds=tuple(Hold(**h) for h in data.get("holds", [])),
             retries=tuple(RetryGrant(**r) for r in data.get("retries", [])),
+            rebuilds=tuple(RebuildRequest(**r) for r in data.get("rebuilds", [])),
+            dead_jobs=tuple(DeadJob(**d) for d in data.get("dead_jobs", [])),
         )
     except TypeError as exc:
         raise IntentError(f"{path}: unexpected content: {exc}") from exc
@@ -62,6 +62,8 @@ def save_intents(path: Path, intents: Intents) -> None:
         "schema_version": SCHEMA_VERSION,
         "holds": [asdict(h) for h in intents.holds],
         "retries": [asdict(r) for r in intents.retries],
+        "rebuilds": [asdict(r) for r in intents.rebuilds],
+        "dead_jobs": [asdict(d) for d in intents.dead_jobs],
     }
     write_text(path, json.dumps(document, indent=1, sort_keys=True) + "\n", mode=0o600)
 
@@ -78,12 +80,18 @@ def check_operation(name: str, data: Mapping[str, Any]) -> None:
         return value
 
     op = data.get("type")
-    if not isinstance(data.get("branch"), str) or not is_safe_branch(data["branch"]):
+    if op == "fail-job":
+        job = data.get("job")
+        try:
+            JobKey.from_job_id(job if isinstance(job, str) else "")
+        except ValueError as exc:
+            raise IntentError(f"{name}: field 'job': expected a job id ({exc})") from exc
+    elif not isinstance(data.get("branch"), str) or not is_safe_branch(data["branch"]):
         raise IntentError(f"{name}: field 'branch': expected a branch name")
     arch = data.get("arch", "")
     if not isinstance(arch, str) or (arch and not is_safe_arch(arch)):
         raise IntentError(f"{name}: field 'arch': expected an arch or nothing")
-    if op != "requeue":
+    if op not in ("requeue", "fail-job", "remove-branch"):
         pkgname = data.get("pkgname")
         if not isinstance(pkgname, str) or not is_safe_name(pkgname):
             raise IntentError(f"{name}: field 'pkgname': expected a package name")
@@ -151,6 +159,87 @@ def apply_operation(
         where = f"{branch}/{target_arch}" if target_arch else branch
         events.append(Event(now, where, pkgname, "", "operator", f"{op} by {who}: {why}"))
     return replace(intents, retries=tuple(grants)), events
+
+
+def apply_rebuild(
+    intents: Intents,
+    data: Mapping[str, Any],
+    now: float,
+    attempts: Mapping[JobIntent, int],
+    published: Mapping[tuple[str, str], tuple[str, str]],
+) -> tuple[Intents, list[Event]]:
+    """A rebuild at the same version, for every arch (or the one named) where final
+    publishes the desired version; `published` maps (arch, pkgname) of the branch
+    to (version, checksum of the package's own apk) in final."""
+    branch, arch, pkgname = data["branch"], data.get("arch", ""), data["pkgname"]
+    who, why = data["who"], data["why"]
+    kept = [r for r in intents.rebuilds if (r.branch, r.pkgname) != (branch, pkgname)]
+    events = []
+    for (where, name), (version, checksum) in sorted(published.items()):
+        if name != pkgname or arch not in ("", where):
+            continue
+        highest = max(
+            (
+                n
+                for i, n in attempts.items()
+                if (i.repo.branch, i.repo.arch, i.pkgname, i.version)
+                == (branch, where, pkgname, version)
+            ),
+            default=0,
+        )
+        kept.append(
+            RebuildRequest(branch, where, pkgname, version, checksum, highest, who, why, now)
+        )
+        message = f"rebuild of {version} asked by {who}: {why}"
+        events.append(Event(now, f"{branch}/{where}", pkgname, version, "operator", message))
+    if not events:
+        where = f"{branch}/{arch}" if arch else branch
+        message = f"rebuild asked by {who} refused: nothing of it is published ({why})"
+        events.append(Event(now, where, pkgname, "", "operator", message))
+    return replace(intents, rebuilds=tuple(kept)), events
+
+
+def apply_fail_job(
+    intents: Intents, data: Mapping[str, Any], now: float
+) -> tuple[Intents, list[Event]]:
+    """Declare a job dead: plan cancels it and counts it as a failed try."""
+    key = JobKey.from_job_id(data["job"])
+    dead = DeadJob(key.job_id, data["who"], data["why"], now)
+    kept = tuple(d for d in intents.dead_jobs if d.job_id != key.job_id)
+    message = f"job {key.job_id} declared dead by {dead.who}: {dead.why}"
+    event = Event(
+        now,
+        str(key.intent.repo),
+        key.intent.pkgname,
+        key.intent.version,
+        "operator",
+        message,
+        job_id=key.job_id,
+    )
+    return replace(intents, dead_jobs=(*kept, dead)), [event]
+
+
+def settled(
+    intents: Intents,
+    final: Mapping[tuple[str, str, str], str],
+    desired: Mapping[tuple[str, str, str], str],
+    jobs: set[str] | None,
+) -> Intents:
+    """Intents without the requests that are done: rebuilds whose bytes final no
+    longer holds (or whose version is no longer desired) and dead jobs the job
+    service has forgotten (`jobs` None: it could not be asked, keep them)."""
+    rebuilds = tuple(
+        r
+        for r in intents.rebuilds
+        if desired.get((r.branch, r.arch, r.pkgname)) == r.version
+        and final.get((r.branch, r.arch, r.pkgname)) == r.replaced
+    )
+    dead = (
+        intents.dead_jobs
+        if jobs is None
+        else tuple(d for d in intents.dead_jobs if d.job_id in jobs)
+    )
+    return replace(intents, rebuilds=rebuilds, dead_jobs=dead)
 
 
 def highest_attempts(jobs: Mapping[JobKey, object]) -> dict[JobIntent, int]:

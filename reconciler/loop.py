@@ -12,21 +12,15 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
 from .actions import CancelJob, Outcome, SubmitBuild, SubmitSign
 from .config import BranchConfig, Config
 from .desired import DesiredReader
 from .execute import Executor, repo_keys
-from .intents import (
-    OPERATIONS,
-    apply_operation,
-    highest_attempts,
-    load_intents,
-    push_retries,
-    save_intents,
-)
+from .intents import OPERATIONS, load_intents, save_intents
+from .interventions import Pushes, apply_operations, apply_pushes, settle
 from .jobs import JobService
 from .jobs.factory import make_job_service
 from .keys import (
@@ -36,22 +30,22 @@ from .keys import (
     write_private_key,
     write_public_key,
 )
-from .metrics import PassFigures, format_metrics
+from .metrics import MetricsFormatter, PassFigures
 from .model import (
     BranchDesired,
     Event,
-    JobIntent,
-    JobKey,
-    JobKind,
-    JobObservation,
+    ObservedState,
     PkgSpec,
     RepoKey,
+    RepoObserved,
     split_staging,
 )
 from .observed import RepoRoots, RepoScanner, observe
-from .plan import BranchOrder, Plan, PlanSettings, plan
+from .parsecache import ParseCache
+from .plan import BranchOrder, Plan, PlanSettings
+from .planmemo import PlanMemo, same_items
 from .pmaports import GitCheckout, GitError
-from .repo import RepoStore, SigningKeys
+from .repo import RepoStore, SigningKeys, remove_branch_data
 from .site import SiteWriter
 from .sitemodel import BranchInfo, SiteInput, versions_from
 from .staging import StagingBranches
@@ -62,6 +56,7 @@ from .triggers import Trigger, TriggerDir
 log = logging.getLogger(__name__)
 
 SpecTable = dict[tuple[RepoKey, str], PkgSpec]
+Versions = dict[tuple[RepoKey, str], tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +117,8 @@ class Daemon:
         self.triggers = TriggerDir(cfg.paths.triggers)
         if self.jobs is None:
             self.jobs = make_job_service(cfg, self.clock)
-        self.desired_reader = DesiredReader(cfg.splitrepos)
+        parses = ParseCache(cfg.paths.state)  # a restart parses nothing again
+        self.desired_reader = DesiredReader(cfg.splitrepos, parses)
         roots = RepoRoots(cfg.paths.wip_repo, cfg.paths.final_repo, cfg.paths.symlink_repo)
         self.scanner = RepoScanner(roots)
         keys = SigningKeys(
@@ -133,6 +129,10 @@ class Daemon:
         )
         self.store = RepoStore(roots, self.scanner, keys)
         self.state = StateStore(cfg.paths.state)
+        self.plans = PlanMemo()  # a pass whose inputs did not change reuses the last plan
+        self.metrics = MetricsFormatter()
+        self._transitions_of: Plan | None = None  # the plan whose states the state holds
+        self._versions: tuple[tuple[tuple[RepoKey, RepoObserved], ...], Versions] = ((), {})
         self.intents = load_intents(self.state.intents_path)
         self._unreachable_since: float | None = None
         self._site_error = ""
@@ -158,8 +158,16 @@ class Daemon:
             mirror=cfg.mirror.enabled,
         )
 
-    def read_desired(self) -> dict[str, BranchDesired]:
-        return {b.name: self.desired_reader.read_branch(b) for b in self.branches()}
+    def read_desired(self, fresh: Collection[str] | None = None) -> dict[str, BranchDesired]:
+        """Every branch's desired state. Trees are walked again when they are plain
+        directories, named in `fresh`, or `fresh` is None (all); a git checkout whose
+        HEAD and index did not move is not."""
+        return {
+            b.name: self.desired_reader.read_branch(
+                b, trust_git=fresh is not None and b.name not in fresh
+            )
+            for b in self.branches()
+        }
 
     def branches(self) -> tuple[BranchConfig, ...]:
         """The configured branches, then the staging branches found on their remotes."""
@@ -174,8 +182,9 @@ class Daemon:
         pushed = {str(t.data["branch"]) for t in triggers if t.type == "push"}
         pushes = self._sync_checkouts(pushed, full)
         branches = self.branches()
-        desired = self.read_desired()
+        desired = self.read_desired(None if full else pushed)
         self.executor.commits = {name: d.commit for name, d in desired.items()}
+        self.executor.checkouts = {b.name: b.pmaports for b in self.staging.branches}
         observed = observe(
             self.scanner,
             repo_keys(self.config, self.staging.branches),
@@ -185,11 +194,7 @@ class Daemon:
             mirrored=self.state.mirrored,
         )
         now = self.clock()
-        operations = [t for t in triggers if t.type in OPERATIONS]
-        if operations:
-            self._apply_operations(operations, observed.jobs, now)
-        if pushes:
-            self._apply_pushes(pushes, desired, observed.jobs, now)
+        self._intervene(triggers, pushes, observed, desired, now)
         settings = replace(
             self.settings,
             branches=tuple(
@@ -197,15 +202,18 @@ class Daemon:
             ),
             intents=self.intents,
         )
-        result = plan(desired, observed, settings, now)
+        result = self.plans.plan(desired, observed, settings, now)
         actions = list(result.actions)
         if observed.job_service_error:  # never submit blind: the service may hold the job
             actions = [a for a in actions if not isinstance(a, SubmitBuild | SubmitSign)]
         outcomes = self.executor.apply(actions)
         problems = [o.message for o in outcomes if not o.ok]
         try:
-            events = self.state.transitions(result.packages, result.repos, now)
-            self.state.save()
+            events = []
+            if result is not self._transitions_of:  # the same plan: no state changed
+                events = self.state.transitions(result.packages, result.repos, now)
+                self.state.save()
+                self._transitions_of = result
         except OSError as exc:  # a full disk: the state is a cache, carry on
             log.error("cannot write the state: %s", exc)
             events = []
@@ -224,7 +232,7 @@ class Daemon:
             ),
             plan=result,
             specs=self._specs(desired),
-            versions=versions_from(observed),
+            versions=self._versions_of(observed),
             jobs=tuple(observed.jobs.values()),
             events=self.state.recent_events(),
             max_parallel=self.config.jobs.max_parallel,
@@ -256,10 +264,19 @@ class Daemon:
             apks_opened=self.scanner.apks_opened,
         )
         try:
-            self.site.write_metrics(format_metrics(result, figures))
+            self.site.write_metrics(self.metrics.format(result, figures))
         except OSError as exc:
             log.error("cannot write metrics: %s", exc)
+        if full:  # the caches built by a full pass live long: keep them out of GC scans
+            gc.freeze()
         return PassResult(result, outcomes, live, observed.job_service_error)
+
+    def _versions_of(self, observed: ObservedState) -> Versions:
+        """versions_from(observed), made again only when a repository's observation
+        is another object (the scanner keeps the object while nothing changed)."""
+        if not same_items(self._versions[0], observed.repos):
+            self._versions = (tuple(observed.repos.items()), versions_from(observed))
+        return self._versions[1]
 
     def _specs(self, desired: dict[str, BranchDesired]) -> SpecTable:
         """Every spec by (repo, name); rebuilt only when a branch's desired state is
@@ -312,59 +329,32 @@ class Daemon:
                 log.error("cannot update pmaports for %s: %s", name, exc)
         return changes
 
-    def _apply_pushes(
+    def _intervene(
         self,
-        pushes: dict[str, tuple[str, str, set[str]]],
+        triggers: list[Trigger],
+        pushes: Pushes,
+        observed: ObservedState,
         desired: dict[str, BranchDesired],
-        jobs: Mapping[JobKey, JobObservation],
         now: float,
     ) -> None:
-        """A push gives fresh tries to failing packages it touched, directly or not."""
-        attempts = highest_attempts(jobs)
-        failing = self._failing(jobs, attempts)
-        events = []
-        for branch, (before, after, changed) in pushes.items():
-            summary = f"pmaports {before[:12] or '(new)'} -> {after[:12]}: {len(changed)} changed"
-            events.append(Event(now, branch, "", "", "push", summary))
-            mine = [(a, p) for b, a, p in failing if b == branch]
-            self.intents, new = push_retries(
-                self.intents, desired[branch], changed, mine, attempts, after, now
-            )
-            events += new
-        save_intents(self.state.intents_path, self.intents)
-        self.state.append_events(events)
-
-    @staticmethod
-    def _failing(
-        jobs: Mapping[JobKey, JobObservation], attempts: Mapping[JobIntent, int]
-    ) -> list[tuple[str, str, str]]:
-        """(branch, arch, pkgname) whose last try failed, read from the job service."""
-        return sorted(
-            {
-                (k.intent.repo.branch, k.intent.repo.arch, k.intent.pkgname)
-                for k, o in jobs.items()
-                if k.intent.kind is JobKind.BUILD
-                and o.status.is_failure
-                and k.attempt == attempts[k.intent]
-            }
-        )
-
-    def _apply_operations(
-        self, operations: list[Trigger], jobs: Mapping[JobKey, JobObservation], now: float
-    ) -> None:
-        """Manual operations change the durable intents, then show as events."""
-        attempts = highest_attempts(jobs)
-        failing = self._failing(jobs, attempts)
-        events = []
-        for trigger in operations:
-            branch, arch = trigger.data["branch"], trigger.data.get("arch", "")
-            failed = [(a, p) for b, a, p in failing if b == branch and arch in ("", a)]
-            self.intents, new = apply_operation(self.intents, trigger.data, now, attempts, failed)
-            events += new
-        save_intents(self.state.intents_path, self.intents)
-        self.state.append_events(events)
-        for event in events:
-            log.info("%s %s: %s", event.repo, event.pkgname, event.message)
+        """Pushes and operator operations change the durable intents; finished
+        requests leave them; branch data an operator removes is deleted."""
+        before = self.intents
+        events: list[Event] = []
+        operations = [t.data for t in triggers if t.type in OPERATIONS]
+        if operations:
+            done = apply_operations(self.intents, operations, observed, desired, now)
+            self.intents, events = done.intents, done.events
+            for branch in done.remove_branches:
+                remove_branch_data(self.scanner.roots, branch, self.config.splitrepos)
+        if pushes:
+            done = apply_pushes(self.intents, pushes, desired, observed.jobs, now)
+            self.intents, events = done.intents, events + done.events
+        self.intents = settle(self.intents, observed, desired)
+        if self.intents != before:
+            save_intents(self.state.intents_path, self.intents)
+        if events:
+            self.state.append_events(events)
 
     def converge(self, max_seconds: float | None = None) -> PassResult:
         """Run passes until nothing more can happen (no actions, no live jobs, no retry due)."""
@@ -378,7 +368,6 @@ class Daemon:
         start = self.clock()
         failed_before: set[str] = set()
         result = self.run_pass(full=True)
-        gc.freeze()  # the caches built by the first pass live long: keep them out of GC scans
         while True:
             if max_seconds is not None and self.clock() - start > max_seconds:
                 return result
@@ -403,7 +392,6 @@ class Daemon:
         self.triggers.start()
         last_full = self.clock()
         result = self.run_pass(full=True)
-        gc.freeze()  # the caches built by the first pass live long: keep them out of GC scans
         try:
             while True:
                 if result.progressed:

@@ -1,5 +1,5 @@
 """Value types passed between the reconciler's modules: names, repositories,
-package specs, jobs, observations, operator intents and events.
+package specs, jobs, observations and events (operator intents are in `operations`).
 
 Everything here is a frozen dataclass or a StrEnum: no I/O, no behaviour beyond
 formatting and tiny derived properties. Package and repository states live in
@@ -302,61 +302,6 @@ class ObservedState:
     rejected: dict[str, str]  # job id -> why its results were refused
     job_service_error: str = ""
     mirrored: dict[str, str] = field(default_factory=dict)  # repo -> sha256 of mirrored index
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """An operator holds a package: it is not built and keeps what is published."""
-
-    branch: str
-    arch: str  # "" for every arch
-    pkgname: str
-    who: str
-    why: str
-    since: float
-    expires: float | None = None
-
-    def applies(self, repo: RepoKey, pkgname: str, now: float) -> bool:
-        return (
-            self.branch == repo.branch
-            and self.arch in ("", repo.arch)
-            and self.pkgname == pkgname
-            and (self.expires is None or now < self.expires)
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class RetryGrant:
-    """An operator gives a failed package fresh tries: attempts up to
-    `after_attempt` no longer count, and the next one may start at once."""
-
-    branch: str
-    arch: str  # "" for every arch
-    pkgname: str
-    after_attempt: int
-    who: str
-    why: str
-    at: float
-
-    def applies(self, repo: RepoKey, pkgname: str) -> bool:
-        return (
-            self.branch == repo.branch and self.arch in ("", repo.arch) and self.pkgname == pkgname
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Intents:
-    """What operators asked for; durable, never derived."""
-
-    holds: tuple[Hold, ...] = ()
-    retries: tuple[RetryGrant, ...] = ()
-
-    def hold_for(self, repo: RepoKey, pkgname: str, now: float) -> Hold | None:
-        return next((h for h in self.holds if h.applies(repo, pkgname, now)), None)
-
-    def retried_after(self, repo: RepoKey, pkgname: str) -> int:
-        """Attempts up to this number do not count any more (0: none granted)."""
-        return max((r.after_attempt for r in self.retries if r.applies(repo, pkgname)), default=0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,6 @@ from .actions import (
 from .graph import find_cycles
 from .model import (
     BranchDesired,
-    Intents,
     JobIntent,
     JobKey,
     JobKind,
@@ -41,6 +40,7 @@ from .model import (
     RepoKey,
     RepoObserved,
 )
+from .operations import Intents
 from .seeding import origin_gate, origin_repo, seed_files
 from .status import PkgState, PkgStatus, RepoPhase, RepoStatus
 from .target import has_origin, publish_target, published_from
@@ -132,7 +132,13 @@ class _Planner:
         """Running builds of versions (or packages) no longer desired are cancelled."""
         for key, obs in sorted(self.observed.jobs.items()):
             intent = key.intent
-            if intent.kind is not JobKind.BUILD or not obs.status.is_live:
+            if not obs.status.is_live:
+                continue
+            dead = self.settings.intents.dead(key.job_id)
+            if dead is not None:
+                self.actions.append(CancelJob(key, f"declared dead by {dead.who}: {dead.why}"))
+                continue
+            if intent.kind is not JobKind.BUILD:
                 continue
             if self.settings.branches and intent.repo.branch not in {
                 b.name for b in self.settings.branches
@@ -160,12 +166,22 @@ class _Planner:
         failures = 0
         live = success = last_failure = None
         reason = ""
-        forgiven = self.settings.intents.retried_after(intent.repo, intent.pkgname)
+        intents = self.settings.intents
+        forgiven = intents.retried_after(intent.repo, intent.pkgname)
+        rebuild = intents.rebuild_for(intent.repo, intent.pkgname, intent.version)
+        if rebuild is not None and intent.kind is JobKind.BUILD:
+            forgiven = max(forgiven, rebuild.after_attempt)
         for obs in self.attempts.get(intent, []):
             if obs.key.attempt <= forgiven and not obs.status.is_live:
                 continue  # an operator granted fresh tries after this one
             rejected = self.observed.rejected.get(obs.key.job_id)
-            if obs.status.is_live:
+            dead = intents.dead(obs.key.job_id)
+            if dead is not None:
+                failures += 1
+                last_failure = obs
+                reason = f"declared dead by {dead.who}: {dead.why}"
+                success = None
+            elif obs.status.is_live:
                 live = obs
             elif obs.status.is_failure or rejected:
                 failures += 1
@@ -262,12 +278,15 @@ class _Planner:
         def status(state: PkgState, reason: str = "", **kw: object) -> PkgStatus:
             return PkgStatus(key, spec.pkgname, spec.version, state, reason, **kw)  # type: ignore[arg-type]
 
-        if obs.final_index is not None and filename in obs.final_index.files:
+        listed = obs.final_index.files.get(filename) if obs.final_index is not None else None
+        replaced = self._rebuild_pending(spec, listed)
+        if listed is not None and replaced is None:
             return status(PkgState.PUBLISHED)
         held = self._held(key, spec.pkgname, ())
         if held is not None:
             return status(PkgState.HELD, held)
-        if has_origin(obs.wip.get(filename), spec.pkgname):
+        in_wip = obs.wip.get(filename)
+        if has_origin(in_wip, spec.pkgname) and (in_wip and in_wip.checksum) != replaced:
             return status(PkgState.BUILT, "in WIP, waiting for the repository to publish")
         intent = JobIntent(JobKind.BUILD, key, spec.pkgname, spec.version)
         tries = self._tries(intent)
@@ -311,6 +330,11 @@ class _Planner:
         attempt = max((o.key.attempt for o in self.attempts.get(intent, [])), default=0) + 1
         self.actions.append(self._submit(spec, JobKey(intent, attempt), branch))
         return status(PkgState.BUILDING, f"starting, try {attempt}/{cap}", **common)
+
+    def _rebuild_pending(self, spec: PkgSpec, listed: str | None) -> str | None:
+        """The checksum an operator's rebuild replaces, while final still has it."""
+        request = self.settings.intents.rebuild_for(spec.repo, spec.pkgname, spec.version)
+        return request.replaced if request is not None and listed == request.replaced else None
 
     def _held(self, key: RepoKey, pkgname: str, path: tuple[str, ...]) -> str | None:
         """Why a package is held: by an operator, or because it needs (at a version
@@ -404,7 +428,16 @@ class _Planner:
             self.repos.append(RepoStatus(key, phase, reason, *published))
             return
         held = {n for n, s in states.items() if s.state is PkgState.HELD}
-        target, from_wip, from_final, conflicts = publish_target(desired, key, specs, obs, held)
+        rebuilt = {
+            n
+            for n, s in specs.items()
+            if (name := f"{n}-{s.version}.apk") in obs.wip
+            and self._rebuild_pending(s, final_index.files.get(name) if final_index else None)
+            not in (None, obs.wip[name].checksum)
+        }
+        target, from_wip, from_final, conflicts = publish_target(
+            desired, key, specs, obs, held, rebuilt
+        )
         if conflicts:
             reason = "; ".join(conflicts)
             self.repos.append(RepoStatus(key, RepoPhase.BLOCKED, reason, *published))
@@ -435,7 +468,12 @@ class _Planner:
         if tries.live is not None:
             phase, reason = RepoPhase.SIGNING, "waiting for the sign job"
         elif tries.success is not None:
-            self.actions.append(PublishFinal(key, tries.success, symlink.sha256))
+            replace = tuple(
+                n
+                for n, c in sorted(target.items())
+                if n in obs.final and obs.final[n].checksum != c
+            )
+            self.actions.append(PublishFinal(key, tries.success, symlink.sha256, replace))
             phase, reason = RepoPhase.PUBLISHING, "publishing the signed index"
         else:
             state, why, _ = (

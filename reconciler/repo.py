@@ -13,6 +13,7 @@ crash in between leaves a file the next publish repairs, never a missing one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -35,7 +36,7 @@ from .apkindex import (
 from .atomicfile import remove, safe_join, write_bytes
 from .crashpoint import crashpoint
 from .keys import SignatureError
-from .model import ApkInfo, PkgSpec, RepoKey, is_safe_name
+from .model import ApkInfo, PkgSpec, RepoKey, is_safe_branch, is_safe_name, split_staging
 from .observed import INDEX_NAME, RepoRoots, RepoScanner
 
 log = logging.getLogger(__name__)
@@ -274,6 +275,20 @@ class RepoStore:
                 removed.append(name)
                 crashpoint("publish-pruning")
         return removed
+
+
+def remove_branch_data(roots: RepoRoots, branch: str, splitrepos: tuple[str, ...]) -> None:
+    """Delete a branch's WIP, symlink and final repositories (every arch and split
+    repo), and an emptied staging/<name> directory above them."""
+    assert is_safe_branch(branch), branch
+    for root in (roots.wip, roots.symlink, roots.final):
+        for splitrepo in ("", *splitrepos):
+            base = Path(RepoKey(branch, splitrepo, "any").relpath).parent
+            shutil.rmtree(safe_join(root, str(base)), ignore_errors=True)
+            if split_staging(branch):
+                with contextlib.suppress(OSError):  # kept while other branches use it
+                    safe_join(root, str(base.parent)).rmdir()
+    log.info("removed the repositories of %s", branch)
 
 
 def _artifact_problem(info: ApkInfo, spec: PkgSpec, filename: str) -> str:

@@ -11,16 +11,16 @@ and final repositories. When the remote cannot be asked nothing is removed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 from .config import BranchConfig
-from .model import STAGING_SEPARATOR, RepoKey, is_safe_branch, split_staging
+from .model import STAGING_SEPARATOR, is_safe_branch, split_staging
 from .observed import RepoRoots
 from .pmaports import GitCheckout, GitError, remote_branches
+from .repo import remove_branch_data
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +112,6 @@ class StagingBranches:
         """Delete a staging branch's checkout and every repository it published."""
         staging = split_staging(name)
         assert staging is not None and is_safe_branch(name)
-        origin, label = staging
-        for root in (self.roots.wip, self.roots.symlink, self.roots.final):
-            for splitrepo in ("", *self.splitrepos):
-                base = Path(RepoKey(name, splitrepo, "x").relpath).parent
-                shutil.rmtree(root / base, ignore_errors=True)
-                parent = root / base.parent  # staging/<label>, kept while others use it
-                with contextlib.suppress(OSError):
-                    parent.rmdir()
+        remove_branch_data(self.roots, name, self.splitrepos)
         shutil.rmtree(self.checkouts_dir / name, ignore_errors=True)
-        log.info(
-            "staging branch %s deleted on the remote: removed %s's staging/%s", name, origin, label
-        )
+        log.info("staging branch %s was deleted on the remote: removed its data", name)

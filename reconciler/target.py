@@ -3,7 +3,8 @@
 Pure. For each desired package at its desired version the apks come from final
 when they are there already, else from WIP; held and broken packages keep what
 final has of them. A file name in WIP whose bytes differ from final's is a
-conflict ("rebuilt at the same version"), never a silent replacement.
+conflict ("rebuilt at the same version"), never a silent replacement, unless an
+operator asked for that package's rebuild: then WIP's build replaces final's.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def publish_target(
     specs: Mapping[str, PkgSpec],
     obs: RepoObserved,
     held: set[str],
+    rebuilt: frozenset[str] | set[str] = frozenset(),
 ) -> tuple[dict[str, str], list[str], list[str], list[str]]:
     """What the repository should publish: file name -> checksum, and where each comes from."""
     target: dict[str, str] = {}
@@ -60,6 +62,7 @@ def publish_target(
         (info.origin or info.pkgname)
         for info in obs.final.values()
         if wanted.get(info.origin or info.pkgname) == info.version
+        and (info.origin or info.pkgname) not in rebuilt
     }
     for name, info in sorted(obs.final.items()):
         origin = info.origin or info.pkgname
@@ -71,7 +74,7 @@ def publish_target(
         if wanted.get(origin) != info.version or origin in final_has:
             continue
         in_final = obs.final.get(name)
-        if in_final is not None and in_final.checksum != info.checksum:
+        if in_final is not None and in_final.checksum != info.checksum and origin not in rebuilt:
             conflicts.append(f"{name} exists in final with other bytes ({SAME_VERSION})")
             continue
         target[name] = info.checksum

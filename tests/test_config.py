@@ -348,3 +348,32 @@ def test_any_yaml_document_gives_a_config_or_errors_naming_file_and_field(docume
             assert re.match(
                 r"^fuzz\.yaml:\d+: (top level|[a-z_]+(\[\d+\])?(\.[a-z_]+)*)", problem
             ), problem
+
+
+@pytest.mark.parametrize(
+    ("name", "staging_arches", "field"),
+    [
+        ("staging", "[x86_64]", "branches[0].name"),
+        ("extra-repos", "[x86_64]", "branches[0].name"),
+        ("main_staging_x", "[x86_64]", "branches[0].name"),
+        ("main", "[armv7]", "branches[0].staging_arches"),
+    ],
+)
+def test_staging_names_and_arches_are_checked(
+    tmp_path: Path, name: str, staging_arches: str, field: str
+) -> None:
+    path = write(
+        tmp_path / "s.yaml",
+        f"branches:\n  - name: {name}\n    pmaports: p\n    arches: [x86_64]\n"
+        f"    staging_arches: {staging_arches}\n",
+    )
+    problems = problems_of(path)
+    assert len(problems) == 1 and field in problems[0], problems
+
+
+def test_staging_arches_default_to_the_branch_arches(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "d.yaml",
+        "branches:\n  - name: main\n    pmaports: p\n    arches: [x86_64, armv7]\n",
+    )
+    assert load_config(path).branches[0].staging_arches == ("x86_64", "armv7")

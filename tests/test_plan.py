@@ -20,9 +20,7 @@ from reconciler.model import (
     BranchDesired,
     BrokenPackage,
     DepRef,
-    Hold,
     IndexView,
-    Intents,
     JobIntent,
     JobKey,
     JobKind,
@@ -33,6 +31,7 @@ from reconciler.model import (
     RepoKey,
     RepoObserved,
 )
+from reconciler.operations import Hold, Intents
 from reconciler.plan import BranchOrder, Plan, PlanSettings, plan
 from reconciler.status import PkgState, RepoPhase
 

@@ -110,7 +110,7 @@ MALFORMED = [
     ("not-utf8.json", b'{"type": "wake", "x": "\xff"}', "not a JSON document"),
     ("a-list.json", b'["type", "wake"]', "expected a JSON object"),
     ("a-string.json", b'"wake"', "expected a JSON object"),
-    ("unknown-type.json", b'{"type": "rebuild"}', "field 'type'"),
+    ("unknown-type.json", b'{"type": "reboot"}', "field 'type'"),
     ("no-type.json", b'{"branch": "main"}', "field 'type'"),
     ("bad-branch.json", b'{"type": "push", "branch": "../x"}', "field 'branch'"),
     ("no-branch.json", b'{"type": "push"}', "field 'branch'"),
