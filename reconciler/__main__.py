@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import apkversion
 from .apk import ApkError, read_apk, read_apk_bytes, verify_apk_signature
@@ -26,15 +27,35 @@ from .atomicfile import write_bytes
 from .cli_hooks import add_subcommands
 from .config import Config, ConfigError, load_config
 from .keys import KeyFileError, SignatureError, load_public_key
+from .status import PkgState
 from .triggers import TriggerError, parse_trigger
+
+if TYPE_CHECKING:  # the daemon's modules load only for the commands that run it
+    from .loop import PassResult
 
 
 def _config(args: argparse.Namespace) -> Config:
     return load_config(Path(args.config) if args.config else None)
 
 
+def summary(result: PassResult) -> str:
+    """A short text of what is not published, for `run --once`."""
+    lines = []
+    for repo in result.plan.repos:
+        if repo.phase not in ("published", "empty"):
+            lines.append(f"{repo.repo}: {repo.phase} {repo.reason}".rstrip())
+    for pkg in result.plan.packages:
+        if pkg.state is not PkgState.PUBLISHED:
+            lines.append(
+                f"  {pkg.repo} {pkg.pkgname} {pkg.version}: {pkg.state} {pkg.reason}".rstrip()
+            )
+    if result.job_service_error:
+        lines.append(f"job service unreachable: {result.job_service_error}")
+    return "\n".join(lines)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from .loop import Daemon, summary
+    from .loop import Daemon
 
     daemon = Daemon(_config(args))
     if args.once:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
 from .actions import CancelJob, Outcome, SubmitBuild, SubmitSign
+from .checkouts import Checkouts
 from .config import BranchConfig, Config
 from .desired import DesiredReader
 from .execute import Executor, repo_keys
@@ -38,17 +39,14 @@ from .model import (
     PkgSpec,
     RepoKey,
     RepoObserved,
-    split_staging,
 )
 from .observed import RepoRoots, RepoScanner, observe
 from .parsecache import ParseCache
 from .plan import BranchOrder, Plan, PlanSettings
 from .planmemo import PlanMemo, same_items
-from .pmaports import GitCheckout, GitError
 from .repo import RepoStore, SigningKeys, remove_branch_data
 from .site import SiteWriter
 from .sitemodel import BranchInfo, SiteInput, versions_from
-from .staging import StagingBranches
 from .state import StateStore
 from .status import PkgState
 from .triggers import Trigger, TriggerDir
@@ -140,10 +138,7 @@ class Daemon:
         self._specs_cache: tuple[
             tuple[int, ...], dict[tuple[RepoKey, str], PkgSpec], list[BranchDesired]
         ] = ((), {}, [])
-        self.checkouts = {
-            b.name: GitCheckout(b.pmaports, b.remote, b.name) for b in cfg.branches if b.remote
-        }
-        self.staging = StagingBranches(
+        self.checkouts = Checkouts(
             cfg.branches, cfg.paths.data / "staging-pmaports", roots, cfg.splitrepos
         )
         self.site = SiteWriter(cfg.paths.html_out)
@@ -171,7 +166,7 @@ class Daemon:
 
     def branches(self) -> tuple[BranchConfig, ...]:
         """The configured branches, then the staging branches found on their remotes."""
-        return (*self.config.branches, *self.staging.branches)
+        return (*self.config.branches, *self.checkouts.staging)
 
     def run_pass(self, *, full: bool = False) -> PassResult:
         """One level-triggered pass."""
@@ -180,14 +175,15 @@ class Daemon:
         started = time.monotonic()
         triggers = self.triggers.drain()
         pushed = {str(t.data["branch"]) for t in triggers if t.type == "push"}
-        pushes = self._sync_checkouts(pushed, full)
+        pushes, found = self.checkouts.sync(pushed, full, self.clock())
+        self.state.append_events(found)
         branches = self.branches()
         desired = self.read_desired(None if full else pushed)
         self.executor.commits = {name: d.commit for name, d in desired.items()}
-        self.executor.checkouts = {b.name: b.pmaports for b in self.staging.branches}
+        self.executor.checkouts = {b.name: b.pmaports for b in self.checkouts.staging}
         observed = observe(
             self.scanner,
-            repo_keys(self.config, self.staging.branches),
+            repo_keys(self.config, self.checkouts.staging),
             self.jobs,
             self.state.rejected,
             full=full,
@@ -302,33 +298,6 @@ class Daemon:
         since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self._unreachable_since))
         return f"since {since}: {error}"
 
-    def _sync_checkouts(self, pushed: set[str], full: bool) -> dict[str, tuple[str, str, set[str]]]:
-        """Fetch the branches that were pushed to (all of them on a full pass)."""
-        changes: dict[str, tuple[str, str, set[str]]] = {}
-        checkouts = [(n, c) for n, c in self.checkouts.items() if full or n in pushed]
-        if self.staging.origins and (full or any(split_staging(n) for n in pushed)):
-            added, removed = self.staging.discover()
-            now = self.clock()
-            self.state.append_events(
-                [Event(now, b.name, "", "", "push", "staging branch found") for b in added]
-                + [
-                    Event(now, n, "", "", "push", "staging branch deleted: removed")
-                    for n in removed
-                ]
-            )
-            pushed = pushed | {b.name for b in added}
-        for branch in self.staging.branches:
-            if full or branch.name in pushed:
-                checkouts.append((branch.name, self.staging.checkout(branch)))
-        for name, checkout in checkouts:
-            try:
-                before, after = checkout.sync()
-                if before != after:
-                    changes[name] = (before, after, checkout.changed_packages(before, after))
-            except GitError as exc:  # the remote may be down: carry on with what we have
-                log.error("cannot update pmaports for %s: %s", name, exc)
-        return changes
-
     def _intervene(
         self,
         triggers: list[Trigger],
@@ -415,19 +384,3 @@ class Daemon:
                     self.triggers.wait(loop.poll_interval_seconds)
         finally:
             self.triggers.stop()
-
-
-def summary(result: PassResult) -> str:
-    """A short text of what is not published, for `run --once`."""
-    lines = []
-    for repo in result.plan.repos:
-        if repo.phase not in ("published", "empty"):
-            lines.append(f"{repo.repo}: {repo.phase} {repo.reason}".rstrip())
-    for pkg in result.plan.packages:
-        if pkg.state is not PkgState.PUBLISHED:
-            lines.append(
-                f"  {pkg.repo} {pkg.pkgname} {pkg.version}: {pkg.state} {pkg.reason}".rstrip()
-            )
-    if result.job_service_error:
-        lines.append(f"job service unreachable: {result.job_service_error}")
-    return "\n".join(lines)

@@ -1,13 +1,15 @@
-"""Staging branches: found on the remote, kept as checkouts, removed with their data.
+"""The pmaports checkouts the daemon keeps: configured branches that follow a git
+remote, and their staging branches, found on the remote and removed with their data.
 
-A staging branch `<origin>_staging_<name>` tries a change against a configured
-branch that follows a git remote and has staging arches. The staging branches
-the daemon knows are exactly the checkout directories under `checkouts_dir`,
-so the set survives a restart without any state file. `discover` lists the
-remote's branches (one `git ls-remote` per configured branch): a new staging
-branch gets a checkout, a deleted one loses its checkout and its WIP, symlink
-and final repositories. When the remote cannot be asked nothing is removed.
-"""
+`sync` is a pass's fetching: the branches pushed to (all on a full pass), with
+the package directories each push changed. A staging branch
+`<origin>_staging_<name>` tries a change against a configured branch that has a
+remote and staging arches. The staging branches the daemon knows are exactly the
+checkout directories under `checkouts_dir`, so the set survives a restart without
+any state file. `discover` lists the remote's branches (one `git ls-remote` per
+configured branch): a new staging branch gets a checkout, a deleted one loses its
+checkout and its WIP, symlink and final repositories. When the remote cannot be
+asked nothing is removed."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .config import BranchConfig
-from .model import STAGING_SEPARATOR, is_safe_branch, split_staging
+from .model import STAGING_SEPARATOR, Event, is_safe_branch, split_staging
 from .observed import RepoRoots
 from .pmaports import GitCheckout, GitError, remote_branches
 from .repo import remove_branch_data
@@ -25,7 +27,11 @@ from .repo import remove_branch_data
 log = logging.getLogger(__name__)
 
 
-class StagingBranches:
+# branch -> (commit before, commit after, package directories changed)
+Changes = dict[str, tuple[str, str, set[str]]]
+
+
+class Checkouts:
     def __init__(
         self,
         configured: tuple[BranchConfig, ...],
@@ -33,6 +39,9 @@ class StagingBranches:
         roots: RepoRoots,
         splitrepos: tuple[str, ...],
     ) -> None:
+        self.followed = {
+            b.name: GitCheckout(b.pmaports, b.remote, b.name) for b in configured if b.remote
+        }
         self.origins = {b.name: b for b in configured if b.remote and b.staging_arches}
         self.checkouts_dir = checkouts_dir
         self.roots = roots
@@ -40,9 +49,32 @@ class StagingBranches:
         self._branches = self._from_disk()
 
     @property
-    def branches(self) -> tuple[BranchConfig, ...]:
+    def staging(self) -> tuple[BranchConfig, ...]:
         """The staging branches known now, in name order."""
         return self._branches
+
+    def sync(self, pushed: set[str], full: bool, now: float) -> tuple[Changes, list[Event]]:
+        """Fetch the branches that were pushed to (all of them on a full pass), after
+        looking for new and deleted staging branches when one of those was pushed."""
+        changes: Changes = {}
+        events: list[Event] = []
+        checkouts = [(n, c) for n, c in self.followed.items() if full or n in pushed]
+        if self.origins and (full or any(split_staging(n) for n in pushed)):
+            added, removed = self.discover()
+            events += [Event(now, b.name, "", "", "push", "staging branch found") for b in added]
+            events += [Event(now, n, "", "", "push", "staging branch deleted") for n in removed]
+            pushed = pushed | {b.name for b in added}
+        for branch in self._branches:
+            if full or branch.name in pushed:
+                checkouts.append((branch.name, self.checkout(branch)))
+        for name, checkout in checkouts:
+            try:
+                before, after = checkout.sync()
+                if before != after:
+                    changes[name] = (before, after, checkout.changed_packages(before, after))
+            except GitError as exc:  # the remote may be down: carry on with what we have
+                log.error("cannot update pmaports for %s: %s", name, exc)
+        return changes, events
 
     def checkout(self, branch: BranchConfig) -> GitCheckout:
         return GitCheckout(branch.pmaports, branch.remote, branch.name)
