@@ -8,6 +8,9 @@ member's `datahash` pins the data member (sha256 of its compressed bytes).
 Reading treats every input as hostile: members are found with `zlib.decompressobj` and
 `unused_data` (never by searching for the gzip magic), decompression is bounded, and every
 malformed input raises `ApkError` (a ValueError naming the file and what was expected).
+`read_apk` (files already in a repository) checks a data member pinned by `datahash` by
+its sha256 without inflating it, as `apk index` reads only up to the control member;
+`read_apk_bytes` (the intake of build artifacts) inflates it as well.
 `build_apk` lives in `apkwrite` and is re-exported here.
 """
 
@@ -49,6 +52,9 @@ _CHUNK = 64 * 1024
 _OUTPUT_STEP = 1024 * 1024
 _INT_RE = re.compile(r"^[0-9]{1,18}$")
 _DATAHASH_RE = re.compile(r"^[0-9a-f]{64}$")
+_INTERNED_KEYS = frozenset(
+    ("pkgname", "pkgver", "arch", "pkgdesc", "url", "license", "origin", "maintainer", "commit")
+)
 
 
 class ApkError(ValueError):
@@ -124,8 +130,42 @@ def checksum_of(control_member: bytes) -> str:
     return "Q1" + base64.b64encode(hashlib.sha1(control_member).digest()).decode()
 
 
-def _entries(member: bytes, limit: int, source: str, what: str) -> list[TarEntry]:
-    content = gunzip_member(member, limit, source, what)
+def _inflate(data: bytes, start: int, source: str, number: int, what: str) -> tuple[bytes, int]:
+    """Inflate the gzip member at `start` (at most MAX_CONTROL_SIZE bytes): (output, end).
+
+    One pass both decompresses a signature or control member and finds where it ends,
+    feeding at most _CHUNK bytes at a time so a large following member is not copied.
+    """
+    view = memoryview(data)
+    decomp = zlib.decompressobj(31)
+    pos = start
+    parts: list[bytes] = []
+    total = 0
+    try:
+        while not decomp.eof:
+            if decomp.unconsumed_tail:
+                chunk: bytes | memoryview = decomp.unconsumed_tail
+            else:
+                chunk = view[pos : pos + _CHUNK]
+                pos += len(chunk)
+            out = decomp.decompress(chunk, MAX_CONTROL_SIZE + 1 - total)
+            total += len(out)
+            if total > MAX_CONTROL_SIZE:
+                raise ApkError(
+                    f"{source}: {what} decompresses to more than {MAX_CONTROL_SIZE} bytes"
+                )
+            if not chunk and not out:
+                raise ApkError(f"{source}: gzip member {number} at offset {start} is truncated")
+            parts.append(out)
+    except zlib.error as exc:
+        raise ApkError(
+            f"{source}: gzip member {number} at offset {start} is corrupt: {exc}"
+        ) from exc
+    content = parts[0] if len(parts) == 1 else b"".join(parts)
+    return content, pos - len(decomp.unused_data)
+
+
+def _entries(content: bytes, source: str, what: str) -> list[TarEntry]:
     try:
         return read_entries(content)
     except TarError as exc:
@@ -162,7 +202,7 @@ def parse_pkginfo(text: str, source: str, *, size: int, checksum: str) -> ApkInf
         raise ApkError(f"{source}: .PKGINFO datahash {datahash!r} is not 64 lowercase hex digits")
     # Interned: the same names, versions, texts and dependency tokens recur in
     # every arch and branch of a repository set, and in the indexes listing them.
-    fields = _interned(scalars)
+    fields = {k: sys.intern(v) for k, v in scalars.items() if k in _INTERNED_KEYS}
     return ApkInfo(
         pkgname=fields["pkgname"],
         version=fields["pkgver"],
@@ -185,28 +225,19 @@ def parse_pkginfo(text: str, source: str, *, size: int, checksum: str) -> ApkInf
     )
 
 
-_INTERNED_KEYS = frozenset(
-    ("pkgname", "pkgver", "arch", "pkgdesc", "url", "license", "origin", "maintainer", "commit")
-)
-
-
-def _interned(scalars: dict[str, str]) -> dict[str, str]:
-    return {k: sys.intern(v) for k, v in scalars.items() if k in _INTERNED_KEYS}
-
-
 @dataclass(frozen=True, slots=True)
 class _Parsed:
     info: ApkInfo
     signatures: tuple[tuple[str, bytes], ...]  # (tar entry name, signature bytes)
     control: bytes  # compressed control member
-    data: bytes  # compressed data member
+    data: memoryview  # compressed data member
 
 
-def _parse(data: bytes, source: str) -> _Parsed:
+def _parse(data: bytes, source: str, *, inflate_data: bool = True) -> _Parsed:
     if not data:
         raise ApkError(f"{source}: empty file, expected gzip members")
-    first_end = _member_end(data, 0, source, 1)
-    first = _entries(data[:first_end], MAX_CONTROL_SIZE, source, "gzip member 1")
+    content, first_end = _inflate(data, 0, source, 1, "gzip member 1")
+    first = _entries(content, source, "gzip member 1")
     signatures: list[tuple[str, bytes]] = []
     if first and first[0].name.startswith(SIGN_PREFIX):
         for entry in first:
@@ -215,16 +246,13 @@ def _parse(data: bytes, source: str) -> _Parsed:
             signatures.append((entry.name, entry.content))
         if first_end >= len(data):
             raise ApkError(f"{source}: expected a control gzip member after the signature")
-        control_start, control_end = first_end, _member_end(data, first_end, source, 2)
-        control = _entries(data[control_start:control_end], MAX_CONTROL_SIZE, source, "control")
+        content, control_end = _inflate(data, first_end, source, 2, "control")
+        control_start, control = first_end, _entries(content, source, "control")
     else:
         control_start, control_end, control = 0, first_end, first
     if control_end >= len(data):
         raise ApkError(f"{source}: expected a data gzip member after the control member")
-    data_number = 3 if signatures else 2
-    if _member_end(data, control_end, source, data_number) != len(data):
-        raise ApkError(f"{source}: expected nothing after gzip member {data_number} (data)")
-    control_member, data_member = data[control_start:control_end], data[control_end:]
+    control_member = data[control_start:control_end]
     pkginfo = [entry for entry in control if entry.name in (".PKGINFO", "./.PKGINFO")]
     if len(pkginfo) != 1 or pkginfo[0].typeflag not in (b"0", b"\x00"):
         raise ApkError(f"{source}: control member must hold exactly one regular .PKGINFO")
@@ -233,29 +261,66 @@ def _parse(data: bytes, source: str) -> _Parsed:
     except UnicodeDecodeError as exc:
         raise ApkError(f"{source}: .PKGINFO is not UTF-8 text") from exc
     info = parse_pkginfo(text, source, size=len(data), checksum=checksum_of(control_member))
+    data_member = memoryview(data)[control_end:]
+    if inflate_data or info.datahash is None:
+        data_number = 3 if signatures else 2
+        if _member_end(data, control_end, source, data_number) != len(data):
+            raise ApkError(f"{source}: expected nothing after gzip member {data_number} (data)")
     if info.datahash is not None and hashlib.sha256(data_member).hexdigest() != info.datahash:
         raise ApkError(f"{source}: data member does not match .PKGINFO datahash")
     return _Parsed(info, tuple(signatures), control_member, data_member)
 
 
-def read_apk_bytes(data: bytes, source: str) -> ApkInfo:
-    """Parse a package held in memory; `source` names it in error messages."""
-    return _parse(data, source).info
+def read_apk_bytes(data: bytes, source: str, *, inflate_data: bool = True) -> ApkInfo:
+    """Parse a package held in memory; `source` names it in error messages.
+
+    With `inflate_data=False`, a data member pinned by `datahash` is checked by its
+    sha256 only, not inflated (see `read_apk`); legacy packages are always inflated.
+    """
+    return _parse(data, source, inflate_data=inflate_data).info
 
 
-def read_apk(path: Path, max_size: int = 512 * 1024 * 1024) -> ApkInfo:
-    """Parse the package file at `path` (refusing files larger than `max_size`)."""
+def read_apk(
+    path: Path, max_size: int = 512 * 1024 * 1024, *, inflate_data: bool = False
+) -> ApkInfo:
+    """Parse the package file at `path` (refusing files larger than `max_size`).
+
+    Like `apk index`, this reads what an index entry needs: by default a data member
+    pinned by `.PKGINFO` `datahash` is checked by its sha256 (so its bytes are exactly
+    what the control member, and through `C:` the index, names) but not inflated.
+    The intake of untrusted artifacts uses `read_apk_bytes`, which inflates it too.
+    """
     try:
-        with path.open("rb") as handle:
-            # Check the size first: read(max_size + 1) would allocate that much.
-            if os.fstat(handle.fileno()).st_size > max_size:
-                raise ApkError(f"{path}: larger than {max_size} bytes, refusing to read it")
-            data = handle.read(max_size + 1)
+        data = _read_file(path, max_size)
     except OSError as exc:
         raise ApkError(f"{path}: cannot read package: {exc.strerror or exc}") from exc
-    if len(data) > max_size:
-        raise ApkError(f"{path}: larger than {max_size} bytes, refusing to read it")
-    return read_apk_bytes(data, str(path))
+    return read_apk_bytes(data, str(path), inflate_data=inflate_data)
+
+
+def _read_file(path: Path, max_size: int) -> bytes:
+    """The file's bytes, read with one os.read of its stat size plus one byte.
+
+    (A buffered read(max_size + 1) allocates max_size bytes first, which costs more than
+    parsing a small package.) A file that grows past `max_size` while read is refused.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        if size > max_size:
+            raise ApkError(f"{path}: larger than {max_size} bytes, refusing to read it")
+        data = os.read(fd, size + 1)
+        if len(data) == size:  # a short read of a regular file is its end
+            return data
+        parts, total = [data], len(data)
+        while total <= max_size:
+            chunk = os.read(fd, min(max_size + 1 - total, _CHUNK))
+            if not chunk:
+                return b"".join(parts)
+            parts.append(chunk)
+            total += len(chunk)
+    finally:
+        os.close(fd)
+    raise ApkError(f"{path}: larger than {max_size} bytes, refusing to read it")
 
 
 def verify_apk_signature(data: bytes, public_key: RSAPublicKey, source: str) -> str:

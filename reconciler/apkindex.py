@@ -51,15 +51,8 @@ class IndexFormatError(ValueError):
     """APKINDEX text or archive that does not parse; names the source, entry and field."""
 
 
-def _clean(value: str, letter: str, info: ApkInfo) -> str:
-    if "\n" in value or "\r" in value:
-        raise IndexFormatError(f"{info.pkgname}: field {letter} contains a line break")
-    return value
-
-
-def format_entry(info: ApkInfo, rewrite_arch: str | None = None) -> str:
-    """One APKINDEX block including its trailing empty line (apk 2.14 presence rules)."""
-    arch = rewrite_arch if rewrite_arch is not None else info.arch
+def _fields(info: ApkInfo, arch: str) -> list[tuple[str, str]]:
+    """The (letter, value) lines of an entry; used to name the field of a bad value."""
     fields: list[tuple[str, str]] = [
         ("C", info.checksum),
         ("P", info.pkgname),
@@ -87,13 +80,84 @@ def format_entry(info: ApkInfo, rewrite_arch: str | None = None) -> str:
     for letter, values in (("D", info.depends), ("p", info.provides), ("i", info.install_if)):
         if values:
             fields.append((letter, " ".join(values)))
-    return "".join(f"{letter}:{_clean(value, letter, info)}\n" for letter, value in fields) + "\n"
+    return fields
+
+
+def format_entry(info: ApkInfo, rewrite_arch: str | None = None) -> str:
+    """One APKINDEX block including its trailing empty line (apk 2.14 presence rules).
+
+    The same lines as `_fields`, built with few string operations; a value holding a
+    line break shows as a surplus newline and is then reported by its field letter.
+    """
+    arch = rewrite_arch if rewrite_arch is not None else info.arch
+    text = f"C:{info.checksum}\nP:{info.pkgname}\nV:{info.version}\n"
+    lines = 8
+    if arch:
+        text += f"A:{arch}\n"
+        lines += 1
+    text += (
+        f"S:{info.size}\nI:{info.installed_size}\n"
+        f"T:{info.description}\nU:{info.url}\nL:{info.license}\n"
+    )
+    if info.origin is not None:
+        text += f"o:{info.origin}\n"
+        lines += 1
+    if info.maintainer is not None:
+        text += f"m:{info.maintainer}\n"
+        lines += 1
+    if info.builddate != 0:
+        text += f"t:{info.builddate}\n"
+        lines += 1
+    if info.commit is not None:
+        text += f"c:{info.commit}\n"
+        lines += 1
+    if info.provider_priority != 0:
+        text += f"k:{info.provider_priority}\n"
+        lines += 1
+    if info.depends:
+        text += f"D:{' '.join(info.depends)}\n"
+        lines += 1
+    if info.provides:
+        text += f"p:{' '.join(info.provides)}\n"
+        lines += 1
+    if info.install_if:
+        text += f"i:{' '.join(info.install_if)}\n"
+        lines += 1
+    if text.count("\n") != lines or "\r" in text:
+        for letter, value in _fields(info, arch):
+            if "\n" in value or "\r" in value:
+                raise IndexFormatError(f"{info.pkgname}: field {letter} contains a line break")
+    return text + "\n"
+
+
+class _VersionOrder:
+    """Orders versions as apk does (invalid ones last, by bytes), parsing only on ties."""
+
+    __slots__ = ("_key", "_version_key", "version")
+
+    def __init__(self, version: str, version_key: Callable[[str], Any]) -> None:
+        self.version = version
+        self._version_key = version_key
+        self._key: tuple[int, Any] | None = None
+
+    def key(self) -> tuple[int, Any]:
+        if self._key is None:
+            valid = is_valid(self.version)
+            self._key = (0, self._version_key(self.version)) if valid else (1, self.version)
+        return self._key
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _VersionOrder):
+            return NotImplemented
+        return self.version == other.version or self.key() == other.key()
+
+    def __lt__(self, other: _VersionOrder) -> bool:
+        return self.version != other.version and self.key() < other.key()
 
 
 def _order(info: ApkInfo, version_key: Callable[[str], Any]) -> tuple[Any, ...]:
     name = info.pkgname.encode()
-    # Invalid versions (which apk would not index) sort after valid ones, by bytes.
-    version = (0, version_key(info.version)) if is_valid(info.version) else (1, info.version)
+    version = _VersionOrder(info.version, version_key)
     # apk sorts equal name and version with an unstable qsort; arch and checksum make
     # the output deterministic whatever order the entries arrive in.
     return (name.lower(), name, version, info.arch.encode(), info.checksum.encode())

@@ -120,12 +120,10 @@ class TarEntry:
 def _parse_octal(field: bytes, what: str, offset: int) -> int:
     if field and field[0] & 0x80:
         raise TarError(f"header at offset {offset}: base-256 {what} is not supported")
-    text = field.split(b"\x00", 1)[0].strip(b" ")
-    if not text:
-        return 0
-    if any(ch not in b"01234567" for ch in text):
+    text = field.partition(b"\x00")[0].strip(b" ")
+    if text.translate(None, b"01234567"):
         raise TarError(f"header at offset {offset}: {what} field {field!r} is not octal")
-    return int(text, 8)
+    return int(text, 8) if text else 0
 
 
 def _parse_pax(content: bytes, offset: int) -> dict[str, str]:

@@ -387,3 +387,64 @@ def test_mutated_packages(edits: list[tuple[int, int]], cut: int, sign: bool) ->
             pass
         else:  # only harmless changes (e.g. the tar mtime of the signature) may pass
             assert gzip_members(mutated)[1:] == gzip_members(original)[1:]
+
+
+def test_read_apk_from_disk_refuses_damage(tmp_path: Path) -> None:
+    good = unsigned_apk()
+    control, data = gzip_members(good)
+    other = gzip_members(unsigned_apk(files={"b": b"y"}))[1]
+    legacy = control_with(b"pkgname = p\npkgver = 1\n")
+    cases = {
+        "empty": b"",
+        "truncated": good[:-3],
+        "trailing-garbage": good + b"\x00",
+        "swapped-data": control + other,
+        "two-data-members": control + data + data,
+        "legacy-trailing-garbage": legacy + b"\x00",
+        "legacy-truncated": legacy[:-1],
+    }
+    for name, blob in cases.items():
+        path = tmp_path / f"{name}.apk"
+        path.write_bytes(blob)
+        with pytest.raises(ApkError, match=name):
+            read_apk(path)
+    with pytest.raises(ApkError, match="cannot read package"):
+        read_apk(tmp_path)  # a directory
+
+
+def test_read_apk_checks_a_pinned_data_member_by_hash_only(tmp_path: Path) -> None:
+    """Like `apk index`, read_apk does not inflate a data member pinned by datahash;
+    the intake (read_apk_bytes) and inflate_data=True still refuse bad gzip there."""
+    bad_data = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03 not deflate"
+    digest = hashlib.sha256(bad_data).hexdigest().encode()
+    pkginfo = b"pkgname = p\npkgver = 1-r0\ndatahash = " + digest + b"\n"
+    control = gzip_n(header(b".PKGINFO", size=len(pkginfo), mtime=0, style=POSIX_STYLE)
+                     + padded(pkginfo))  # fmt: skip
+    path = tmp_path / "p-1-r0.apk"
+    path.write_bytes(control + bad_data)
+    info = read_apk(path)
+    assert (info.size, info.datahash) == (len(control) + len(bad_data), digest.decode())
+    with pytest.raises(ApkError, match="corrupt"):
+        read_apk(path, inflate_data=True)
+    with pytest.raises(ApkError, match="corrupt"):
+        read_apk_bytes(control + bad_data, "p")
+
+
+def test_read_apk_matches_read_apk_bytes(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
+    for number, data in enumerate((unsigned_apk(), build_apk(
+        pkgname="hello", version="1.0-r0", arch="x86_64", origin="hello", files=FILES,
+        signing_key=key, key_name="k.rsa.pub", depends=("busybox",),
+    ))):  # fmt: skip
+        path = tmp_path / f"{number}.apk"
+        path.write_bytes(data)
+        assert read_apk(path) == read_apk_bytes(data, "x") == read_apk(path, inflate_data=True)
+
+
+def test_read_apk_bounds_files_that_outgrow_their_stat_size() -> None:
+    status = Path("/proc/self/status")  # st_size 0, yet hundreds of bytes to read
+    if not status.exists():
+        pytest.skip("needs /proc")
+    with pytest.raises(ApkError, match="larger than 10 bytes"):
+        read_apk(status, max_size=10)
+    with pytest.raises(ApkError, match="gzip member 1"):
+        read_apk(status)

@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.apkindex import (
+    EntryCache,
     IndexFormatError,
+    _fields,
     build_index_archive,
     format_entry,
     format_index,
@@ -24,6 +26,7 @@ from reconciler.apkindex import (
     signature_member,
     verify_index,
 )
+from reconciler.apkversion import is_valid, sort_key
 from reconciler.keys import SignatureError, generate_private_key, load_public_key
 from reconciler.model import ApkInfo
 
@@ -387,3 +390,79 @@ def test_random_text_only_raises_index_format_error(text: str) -> None:
         return
     text_again = format_index(entries)
     assert format_index(parse_index_text(text_again, "again")) == text_again
+
+
+def test_line_breaks_are_refused_naming_the_field() -> None:
+    bare = ApkInfo("x", "1-r0", "x86", 1, 0, "Q1" + "A" * 27 + "=", origin="o", commit="c")
+    for change, letter in (
+        ({"url": "a\nb"}, "U"),
+        ({"license": "a\rb"}, "L"),
+        ({"commit": "\n"}, "c"),
+        ({"depends": ("a", "b\nc")}, "D"),
+        ({"install_if": ("q\r",)}, "i"),
+    ):
+        with pytest.raises(IndexFormatError, match=f"x: field {letter} contains a line break"):
+            format_entry(dataclasses.replace(bare, **change))  # type: ignore[arg-type]
+    with pytest.raises(IndexFormatError, match="field A"):
+        format_entry(bare, rewrite_arch="x\n86")
+
+
+_text = st.text(alphabet="ab =:\u00e9\x0b\x85", max_size=6)
+_tokens = st.lists(st.text(alphabet="ab=:", min_size=1, max_size=4), max_size=3).map(tuple)
+
+
+@settings(max_examples=300)
+@given(
+    st.builds(
+        ApkInfo,
+        pkgname=_text,
+        version=_text,
+        arch=_text,
+        size=st.integers(0, 10**12),
+        installed_size=st.integers(0, 10**12),
+        checksum=_text,
+        description=_text,
+        url=_text,
+        license=_text,
+        origin=st.none() | _text,
+        maintainer=st.none() | _text,
+        builddate=st.integers(-5, 10**10),
+        commit=st.none() | _text,
+        provider_priority=st.integers(-5, 5),
+        depends=_tokens,
+        provides=_tokens,
+        install_if=_tokens,
+    ),
+    st.none() | _text,
+)
+def test_format_entry_writes_the_fields_in_order(info: ApkInfo, rewrite_arch: str | None) -> None:
+    arch = rewrite_arch if rewrite_arch is not None else info.arch
+    expected = "".join(f"{letter}:{value}\n" for letter, value in _fields(info, arch)) + "\n"
+    assert format_entry(info, rewrite_arch) == expected
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "A", "b", "B", "ab"]),
+            st.sampled_from(["1", "1.0", "1.00", "01", "1-r0", "1_rc1", "1.0a", "x y", "", "2"]),
+            st.sampled_from(["x86", "x86_64"]),
+            st.sampled_from(["Q1a", "Q1b"]),
+        ),
+        max_size=12,
+    )
+)
+def test_sort_order_matches_eager_keys(rows: list[tuple[str, str, str, str]]) -> None:
+    entries = [ApkInfo(name, version, arch, 1, 1, c) for name, version, arch, c in rows]
+    key = sort_key()
+
+    def eager(info: ApkInfo) -> tuple[object, ...]:
+        name = info.pkgname.encode()
+        valid = is_valid(info.version)
+        version = (0, key(info.version)) if valid else (1, info.version)
+        return (name.lower(), name, version, info.arch.encode(), info.checksum.encode())
+
+    expected = "".join(format_entry(info) for info in sorted(entries, key=eager))
+    assert format_index(entries) == expected
+    assert EntryCache().format_index("s", entries) == expected
