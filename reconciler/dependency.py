@@ -11,6 +11,7 @@ no state.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -19,6 +20,7 @@ from reconciler.apkversion import InvalidVersion, VersionMode, validate
 __all__ = [
     "DEPENDENCY_OPERATORS",
     "Dependency",
+    "is_plain_version",
     "parse_dependencies",
     "parse_dependency",
     "strip_operator",
@@ -31,6 +33,12 @@ _OPERATOR_CHARS = frozenset("<>=~")
 # cmd:sh, pc:glib-2.0 and /bin/sh.
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-:/,[]")
 _TAG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-")
+# Versions valid in every apk mode, known without tokenizing: numbers of at most
+# 17 digits (apk 2.14's limit) joined by dots, one suffix, a revision.
+_PLAIN_VERSION = re.compile(
+    r"[0-9]{1,17}(?:\.[0-9]{1,17})*"
+    r"(?:_(?:alpha|beta|pre|rc|cvs|svn|git|hg|p)[0-9]{0,17})?(?:-r[0-9]{1,17})?"
+)
 # A "><" checksum pin: "Q1" + base64 (or hex), so base64 characters only.
 _CHECKSUM_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/=")
 
@@ -60,6 +68,12 @@ class Dependency:
         return text
 
 
+def is_plain_version(version: str) -> bool:
+    """Whether `version` has the common shape (``1.2.3_rc1-r0``) that is valid in
+    every mode; False says nothing: ask `apkversion.is_valid`."""
+    return _PLAIN_VERSION.fullmatch(version) is not None
+
+
 def _first_bad(text: str, allowed: frozenset[str]) -> str | None:
     for char in text:
         if char not in allowed:
@@ -73,6 +87,9 @@ def parse_dependency(token: str, *, mode: VersionMode = VersionMode.APK3) -> Dep
     The version after an operator must be valid in mode (default apk 3.0). Raises
     ValueError with a message of the form "dependency 'x': why".
     """
+
+    if token and _NAME_CHARS.issuperset(token):
+        return Dependency(token, None, None, False, None)  # a bare name: the usual token
 
     def fail(why: str) -> NoReturn:
         raise ValueError(f"dependency {token!r}: {why}")
@@ -108,7 +125,7 @@ def parse_dependency(token: str, *, mode: VersionMode = VersionMode.APK3) -> Dep
         bad = _first_bad(version, _CHECKSUM_CHARS)
         if bad is not None:
             fail(f"character {bad!r} is not allowed in a checksum")
-    else:
+    elif not is_plain_version(version):
         try:
             validate(version, mode)
         except InvalidVersion as exc:

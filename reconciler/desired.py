@@ -97,34 +97,31 @@ class DesiredReader:
         seen: dict[str, Entry],
         found: list[ParsedFile],
     ) -> None:
-        """os.walk's order (a directory, then its subdirectories by name), with one
-        scandir per directory and the APKBUILD's stat from its directory entry."""
+        """os.walk's order (a directory, then its subdirectories by name, links to
+        directories not followed), with one scandir per directory, the file types
+        from its entries and one stat: the APKBUILD's."""
+        subdirs: list[tuple[str, str]] = []
+        apkbuild: os.DirEntry[str] | None = None
         try:
             with os.scandir(directory) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
+                for entry in listing:
+                    name = entry.name
+                    try:
+                        if name == "APKBUILD" and not _is_dir(entry):
+                            apkbuild = entry
+                        elif name[0] != "." and entry.is_dir(follow_symlinks=False):
+                            subdirs.append((name, entry.path))
+                    except OSError:
+                        pass  # vanished, or unreadable: neither a file nor a directory
         except OSError:
             return
-        subdirs: list[os.DirEntry[str]] = []
-        apkbuild: os.DirEntry[str] | None = None
-        for entry in entries:
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            if is_dir:
-                if not entry.name.startswith("."):
-                    subdirs.append(entry)
-            elif entry.name == "APKBUILD":
-                apkbuild = entry
         if apkbuild is not None and rel and not (rel + "/").startswith(SKIPPED_DIRS):
             splitrepo = self._splitrepo_of(rel)
             if splitrepo is not None:
                 found.append(self._parse_cached(apkbuild, rel, splitrepo, known, seen))
-        for entry in subdirs:
-            if not entry.is_symlink():  # os.walk does not follow links to directories
-                self._walk(
-                    entry.path, f"{rel}/{entry.name}" if rel else entry.name, known, seen, found
-                )
+        subdirs.sort()
+        for name, path in subdirs:
+            self._walk(path, f"{rel}/{name}" if rel else name, known, seen, found)
 
     def _splitrepo_of(self, rel: str) -> str | None:
         parts = rel.split("/")
@@ -168,6 +165,13 @@ def git_mark(worktree: Path) -> tuple[str, tuple[int, int, int]] | None:
     except OSError:
         return None
     return (commit, (stat.st_ino, stat.st_size, stat.st_mtime_ns)) if commit else None
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _parse_file(file: Path, rel: str, splitrepo: str, mtime_ns: int) -> ParsedFile:

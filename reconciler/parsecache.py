@@ -4,8 +4,9 @@ A restarted daemon would otherwise parse every APKBUILD of every branch again
 (about 0.15 ms each). Each parse is stored under the APKBUILD's path with the
 (inode, size, mtime_ns) it was read at, and is used again only while the file
 still has exactly those; the walk that finds the files checks that. The file is
-`marshal` data (plain tuples, strings, integers: loading it runs no code) and
-records a digest of the parser's source, so a new parser never trusts old parses.
+`marshal` data (plain tuples, strings, integers: loading it runs no code; equal
+strings and tuples are written once, so loading makes few objects) and records a
+digest of the parser's source, so a new parser never trusts old parses.
 Losing or corrupting it costs one parse of the tree, nothing else.
 """
 
@@ -15,6 +16,7 @@ import hashlib
 import logging
 import marshal
 from pathlib import Path
+from typing import Any
 
 from . import apkbuild, model, shellvars
 from .apkbuild import Apkbuild, Subpackage
@@ -35,11 +37,10 @@ def parser_digest() -> str:
     return digest.hexdigest()
 
 
-def _subpackage(sub: Subpackage) -> tuple[object, ...]:
-    return (sub.name, sub.func, sub.arch, sub.pkgdesc, sub.depends, sub.provides)
-
-
 def _dump_apkbuild(a: Apkbuild) -> tuple[object, ...]:
+    subpackages = tuple(
+        (s.name, s.func, s.arch, s.pkgdesc, s.depends, s.provides) for s in a.subpackages
+    )
     return (
         a.pkgname,
         a.pkgver,
@@ -58,7 +59,7 @@ def _dump_apkbuild(a: Apkbuild) -> tuple[object, ...]:
         a.provider_priority,
         a.install_if,
         a.options,
-        tuple(_subpackage(s) for s in a.subpackages),
+        subpackages,
         a.source,
         a.install,
         a.triggers,
@@ -66,25 +67,50 @@ def _dump_apkbuild(a: Apkbuild) -> tuple[object, ...]:
     )
 
 
-def _load_apkbuild(fields: tuple[object, ...]) -> Apkbuild:
-    values = list(fields)
-    values[17] = tuple(Subpackage(*s) for s in values[17])  # type: ignore[attr-defined]
-    return Apkbuild(*values)  # type: ignore[arg-type]
+def _load_apkbuild(fields: tuple[Any, ...]) -> Apkbuild:
+    if fields[17]:
+        values = list(fields)
+        values[17] = tuple([Subpackage(*s) for s in values[17]])
+        return Apkbuild(*values)
+    return Apkbuild(*fields)
+
+
+def _shared(value: object, memo: dict[object, object]) -> object:
+    """`value` with equal strings and tuples made one object each: marshal then
+    writes each once, and loading makes fewer objects."""
+    if isinstance(value, tuple):
+        value = tuple([_shared(v, memo) for v in value])
+    elif not isinstance(value, str):
+        return value
+    return memo.setdefault(value, value)
 
 
 def dump(entries: dict[str, Entry]) -> bytes:
+    memo: dict[object, object] = {}
     rows = {
-        path: (
-            ident,
-            p.path,
-            p.splitrepo,
-            None if p.apkbuild is None else _dump_apkbuild(p.apkbuild),
-            p.error,
-            p.mtime_ns,
+        path: _shared(
+            (
+                ident,
+                p.path,
+                p.splitrepo,
+                None if p.apkbuild is None else _dump_apkbuild(p.apkbuild),
+                p.error,
+                p.mtime_ns,
+            ),
+            memo,
         )
         for path, (ident, p) in entries.items()
     }
     return marshal.dumps((parser_digest(), rows))
+
+
+def _entry(
+    ident: Ident, rel: str, splitrepo: str, fields: tuple[Any, ...] | None, error: str, mtime: int
+) -> Entry:
+    if len(ident) != 3:
+        raise ValueError(f"a file identity of {len(ident)} fields")
+    parsed = None if fields is None else _load_apkbuild(fields)
+    return ident, ParsedFile(rel, splitrepo, parsed, error, mtime)
 
 
 def load(data: bytes) -> dict[str, Entry]:
@@ -93,13 +119,8 @@ def load(data: bytes) -> dict[str, Entry]:
         digest, rows = marshal.loads(data)
         if digest != parser_digest():
             return {}
-        result: dict[str, Entry] = {}
-        for path, (ident, rel, splitrepo, fields, error, mtime_ns) in rows.items():
-            parsed = None if fields is None else _load_apkbuild(fields)
-            ino, size, mtime = ident
-            result[path] = ((ino, size, mtime), ParsedFile(rel, splitrepo, parsed, error, mtime_ns))
-        return result
-    except (ValueError, TypeError, EOFError, IndexError) as exc:
+        return {path: _entry(*row) for path, row in rows.items()}
+    except (ValueError, TypeError, EOFError, IndexError, AttributeError) as exc:
         log.warning("ignoring a malformed APKBUILD parse cache: %s", exc)
         return {}
 

@@ -6,9 +6,10 @@ import re
 
 import pytest
 
-from reconciler.apkversion import VersionMode
+from reconciler.apkversion import VersionMode, is_valid
 from reconciler.dependency import (
     Dependency,
+    is_plain_version,
     parse_dependencies,
     parse_dependency,
     strip_operator,
@@ -129,3 +130,23 @@ def test_dependency_is_frozen() -> None:
     dep = parse_dependency("foo")
     with pytest.raises(AttributeError):
         dep.name = "bar"  # type: ignore[misc]
+
+
+def test_plain_versions_are_valid_in_every_mode() -> None:
+    """The tokenizer's shortcut never calls an invalid version valid."""
+    parts = ["0", "1", "01", "10", "9" * 17, "9" * 18, "99999999999999999999"]
+    tails = ["", "a", "_rc", "_rc1", "_p", "_pre2", "_pre_p1", "_x", "_git20240101", "_", "~1f"]
+    revisions = ["", "-r0", "-r12", "-r", "-x1", "-r" + "9" * 18]
+    plain = 0
+    for first in parts:
+        for rest in ("", ".0", ".00", ".2.3", "..1", ".", ".9" + "9" * 17):
+            for tail in tails:
+                for revision in revisions:
+                    version = first + rest + tail + revision
+                    if is_plain_version(version):
+                        plain += 1
+                        assert is_valid(version, VersionMode.APK2), version
+                        assert is_valid(version, VersionMode.APK3), version
+    assert plain > 100
+    assert is_plain_version("8.17.11_rc5-r3") and is_plain_version("1.2")
+    assert not is_plain_version("1.0a-r0") and not is_plain_version("1.0-r" + "1" * 18)

@@ -3,6 +3,7 @@ changed, and a cache of another parser or a damaged one is ignored."""
 
 from __future__ import annotations
 
+import marshal
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -73,3 +74,20 @@ def test_a_damaged_cache_or_one_of_another_parser_is_ignored(
     monkeypatch.setattr(reconciler.parsecache, "parser_digest", lambda: "another parser")
     parse_calls.clear()
     assert read(pmaports, tmp_path) == first and len(parse_calls) == 16
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        None,
+        42,
+        {"x": (1, 2)},
+        {"x": ((1, 2, 3), "main/x", "", ("too", "few"), "", 0)},
+        {"x": ((1, 2), "main/x", "", None, "", 0)},
+        [("x", "y")],
+    ],
+)
+def test_a_cache_of_the_right_parser_but_foreign_shape_is_ignored(rows: object) -> None:
+    data = marshal.dumps((reconciler.parsecache.parser_digest(), rows))
+    assert reconciler.parsecache.load(data) == {}
+    assert reconciler.parsecache.load(marshal.dumps(rows)) == {}
