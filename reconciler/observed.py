@@ -54,8 +54,11 @@ class RepoScanner:
     """Scans WIP, final and symlink directories, remembering what it already read.
 
     Each directory keeps its own file cache, replaced whole when the directory is
-    listed again, so files that left are forgotten with their directory and a
-    listing costs one scandir plus one stat per apk. `scan` hands out the very
+    listed again, so files that left are forgotten with their directory. A
+    listing costs one scandir; between full listings an apk whose inode did not
+    change is not even stat'ed (writers rename new files in), a full listing
+    (start, resync) stats every apk and reads those whose inode, size or mtime
+    changed. `scan` hands out the very
     same RepoObserved object while nothing in the repository changed, so callers
     can tell "unchanged" by identity.
     """
@@ -120,7 +123,7 @@ class RepoScanner:
         with os.scandir(directory) as entries:
             found = sorted((sys.intern(e.name), e) for e in entries if e.name.endswith(".apk"))
         for name, entry in found:
-            info, problem = self._apk(entry, known, files)
+            info, problem = self._apk(entry, known, files, full)
             if info is None:
                 bad[name] = problem
             elif info.filename != name or not is_safe_name(info.pkgname):
@@ -139,13 +142,20 @@ class RepoScanner:
         entry: os.DirEntry[str],
         known: dict[str, tuple[tuple[int, int, int], ApkInfo]],
         files: dict[str, tuple[tuple[int, int, int], ApkInfo]],
+        full: bool,
     ) -> tuple[ApkInfo | None, str]:
+        cached = known.get(entry.name)
+        if not full and cached is not None and cached[0][0] == entry.inode():
+            # Same inode (from the directory listing, no stat): every writer here
+            # renames a new file in, so the content is the same. An in-place change
+            # by anyone else is seen at the next full listing (start, resync).
+            files[entry.name] = cached
+            return cached[1], ""
         try:
             stat = entry.stat()
         except OSError as exc:
             return None, f"{entry.name}: {exc}"
         ident = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        cached = known.get(entry.name)
         if cached is not None and cached[0] == ident:
             files[entry.name] = cached
             return cached[1], ""
