@@ -63,32 +63,8 @@ class ApkError(ValueError):
 
 def _member_end(data: bytes, start: int, source: str, number: int) -> int:
     """Where the gzip member starting at `start` ends (inflating it, output discarded)."""
-    view = memoryview(data)
-    decomp = zlib.decompressobj(31)
-    pos = start
-    total = 0
-    try:
-        while not decomp.eof:
-            if decomp.unconsumed_tail:
-                chunk: bytes | memoryview = decomp.unconsumed_tail
-            else:
-                chunk = view[pos : pos + _CHUNK]
-                pos += len(chunk)
-            out = len(decomp.decompress(chunk, _OUTPUT_STEP))
-            total += out
-            if total > MAX_MEMBER_OUTPUT:
-                raise ApkError(
-                    f"{source}: gzip member {number} inflates to more than "
-                    f"{MAX_MEMBER_OUTPUT} bytes"
-                )
-            if not chunk and not out:
-                raise ApkError(f"{source}: gzip member {number} at offset {start} is truncated")
-    except zlib.error as exc:
-        raise ApkError(
-            f"{source}: gzip member {number} at offset {start} is corrupt: {exc}"
-        ) from exc
-    # At eof, unused_data is the unread suffix of what was fed so far, i.e. of data[:pos].
-    return pos - len(decomp.unused_data)
+    what = f"gzip member {number}"
+    return _walk_member(data, start, source, number, what, MAX_MEMBER_OUTPUT, keep=False)[1]
 
 
 def split_gzip_members(data: bytes, source: str, *, max_members: int = MAX_MEMBERS) -> list[bytes]:
@@ -131,10 +107,18 @@ def checksum_of(control_member: bytes) -> str:
 
 
 def _inflate(data: bytes, start: int, source: str, number: int, what: str) -> tuple[bytes, int]:
-    """Inflate the gzip member at `start` (at most MAX_CONTROL_SIZE bytes): (output, end).
+    """Inflate the signature or control member at `start`: (output, where it ends)."""
+    return _walk_member(data, start, source, number, what, MAX_CONTROL_SIZE, keep=True)
 
-    One pass both decompresses a signature or control member and finds where it ends,
-    feeding at most _CHUNK bytes at a time so a large following member is not copied.
+
+def _walk_member(
+    data: bytes, start: int, source: str, number: int, what: str, limit: int, *, keep: bool
+) -> tuple[bytes, int]:
+    """Inflate the gzip member at `start`, refusing more than `limit` bytes of output:
+    (the output when `keep`, else b"", the offset where the member ends).
+
+    Feeds at most _CHUNK bytes at a time, so a large following member is not copied;
+    at eof, unused_data is the unread suffix of what was fed, i.e. of data[:pos].
     """
     view = memoryview(data)
     decomp = zlib.decompressobj(31)
@@ -148,15 +132,14 @@ def _inflate(data: bytes, start: int, source: str, number: int, what: str) -> tu
             else:
                 chunk = view[pos : pos + _CHUNK]
                 pos += len(chunk)
-            out = decomp.decompress(chunk, MAX_CONTROL_SIZE + 1 - total)
+            out = decomp.decompress(chunk, min(limit + 1 - total, _OUTPUT_STEP))
             total += len(out)
-            if total > MAX_CONTROL_SIZE:
-                raise ApkError(
-                    f"{source}: {what} decompresses to more than {MAX_CONTROL_SIZE} bytes"
-                )
+            if total > limit:
+                raise ApkError(f"{source}: {what} decompresses to more than {limit} bytes")
             if not chunk and not out:
                 raise ApkError(f"{source}: gzip member {number} at offset {start} is truncated")
-            parts.append(out)
+            if keep:
+                parts.append(out)
     except zlib.error as exc:
         raise ApkError(
             f"{source}: gzip member {number} at offset {start} is corrupt: {exc}"
