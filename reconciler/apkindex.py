@@ -52,7 +52,7 @@ class IndexFormatError(ValueError):
 
 
 def _fields(info: ApkInfo, arch: str) -> list[tuple[str, str]]:
-    """The (letter, value) lines of an entry; used to name the field of a bad value."""
+    """The (letter, value) lines of an entry, in apk 2.14's order and presence rules."""
     fields: list[tuple[str, str]] = [
         ("C", info.checksum),
         ("P", info.pkgname),
@@ -84,50 +84,16 @@ def _fields(info: ApkInfo, arch: str) -> list[tuple[str, str]]:
 
 
 def format_entry(info: ApkInfo, rewrite_arch: str | None = None) -> str:
-    """One APKINDEX block including its trailing empty line (apk 2.14 presence rules).
-
-    The same lines as `_fields`, built with few string operations; a value holding a
-    line break shows as a surplus newline and is then reported by its field letter.
-    """
+    """One APKINDEX block including its trailing empty line; a value holding a line
+    break is refused, naming its field letter."""
     arch = rewrite_arch if rewrite_arch is not None else info.arch
-    text = f"C:{info.checksum}\nP:{info.pkgname}\nV:{info.version}\n"
-    lines = 8
-    if arch:
-        text += f"A:{arch}\n"
-        lines += 1
-    text += (
-        f"S:{info.size}\nI:{info.installed_size}\n"
-        f"T:{info.description}\nU:{info.url}\nL:{info.license}\n"
-    )
-    if info.origin is not None:
-        text += f"o:{info.origin}\n"
-        lines += 1
-    if info.maintainer is not None:
-        text += f"m:{info.maintainer}\n"
-        lines += 1
-    if info.builddate != 0:
-        text += f"t:{info.builddate}\n"
-        lines += 1
-    if info.commit is not None:
-        text += f"c:{info.commit}\n"
-        lines += 1
-    if info.provider_priority != 0:
-        text += f"k:{info.provider_priority}\n"
-        lines += 1
-    if info.depends:
-        text += f"D:{' '.join(info.depends)}\n"
-        lines += 1
-    if info.provides:
-        text += f"p:{' '.join(info.provides)}\n"
-        lines += 1
-    if info.install_if:
-        text += f"i:{' '.join(info.install_if)}\n"
-        lines += 1
-    if text.count("\n") != lines or "\r" in text:
-        for letter, value in _fields(info, arch):
-            if "\n" in value or "\r" in value:
-                raise IndexFormatError(f"{info.pkgname}: field {letter} contains a line break")
-    return text + "\n"
+    lines = []
+    for letter, value in _fields(info, arch):
+        if "\n" in value or "\r" in value:
+            raise IndexFormatError(f"{info.pkgname}: field {letter} contains a line break")
+        lines.append(f"{letter}:{value}\n")
+    lines.append("\n")
+    return "".join(lines)
 
 
 class _VersionOrder:

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from reconciler.apkindex import (
     EntryCache,
     IndexFormatError,
-    _fields,
     build_index_archive,
     format_entry,
     format_index,
@@ -405,40 +404,6 @@ def test_line_breaks_are_refused_naming_the_field() -> None:
             format_entry(dataclasses.replace(bare, **change))  # type: ignore[arg-type]
     with pytest.raises(IndexFormatError, match="field A"):
         format_entry(bare, rewrite_arch="x\n86")
-
-
-_text = st.text(alphabet="ab =:\u00e9\x0b\x85", max_size=6)
-_tokens = st.lists(st.text(alphabet="ab=:", min_size=1, max_size=4), max_size=3).map(tuple)
-
-
-@settings(max_examples=300)
-@given(
-    st.builds(
-        ApkInfo,
-        pkgname=_text,
-        version=_text,
-        arch=_text,
-        size=st.integers(0, 10**12),
-        installed_size=st.integers(0, 10**12),
-        checksum=_text,
-        description=_text,
-        url=_text,
-        license=_text,
-        origin=st.none() | _text,
-        maintainer=st.none() | _text,
-        builddate=st.integers(-5, 10**10),
-        commit=st.none() | _text,
-        provider_priority=st.integers(-5, 5),
-        depends=_tokens,
-        provides=_tokens,
-        install_if=_tokens,
-    ),
-    st.none() | _text,
-)
-def test_format_entry_writes_the_fields_in_order(info: ApkInfo, rewrite_arch: str | None) -> None:
-    arch = rewrite_arch if rewrite_arch is not None else info.arch
-    expected = "".join(f"{letter}:{value}\n" for letter, value in _fields(info, arch)) + "\n"
-    assert format_entry(info, rewrite_arch) == expected
 
 
 @settings(max_examples=300)
