@@ -22,7 +22,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,6 +59,21 @@ class Job:
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     log: str = ""
     proc: subprocess.Popen[bytes] | None = None
+
+
+# The reconciler source URL jobs name; the fake clones this checkout for it.
+SOURCE = "https://git.example.org/~ops/reconciler"
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def checked_fake(root: Path, page_size: int = 2) -> Iterator[FakeSourcehut]:
+    """A running fake whose jobs get this checkout as SOURCE; when it stops, every
+    request it received must have been one the real builds.sr.ht accepts."""
+    with FakeSourcehut(root, page_size=page_size) as server:
+        server.sources[SOURCE] = CHECKOUT
+        yield server
+    assert server.invalid == [], "a request the real builds.sr.ht would reject"
 
 
 class FakeSourcehut:

@@ -26,10 +26,8 @@ from reconciler.jobs.sourcehut import SourcehutJobService, SourcehutSettings
 from reconciler.model import JobIntent, JobKey, JobKind, JobObservation, JobStatus, RepoKey
 
 from .conftest import wait_until
-from .fake_sourcehut import TOKEN, FakeSourcehut, Fault
+from .fake_sourcehut import SOURCE, TOKEN, FakeSourcehut, Fault, checked_fake
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE = "https://git.example.org/~ops/reconciler"
 SECRET = "0a1b2c3d-0000-1111-2222-333344445555"
 REPO = RepoKey("main", "", "x86_64")
 
@@ -47,11 +45,8 @@ APKS = "echo a > artifacts/hello-1.0-r0.apk\necho b > artifacts/hello-doc-1.0-r0
 
 @pytest.fixture
 def fake(tmp_path: Path) -> Iterator[FakeSourcehut]:
-    with FakeSourcehut(tmp_path / "fake", page_size=2) as server:
-        server.sources[SOURCE] = ROOT
-        server.hold_seconds = 1.0
+    with checked_fake(tmp_path / "fake", page_size=2) as server:
         yield server
-    assert server.invalid == [], "a request the real builds.sr.ht would reject"
 
 
 def manifests(fake: FakeSourcehut, tmp_path: Path) -> ManifestSettings:

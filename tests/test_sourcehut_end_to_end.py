@@ -17,21 +17,16 @@ from reconciler.jobs.sourcehut import SourcehutJobService
 from reconciler.loop import Daemon
 
 from .apkcheck import read_index, verifies
-from .fake_sourcehut import TOKEN, FakeSourcehut
+from .fake_sourcehut import SOURCE, TOKEN, FakeSourcehut, checked_fake
 from .test_end_to_end import check_final, expected_files
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE = "https://git.example.org/~ops/reconciler"
 SECRET = "0a1b2c3d-0000-1111-2222-333344445555"
 
 
 @pytest.fixture
 def fake(tmp_path: Path) -> Iterator[FakeSourcehut]:
-    with FakeSourcehut(tmp_path / "fake", page_size=5) as server:
-        server.sources[SOURCE] = ROOT
-        server.hold_seconds = 1.0
+    with checked_fake(tmp_path / "fake", page_size=5) as server:
         yield server
-    assert server.invalid == [], "a request the real builds.sr.ht would reject"
 
 
 def test_sample_tree_publishes_through_sourcehut_despite_faults(

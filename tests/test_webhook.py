@@ -15,6 +15,7 @@ import socket
 import textwrap
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,20 @@ def push(branch: str = "main", **extra: Any) -> dict[str, Any]:
     return event
 
 
+@contextmanager
+def serving(settings: WebhookSettings) -> Iterator[int]:
+    """The receiver, answering on a loopback port (yielded) until the block ends."""
+    server = make_server(settings, "127.0.0.1:0")
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
 @pytest.fixture
 def hook(tmp_path: Path) -> Iterator[Hook]:
     store = TokenStore(tmp_path / "state" / "tokens.json", scrypt_n=2**10)
@@ -104,15 +119,8 @@ def hook(tmp_path: Path) -> Iterator[Hook]:
         branches=("main", "v25.12"),
         max_body_bytes=LIMIT,
     )
-    server = make_server(settings, "127.0.0.1:0")
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield Hook(server.server_address[1], token, settings.trigger_dir)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(settings) as port:
+        yield Hook(port, token, settings.trigger_dir)
 
 
 def test_good_push_writes_exactly_one_valid_trigger(hook: Hook) -> None:
