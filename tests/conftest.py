@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import textwrap
 import time
 from collections.abc import Callable
@@ -10,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import reconciler.desired
+from reconciler.apkbuild import Apkbuild, parse_apkbuild
 from reconciler.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,3 +88,36 @@ def set_field(apkbuild: Path, field: str, value: str) -> None:
     out = [f"{field}={value}" if line.startswith(f"{field}=") else line for line in lines]
     assert out != lines or f"{field}={value}" in lines, f"{field} not in {apkbuild}"
     apkbuild.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in `cwd` with a fixed identity and no user or system configuration."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(cwd),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.org",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.org",
+        "LC_ALL": "C",
+    }
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The APKBUILDs the desired-state reader parses (it still parses them)."""
+    calls: list[str] = []
+    real: Callable[[str, str], Apkbuild] = parse_apkbuild
+
+    def counting(text: str, path: str) -> Apkbuild:
+        calls.append(path)
+        return real(text, path)
+
+    monkeypatch.setattr(reconciler.desired, "parse_apkbuild", counting)
+    return calls

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-import reconciler.desired
-from reconciler.apkbuild import Apkbuild, parse_apkbuild
 from reconciler.config import BranchConfig
 from reconciler.desired import DesiredReader
 from reconciler.model import BranchDesired, DepRef, PkgSpec, RepoKey
 
-from .conftest import set_field
+from .conftest import git, set_field
 
 ARCHES = ("x86_64", "aarch64", "armv7")
 
@@ -322,19 +318,6 @@ def test_duplicate_pkgname_in_one_repo_is_broken(pmaports: Path) -> None:
 # --- the parse cache -------------------------------------------------------------
 
 
-@pytest.fixture
-def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    calls: list[str] = []
-    real: Callable[[str, str], Apkbuild] = parse_apkbuild
-
-    def counting(text: str, path: str) -> Apkbuild:
-        calls.append(path)
-        return real(text, path)
-
-    monkeypatch.setattr(reconciler.desired, "parse_apkbuild", counting)
-    return calls
-
-
 def apkbuilds(tree: Path) -> list[str]:
     """Every APKBUILD the reader should parse, as `dir/APKBUILD` relative to the tree."""
     return sorted(
@@ -386,24 +369,6 @@ def test_new_reader_parses_again(pmaports: Path, parse_calls: list[str]) -> None
 
 
 # --- git checkouts ----------------------------------------------------------------
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_AUTHOR_NAME": "Test",
-        "GIT_AUTHOR_EMAIL": "test@example.org",
-        "GIT_COMMITTER_NAME": "Test",
-        "GIT_COMMITTER_EMAIL": "test@example.org",
-        "LC_ALL": "C",
-    }
-    result = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True, timeout=60
-    )
-    return result.stdout.strip()
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from reconciler.config import Config
@@ -12,20 +10,7 @@ from reconciler.loop import Daemon
 from reconciler.status import PkgState
 
 from .apkcheck import read_index
-from .conftest import ConfigFactory, set_field
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.org",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.org",
-    }
-    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+from .conftest import ConfigFactory, git, set_field
 
 
 def push(work: Path, message: str) -> str:

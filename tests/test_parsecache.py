@@ -5,33 +5,18 @@ from __future__ import annotations
 
 import marshal
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import reconciler.desired
 import reconciler.parsecache
-from reconciler.apkbuild import Apkbuild, parse_apkbuild
 from reconciler.config import BranchConfig
 from reconciler.desired import DesiredReader
 from reconciler.model import BranchDesired
 from reconciler.parsecache import ParseCache
 
 from .conftest import set_field
-
-
-@pytest.fixture
-def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    calls: list[str] = []
-    real: Callable[[str, str], Apkbuild] = parse_apkbuild
-
-    def counting(text: str, path: str) -> Apkbuild:
-        calls.append(path)
-        return real(text, path)
-
-    monkeypatch.setattr(reconciler.desired, "parse_apkbuild", counting)
-    return calls
 
 
 def read(pmaports: Path, state: Path) -> BranchDesired:

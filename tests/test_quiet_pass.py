@@ -21,8 +21,7 @@ from reconciler.desired import DesiredReader
 from reconciler.loop import Daemon, PassResult
 from reconciler.status import PkgState
 
-from .conftest import ConfigFactory, set_field, wait_until
-from .test_git import git
+from .conftest import ConfigFactory, git, set_field, wait_until
 
 BACKOFF = "retries: {max_tries: 3, backoff_seconds: 1000, backoff_max_seconds: 1000}\n"
 
