@@ -263,7 +263,10 @@ class Daemon:
             self.site.write_metrics(self.metrics.format(result, figures))
         except OSError as exc:
             log.error("cannot write metrics: %s", exc)
-        if full:  # the caches built by a full pass live long: keep them out of GC scans
+        if full and not gc.get_freeze_count():
+            # The caches the first full pass built live as long as the daemon: keep
+            # them out of the collector's scans. Only once: whatever is frozen is
+            # never collected, so later passes' garbage must stay collectable.
             gc.freeze()
         return PassResult(result, outcomes, live, observed.job_service_error)
 
