@@ -219,29 +219,6 @@ def apply_fail_job(
     return replace(intents, dead_jobs=(*kept, dead)), [event]
 
 
-def settled(
-    intents: Intents,
-    final: Mapping[tuple[str, str, str], str],
-    desired: Mapping[tuple[str, str, str], str],
-    jobs: set[str] | None,
-) -> Intents:
-    """Intents without the requests that are done: rebuilds whose bytes final no
-    longer holds (or whose version is no longer desired) and dead jobs the job
-    service has forgotten (`jobs` None: it could not be asked, keep them)."""
-    rebuilds = tuple(
-        r
-        for r in intents.rebuilds
-        if desired.get((r.branch, r.arch, r.pkgname)) == r.version
-        and final.get((r.branch, r.arch, r.pkgname)) == r.replaced
-    )
-    dead = (
-        intents.dead_jobs
-        if jobs is None
-        else tuple(d for d in intents.dead_jobs if d.job_id in jobs)
-    )
-    return replace(intents, rebuilds=rebuilds, dead_jobs=dead)
-
-
 def highest_attempts(jobs: Mapping[JobKey, object]) -> dict[JobIntent, int]:
     result: dict[JobIntent, int] = {}
     for key in jobs:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .intents import (
@@ -20,7 +20,6 @@ from .intents import (
     apply_rebuild,
     highest_attempts,
     push_retries,
-    settled,
 )
 from .model import BranchDesired, Event, JobIntent, JobKey, JobKind, JobObservation, ObservedState
 from .operations import Intents
@@ -139,23 +138,19 @@ def settle(
     observed: ObservedState,
     desired: Mapping[str, BranchDesired],
 ) -> Intents:
-    """The intents without finished rebuilds and dead jobs the service forgot."""
+    """The intents without the requests that are done: rebuilds whose old bytes final
+    no longer lists at a still desired version, and dead jobs the job service has
+    forgotten (kept while it cannot be asked)."""
     if not intents.rebuilds and not intents.dead_jobs:
         return intents
-    final: dict[tuple[str, str, str], str] = {}
-    wanted: dict[tuple[str, str, str], str] = {}
-    for request in intents.rebuilds:
-        branch = desired.get(request.branch)
-        for key, specs in (branch.repos if branch else {}).items():
-            spec = specs.get(request.pkgname)
-            if key.arch != request.arch or spec is None:
-                continue
-            where = (request.branch, request.arch, request.pkgname)
-            wanted[where] = spec.version
-            obs = observed.repos.get(key)
-            index = obs.final_index if obs else None
-            listed = index.files.get(f"{request.pkgname}-{request.version}.apk") if index else None
-            if listed is not None:
-                final[where] = listed
-    jobs = None if observed.job_service_error else {k.job_id for k in observed.jobs}
-    return settled(intents, final, wanted, jobs)
+    rebuilds = tuple(
+        r
+        for r in intents.rebuilds
+        if _published(observed, desired.get(r.branch), r.pkgname).get((r.arch, r.pkgname))
+        == (r.version, r.replaced)
+    )
+    dead = intents.dead_jobs
+    if not observed.job_service_error:
+        known = {k.job_id for k in observed.jobs}
+        dead = tuple(d for d in dead if d.job_id in known)
+    return replace(intents, rebuilds=rebuilds, dead_jobs=dead)
