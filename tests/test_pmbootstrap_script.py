@@ -285,6 +285,15 @@ def test_the_sourcehut_manifest_clones_pmbootstrap_and_uses_public_urls(tmp_path
     shipped = json.dumps(manifest)
     assert "keys/wip.rsa.pub" in shipped
 
+    # A staging branch of v25.12 clones its own pmaports branch from v25.12's
+    # remote, with v25.12's pmbootstrap branch.
+    staged = PmbJob.from_json(files[JOB_FILE])
+    staged_files = {**files, JOB_FILE: replace(staged, branch="v25.12_staging_try").to_json()}
+    sub = build_submission(JobSpec(key, script, "note", 60.0, staged_files), settings)
+    setup = yaml.safe_load(sub.manifest)["tasks"][0]["setup"]
+    assert "git clone --depth 1 -b 3.6.x https://git.example.org/pmbootstrap.git" in setup
+    assert "-b v25.12_staging_try https://git.example.org/pmaports.git ~/pmaports" in setup
+
 
 def test_the_builder_section_is_read_and_checked(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
@@ -299,10 +308,7 @@ def test_the_builder_section_is_read_and_checked(tmp_path: Path) -> None:
     )
     builder = load_config(path).builder
     assert builder.silence_timeout_seconds == 30.0
-    assert (builder.pmbootstrap_branch("v25.12"), builder.pmbootstrap_branch("main")) == (
-        "3.6.x",
-        "master",
-    )
+    assert builder.pmbootstrap_branches == (("v25.12", "3.6.x"),)
     assert builder.pmaports[0] == ("main", Path("/tmp"), "https://git.example.org/p")
     path.write_text(
         branches + "builder:\n  pmbootstrap_branches: {nope: master, main: 'a b'}\n"
@@ -318,9 +324,3 @@ def test_the_builder_section_is_read_and_checked(tmp_path: Path) -> None:
         "builder.silence_timeout_seconds: expected a number",
     ):
         assert problem in text
-
-
-def test_a_staging_branch_uses_its_origins_pmbootstrap_branch() -> None:
-    builder = BuilderConfig(kind="pmbootstrap", pmbootstrap_branches=(("v25.12", "2.3.x"),))
-    assert builder.pmbootstrap_branch("v25.12_staging_try") == "2.3.x"
-    assert builder.pmbootstrap_branch("main_staging_try") == "master"

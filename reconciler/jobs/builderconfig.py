@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from ..configreader import NodeReader
-from ..model import is_safe_branch, split_staging
+from ..model import is_safe_branch
 
 PMBOOTSTRAP_GIT = "https://gitlab.postmarketos.org/postmarketOS/pmbootstrap.git"
 
@@ -27,16 +27,13 @@ class BuilderConfig:
     strict_exclude: tuple[str, ...] = ("gcc*-*",)
     silence_timeout_seconds: float = 900.0  # pmbootstrap: stop a build silent this long
     # builds.sr.ht: pmbootstrap is cloned from this git URL, at the branch given per
-    # pmaports branch (others: master); pmaports from pmaports_git or the branch's remote.
+    # pmaports branch (others: master; a staging branch: its origin's); pmaports
+    # from pmaports_git or the branch's remote.
     pmbootstrap_git: str = PMBOOTSTRAP_GIT
     pmbootstrap_branches: tuple[tuple[str, str], ...] = ()
     pmaports_git: str = ""
     # Derived from `branches`, not read: (branch, its pmaports checkout, its remote).
     pmaports: tuple[tuple[str, Path, str], ...] = ()
-
-    def pmbootstrap_branch(self, branch: str) -> str:
-        origin = (split_staging(branch) or (branch,))[0]  # a staging branch: its origin's
-        return dict(self.pmbootstrap_branches).get(origin, "master")
 
 
 def read_builder(
