@@ -173,9 +173,6 @@ class EntryCache:
         ordered.sort(key=lambda b: b[2])
         return "".join(b[3] for b in ordered)
 
-    def forget(self, scope: str) -> None:
-        self._scopes.pop(scope, None)
-
 
 def _int(value: str, where: str, letter: str) -> int:
     if not _INT_RE.match(value):

@@ -88,11 +88,6 @@ def load_public_key(path: Path) -> rsa.RSAPublicKey:
     return key
 
 
-def public_key_name(path: Path) -> str:
-    """The name signatures refer to: the public key's file name, e.g. `wip.rsa.pub`."""
-    return path.name
-
-
 def check_key_name(key_name: str) -> None:
     """Refuse key names that cannot be a file name in /etc/apk/keys or a tar entry."""
     raw = key_name.encode()

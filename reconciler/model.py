@@ -140,12 +140,6 @@ class PkgSpec:
     # Foreign arches only: native packages (origins) that must be published in
     # the native final repository first (cross toolchain, crossdirect, ...).
     native_deps: tuple[str, ...] = ()
-    # Internal names this package's build_deps came from, for "needs x" reasons.
-    apkbuild_mtime_ns: int = 0
-
-    @property
-    def artifact_names(self) -> tuple[str, ...]:
-        return (self.pkgname, *(sub.name for sub in self.subpackages))
 
 
 @dataclass(frozen=True, slots=True, order=True)

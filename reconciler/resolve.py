@@ -395,5 +395,4 @@ def _spec(
         a.options,
         build_deps,
         native_deps,
-        f.parsed.mtime_ns,
     )
