@@ -158,6 +158,22 @@ class PlannerState:
             )
         return PkgState.QUEUED, f"retrying after failure {n}/{cap}: {tries.last_reason}", None
 
+    def _rebuilt(self, key: RepoKey, specs: Mapping[str, PkgSpec], obs: RepoObserved) -> set[str]:
+        """Packages of this repository whose asked-for rebuild waits in WIP to replace
+        final's apk (looked up from the requests: usually there are none)."""
+        rebuilt = set()
+        listed = obs.final_index.files if obs.final_index is not None else {}
+        for request in self.settings.intents.rebuilds:
+            spec = specs.get(request.pkgname)
+            if spec is None or not request.applies(key, spec.pkgname, spec.version):
+                continue
+            name = f"{spec.pkgname}-{spec.version}.apk"
+            in_wip = obs.wip.get(name)
+            replaced = self._rebuild_pending(spec, listed.get(name))
+            if in_wip is not None and replaced not in (None, in_wip.checksum):
+                rebuilt.add(spec.pkgname)
+        return rebuilt
+
     def _rebuild_pending(self, spec: PkgSpec, listed: str | None) -> str | None:
         """The checksum an operator's rebuild replaces, while final still has it."""
         request = self.settings.intents.rebuild_for(spec.repo, spec.pkgname, spec.version)
@@ -194,13 +210,7 @@ class PlannerState:
             self.repos.append(RepoStatus(key, phase, reason, *published))
             return
         held = {n for n, s in states.items() if s.state is PkgState.HELD}
-        rebuilt = {
-            n
-            for n, s in specs.items()
-            if (name := f"{n}-{s.version}.apk") in obs.wip
-            and self._rebuild_pending(s, final_index.files.get(name) if final_index else None)
-            not in (None, obs.wip[name].checksum)
-        }
+        rebuilt = self._rebuilt(key, specs, obs)
         target, from_wip, from_final, conflicts = publish_target(
             desired, key, specs, obs, held, rebuilt
         )
