@@ -28,7 +28,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from .atomicfile import remove, safe_join, write_batch, write_bytes
+from .atomicfile import join_under, remove, safe_join, write_batch, write_bytes
 from .model import JobObservation
 from .sitemodel import STATES, SiteInput, esc, iso
 from .sitepackage import PackageInputs, PackagePages
@@ -107,6 +107,7 @@ def collector_paused() -> Iterator[None]:
 class SiteWriter:
     def __init__(self, out_dir: Path, templates: Path = TEMPLATES_DIR) -> None:
         self.out_dir = out_dir
+        self._root = str(out_dir)
         self.templates = templates
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(templates)),
@@ -131,7 +132,7 @@ class SiteWriter:
         self._manifest = self._read_manifest()
         logs = out_dir / "logs"
         self._logs = {p.name for p in logs.iterdir()} if logs.is_dir() else set()
-        self._pending: list[tuple[Path, bytes]] = []
+        self._pending: list[tuple[str | Path, bytes]] = []
         self._pending_digests: dict[str, int] = {}
         self._pending_twins: dict[str, bool] = {}
         self.written = 0  # files written since start (tests, metrics)
@@ -272,25 +273,27 @@ class SiteWriter:
         known = self._digests.get(relpath)
         if known == digest:
             return
-        target = safe_join(self.out_dir, relpath)
+        target = join_under(self._root, relpath)
         unknown = known is None and not self._fresh  # what is on disk: look
         if unknown:
             try:
-                if target.read_bytes() == data:
-                    self._pending_digests[relpath] = digest
-                    self._pending_twins[relpath] = True  # it may have one: look when it shrinks
-                    return
+                with open(target, "rb") as handle:
+                    same = handle.read() == data
             except FileNotFoundError:
-                pass
+                same = False
+            if same:
+                self._pending_digests[relpath] = digest
+                self._pending_twins[relpath] = True  # it may have one: look when it shrinks
+                return
         self._pending.append((target, data))
         self._pending_digests[relpath] = digest
         self.written += 1
         big = len(data) >= GZIP_MIN_BYTES and not relpath.startswith("static/")
         if big:
             twin = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-            self._pending.append((target.with_name(target.name + ".gz"), twin))
+            self._pending.append((target + ".gz", twin))
         elif unknown or relpath in self._twins:
-            remove(target.with_name(target.name + ".gz"))
+            remove(Path(target + ".gz"))
         self._pending_twins[relpath] = big
 
     def _read_manifest(self) -> set[str]:

@@ -48,6 +48,19 @@ class PackagePage:
 
 # branch -> dependency name -> (splitrepo, name) of the packages that need it (any arch)
 Rdeps = dict[str, dict[str, set[tuple[str, str]]]]
+# (branch, splitrepo, pkgname): one split repository's section of a package page
+SectionKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SpecIndex:
+    """The specs as the package pages read them, built in one walk over all specs
+    (and kept while the specs are the same): keyed by section and arch with plain
+    strings, which hash in C, where a RepoKey would run its Python __hash__ for
+    each of the tens of thousands of lookups a full render makes."""
+
+    rdeps: Rdeps
+    by_arch: dict[SectionKey, dict[str, PkgSpec]]  # section -> arch -> its spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +74,7 @@ class PackageInputs:
     statuses: tuple[PkgStatus, ...]
     versions: Mapping[tuple[RepoKey, str], tuple[str, str]]
     history: dict[tuple[str, str], str]  # (branch, pkgname) -> its build history section
-    rdeps: Rdeps
+    index: SpecIndex
     pages: frozenset[tuple[str, str]]  # (branch, pkgname) of every page
 
 
@@ -88,36 +101,42 @@ def package_pages(
     same_specs = previous is not None and (
         previous.specs is site.specs or previous.specs == site.specs
     )
-    rdeps = previous.rdeps if previous is not None and same_specs else reverse_deps(site)
+    index = previous.index if previous is not None and same_specs else spec_index(site)
     inputs = PackageInputs(
         site.branches,
         site.specs,
         site.plan.packages,
         site.versions,
         history,
-        rdeps,
+        index,
         frozenset(by_name),
     )
     wanted = sorted(by_name.items())
     if previous is not None and same_specs and previous.branches == site.branches:
         dirty = changed_pages(previous, inputs) | (inputs.pages - previous.pages)
         wanted = [item for item in wanted if item[0] in dirty]
-    pager = PackagePager(site, table, root, escaped)
+    pager = PackagePager(site, table, root, escaped, index)
     return PackagePages(
         frozenset(package_href(branch, name) for branch, name in inputs.pages),
-        pager.pages(wanted, rdeps, history),
+        pager.pages(wanted, history),
         inputs,
     )
 
 
-def reverse_deps(site: SiteInput) -> Rdeps:
+def spec_index(site: SiteInput) -> SpecIndex:
     rdeps: Rdeps = defaultdict(lambda: defaultdict(set))
+    by_arch: dict[SectionKey, dict[str, PkgSpec]] = {}
     for (repo, name), spec in site.specs.items():
+        branch, splitrepo = repo.branch, repo.splitrepo
+        arches = by_arch.get((branch, splitrepo, name))
+        if arches is None:
+            arches = by_arch[(branch, splitrepo, name)] = {}
+        arches[repo.arch] = spec
         if spec.build_deps:
-            needs, entry = rdeps[repo.branch], (repo.splitrepo, name)
+            needs, entry = rdeps[branch], (splitrepo, name)
             for dep in spec.build_deps:
                 needs[dep.pkgname].add(entry)
-    return rdeps
+    return SpecIndex(rdeps, by_arch)
 
 
 def changed_pages(old: PackageInputs, new: PackageInputs) -> set[tuple[str, str]]:
@@ -136,7 +155,7 @@ def changed_pages(old: PackageInputs, new: PackageInputs) -> set[tuple[str, str]
     dirty = set(changed)
     for branch, name in changed:  # the pages listing them as a dependency
         dirty.update(
-            (branch, dependent) for _, dependent in old.rdeps.get(branch, {}).get(name, ())
+            (branch, dependent) for _, dependent in old.index.rdeps.get(branch, {}).get(name, ())
         )
     if old.versions is not new.versions and old.versions != new.versions:
         for key in old.versions.keys() ^ new.versions.keys():
@@ -155,22 +174,24 @@ class PackagePager:
     """Builds the package pages of one pass, sharing what pages repeat: escaped
     strings and the row each dependency gets in the tables of its dependents."""
 
-    def __init__(self, site: SiteInput, table: CellTable, root: str, escaped: Escaped) -> None:
+    def __init__(
+        self, site: SiteInput, table: CellTable, root: str, escaped: Escaped, index: SpecIndex
+    ) -> None:
         self.site = site
         self.table = table
         self.root = root
         self.e = escaped
+        self.index = index
         self.dep_rows: dict[tuple[str, str, str], str] = {}  # (branch, splitrepo, name) -> row
         self.links: dict[tuple[str, str, str], str] = {}  # (branch, splitrepo, name) -> link
 
     def pages(
         self,
         wanted: list[tuple[tuple[str, str], set[str]]],
-        rdeps: Rdeps,
         history: dict[tuple[str, str], str],
     ) -> dict[str, PackagePage]:
         """The pages of `wanted`: ((branch, pkgname), its split repos)."""
-        e, root = self.e, self.root
+        e, root, rdeps = self.e, self.root, self.index.rdeps
         arches_of = {b.name: b.arches for b in self.site.branches}
         heads: dict[str, str] = {}  # branch -> its dependency table head
         pages: dict[str, PackagePage] = {}
@@ -193,10 +214,10 @@ class PackagePager:
             )
         return pages
 
-    def section(self, key: tuple[str, str, str], arches: tuple[str, ...], head: str) -> str:
+    def section(self, key: SectionKey, arches: tuple[str, ...], head: str) -> str:
         """One split repository's part of a package page: state per arch and dependencies."""
-        branch, splitrepo, pkgname = key
-        specs = self.site.specs
+        branch, splitrepo, _ = key
+        specs = self.index.by_arch.get(key, {})
         own = self.table.get(key)
         spec: PkgSpec | None = None
         deps: dict[tuple[str, str], None] = {}
@@ -205,7 +226,7 @@ class PackagePager:
             if status is None:
                 continue
             rows.append(self.arch_row(status))
-            found = specs.get((status.repo, pkgname))
+            found = specs.get(status.repo.arch)
             if found is not None:
                 spec = found
                 for dep in found.build_deps:
