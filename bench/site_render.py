@@ -1,13 +1,15 @@
-"""Benchmark: rendering the status site at postmarketOS scale.
+"""Benchmark: rendering the status site at postmarketOS scale, on one core.
 
 Builds a synthetic snapshot of N packages x B branches x A arches (default
-2,000 x 2 x 7), then times, each as the median of several runs: a full render
-into an empty directory, a pass whose snapshot did not change, and a pass after
-one package changed. To tell the renderer's own work from the file system's, it
-also times the full render into tmpfs (/dev/shm, when there is one) and just
-writing the same files with the same helper (atomicfile.write_batch) into an
-empty directory: the floor any renderer pays for creating that many files there.
-Prints a table; asserts nothing.
+2,000 x 2 x 7), then times, each as the median of several runs with this process
+pinned to one CPU: a full render into an empty directory, a pass whose snapshot
+did not change, and a pass after one package changed. To tell the renderer's own
+work from the file system's, it also times the full render into tmpfs (/dev/shm,
+when there is one) and just writing the same files with the same helper
+(atomicfile.write_new_tree) into an empty directory: the floor any renderer pays
+for creating that many files there. It names the file system it wrote to, since
+that floor differs between them by several times (bench/machine.py). Prints a
+table; asserts nothing.
 
     .venv/bin/python bench/site_render.py [--packages N] [--runs R] [--dir DIR]
 """
@@ -26,7 +28,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from reconciler.atomicfile import write_batch
+from machine import describe_filesystem, pin_to_one_core
+
+from reconciler.atomicfile import write_new_tree
 from reconciler.model import DepRef, PkgSpec, RepoKey
 from reconciler.plan import Plan
 from reconciler.site import SiteWriter
@@ -92,6 +96,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dir", default=None, help="where to write (default: the system temp dir)")
     args = parser.parse_args()
+    pinned = pin_to_one_core()
     site = snapshot(args.packages, args.branches)
     statuses = site.plan.packages
     changed_statuses = (
@@ -99,52 +104,55 @@ def main() -> None:
         *statuses[1:],
     )
     changed = replace(site, plan=replace(site.plan, packages=changed_statuses))
-    full: list[tuple[float, float]] = []
-    same: list[tuple[float, float]] = []
-    one: list[tuple[float, float]] = []
-    memory: list[tuple[float, float]] = []
-    floor: list[tuple[float, float]] = []
+    base = Path(args.dir or tempfile.gettempdir())
+    shm = Path("/dev/shm")
+    use_shm = shm.is_dir() and os.access(shm, os.W_OK)
+    cases: dict[str, list[tuple[float, float]]] = {
+        "full render (empty dir)": [],
+        "full render into tmpfs (/dev/shm)": [],
+        "nothing changed": [],
+        "one package changed": [],
+        "writing the same files only": [],
+    }
+    if not use_shm:
+        del cases["full render into tmpfs (/dev/shm)"]
     files: list[tuple[str, bytes]] = []
-    made: list[Path] = []  # deleted after all runs: on a file system mounted with
-    # `discard`, creating files just after deleting thousands costs several times more
+    made: list[Path] = []  # deleted after all runs: see bench/machine.py on ext4
+    # The cases take turns within each run, so that a slow minute of this machine
+    # slows every case alike instead of one.
     for _ in range(args.runs):
-        out = Path(tempfile.mkdtemp(prefix="site-bench-", dir=args.dir))
+        out = Path(tempfile.mkdtemp(prefix="site-bench-", dir=base))
         made.append(out)
         writer = SiteWriter(out)
-        full.append(timed(functools.partial(writer.render, site, 1.0)))
-        same.append(timed(functools.partial(writer.render, site, 2.0)))
-        one.append(timed(functools.partial(writer.render, changed, 3.0)))
+        cases["full render (empty dir)"].append(timed(functools.partial(writer.render, site, 1.0)))
+        cases["nothing changed"].append(timed(functools.partial(writer.render, site, 2.0)))
+        cases["one package changed"].append(timed(functools.partial(writer.render, changed, 3.0)))
         if not files:
             found = sorted(p for p in out.rglob("*") if p.is_file())
             files = [(str(p.relative_to(out)), p.read_bytes()) for p in found]
-    for _ in range(args.runs):
-        out = Path(tempfile.mkdtemp(prefix="site-bench-files-", dir=args.dir))
-        made.append(out)
-        items = [(out / name, data) for name, data in files]
-        floor.append(timed(functools.partial(write_batch, items)))
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        for _ in range(args.runs):
+        if use_shm:
             out = Path(tempfile.mkdtemp(prefix="site-bench-", dir=shm))
             made.append(out)
-            memory.append(timed(functools.partial(SiteWriter(out).render, site, 1.0)))
+            cases["full render into tmpfs (/dev/shm)"].append(
+                timed(functools.partial(SiteWriter(out).render, site, 1.0))
+            )
+        out = Path(tempfile.mkdtemp(prefix="site-bench-files-", dir=base))
+        made.append(out)
+        write = functools.partial(write_new_tree, str(out), files)
+        cases["writing the same files only"].append(timed(write))
     for out in made:
         shutil.rmtree(out)
+    size = sum(len(data) for _, data in files)
     print(
         f"site render: {args.packages} packages x {args.branches} branches x {len(ARCHES)} arches"
-        f" = {len(statuses)} package states, {len(files)} files"
+        f" = {len(statuses)} package states, {len(files)} files, {size / 1e6:.1f} MB"
     )
-    print(f"written under {args.dir or tempfile.gettempdir()}, median of {args.runs} runs")
+    print(f"{pinned}; median of {args.runs} runs, the cases taking turns in each run")
+    print(f"written under {base}: {describe_filesystem(base)}")
+    if use_shm:
+        print(f"tmpfs row under {shm}: {describe_filesystem(shm)}")
     print(f"{'case':34} {'wall median':>12} {'wall min':>10} {'CPU median':>11}")
-    cases = [
-        ("full render (empty dir)", full),
-        ("nothing changed", same),
-        ("one package changed", one),
-        ("writing the same files only", floor),
-    ]
-    if memory:
-        cases.insert(1, ("full render into tmpfs (/dev/shm)", memory))
-    for label, values in cases:
+    for label, values in cases.items():
         walls = [w for w, _ in values]
         cpus = [c for _, c in values]
         print(

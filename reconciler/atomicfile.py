@@ -11,9 +11,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+DIR_MODE = 0o755  # of the directories write_batch and write_new_tree create
+TREE_PREFIX = ".new-tree-"  # write_new_tree's staging directories
 
 
 class UnsafePathError(ValueError):
@@ -90,16 +94,13 @@ def write_batch(items: Sequence[tuple[str | Path, bytes]], *, mode: int = 0o644)
         for number, (path, data) in enumerate(items):
             directory = os.path.dirname(path)
             if directory not in made:
-                os.makedirs(directory, exist_ok=True)
-                made.add(directory)
+                _make_dirs(directory, made)
             name = os.path.basename(path)
             tmp_name = os.path.join(directory, f".{name}.{pid}.{number}.tmp")
             try:
                 fd = os.open(tmp_name, flags, mode)
             except FileExistsError:  # a leftover of a crashed writer with our pid
-                fd, tmp_name = tempfile.mkstemp(
-                    prefix=f".{name}.", suffix=".tmp", dir=directory
-                )
+                fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
             staged.append((tmp_name, path))
             try:
                 _write_all(fd, data)
@@ -117,6 +118,78 @@ def write_batch(items: Sequence[tuple[str | Path, bytes]], *, mode: int = 0o644)
         raise
     for directory in made:
         fsync_dir(Path(directory))
+
+
+def write_new_tree(root: str, items: Sequence[tuple[str, bytes]], *, mode: int = 0o644) -> None:
+    """Create many files below `root` that do not exist yet, at the cost of one rename
+    per top-level entry instead of one per file.
+
+    The files are written with their final names into a hidden directory in `root`,
+    synced together, then each top-level entry is renamed into place (an entry
+    that exists already gets its files moved in one by one). A reader sees an
+    entry absent or whole; a crash leaves at most the hidden directory, which the
+    next call removes.
+    """
+    os.makedirs(root, exist_ok=True)
+    discard_unfinished_trees(root)
+    stage = tempfile.mkdtemp(prefix=TREE_PREFIX, dir=root)
+    try:
+        os.chmod(stage, DIR_MODE)  # mkdtemp makes it 0700; its entries move out as they are
+        made = {stage}
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        for relpath, data in items:
+            path = join_under(stage, relpath)
+            directory = os.path.dirname(path)
+            if directory not in made:
+                _make_dirs(directory, made)
+            fd = os.open(path, flags, mode)
+            try:
+                _write_all(fd, data)
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+        sync_filesystem(stage)
+        for entry in sorted(os.listdir(stage)):
+            _move_in(os.path.join(stage, entry), os.path.join(root, entry))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    fsync_dir(Path(root))
+
+
+def _make_dirs(directory: str, made: set[str]) -> None:
+    """os.makedirs, but every directory it creates is DIR_MODE whatever the umask:
+    the web server reads what the files' mode already lets it read."""
+    parent = os.path.dirname(directory)
+    if parent not in made and parent != directory and not os.path.isdir(parent):
+        _make_dirs(parent, made)
+    try:
+        os.mkdir(directory)
+        os.chmod(directory, DIR_MODE)
+    except FileExistsError:
+        pass
+    made.add(directory)
+
+
+def discard_unfinished_trees(root: str) -> None:
+    """Remove what a write_new_tree cut short by a crash left in `root`."""
+    with contextlib.suppress(FileNotFoundError):
+        for leftover in os.listdir(root):
+            if leftover.startswith(TREE_PREFIX):
+                shutil.rmtree(os.path.join(root, leftover), ignore_errors=True)
+
+
+def _move_in(source: str, target: str) -> None:
+    """Rename `source` to `target`; where `target` is a directory already, move the
+    files below `source` into it one by one."""
+    if not os.path.lexists(target):
+        os.rename(source, target)
+        return
+    if not os.path.isdir(source) or not os.path.isdir(target):
+        os.replace(source, target)
+        return
+    for entry in sorted(os.listdir(source)):
+        _move_in(os.path.join(source, entry), os.path.join(target, entry))
+    fsync_dir(Path(target))
 
 
 def sync_filesystem(path: str) -> None:

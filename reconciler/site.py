@@ -5,10 +5,12 @@ variables as errors. A pass whose snapshot equals the previous one renders
 nothing; otherwise only pages whose model changed are rendered, and a file is
 replaced (write aside, rename, all in one batch) only when its bytes differ from
 what this writer last wrote (kept in memory as hashes; read back from disk only
-for files it has not written yet). Package pages, thousands of them, are built
-only where their inputs changed since the last render, as a ready body
-(sitepackage) put into a `Frame` of their template: the template rendered once
-with markers, so a page costs a join instead of a template render. Pages of
+for files it has not written yet). The first render into an empty directory
+builds its files aside and moves each top-level entry in with one rename.
+Package pages, thousands of them, are built only where their inputs changed
+since the last render, as a ready body (sitepackage) put into a `Frame` of their
+template: the template rendered once with markers, so a page costs a join
+instead of a template render. Pages of
 packages that disappeared are removed. Logs of finished jobs are copied beside
 the pages.
 """
@@ -28,7 +30,15 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from .atomicfile import join_under, remove, safe_join, write_batch, write_bytes
+from .atomicfile import (
+    discard_unfinished_trees,
+    join_under,
+    remove,
+    safe_join,
+    write_batch,
+    write_bytes,
+    write_new_tree,
+)
 from .model import JobObservation
 from .sitemodel import STATES, SiteInput, esc, iso
 from .sitepackage import PackageInputs, PackagePages
@@ -127,12 +137,13 @@ class SiteWriter:
         # start, a file missing here does not exist; otherwise it is read to compare.
         self._digests: dict[str, int] = {}
         self._twins: set[str] = set()
+        discard_unfinished_trees(self._root)
         self._fresh = not out_dir.is_dir() or not any(out_dir.iterdir())
         self._frame: Frame | None = None
         self._manifest = self._read_manifest()
         logs = out_dir / "logs"
         self._logs = {p.name for p in logs.iterdir()} if logs.is_dir() else set()
-        self._pending: list[tuple[str | Path, bytes]] = []
+        self._pending: list[tuple[str, bytes]] = []  # relative path, bytes
         self._pending_digests: dict[str, int] = {}
         self._pending_twins: dict[str, bool] = {}
         self.written = 0  # files written since start (tests, metrics)
@@ -200,10 +211,14 @@ class SiteWriter:
         return bodies
 
     def _commit(self, files: set[str]) -> None:
-        """Write what was staged in one batch, then remove the files of the site that
-        are gone (pages of packages that disappeared)."""
+        """Write what was staged in one batch (into an empty directory: as one new
+        tree), then remove the files of the site that are gone (pages of packages
+        that disappeared)."""
         try:
-            write_batch(self._pending)
+            if self._fresh and not self._digests:  # the first render into an empty dir
+                write_new_tree(self._root, self._pending)
+            else:
+                write_batch([(f"{self._root}/{rel}", data) for rel, data in self._pending])
         except BaseException:
             self._fresh = False  # some files may have landed: look before the next write
             raise
@@ -285,13 +300,13 @@ class SiteWriter:
                 self._pending_digests[relpath] = digest
                 self._pending_twins[relpath] = True  # it may have one: look when it shrinks
                 return
-        self._pending.append((target, data))
+        self._pending.append((relpath, data))
         self._pending_digests[relpath] = digest
         self.written += 1
         big = len(data) >= GZIP_MIN_BYTES and not relpath.startswith("static/")
         if big:
             twin = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-            self._pending.append((target + ".gz", twin))
+            self._pending.append((relpath + ".gz", twin))
         elif unknown or relpath in self._twins:
             remove(Path(target + ".gz"))
         self._pending_twins[relpath] = big

@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 from reconciler.atomicfile import (
+    TREE_PREFIX,
     UnsafePathError,
+    discard_unfinished_trees,
     safe_join,
     sync_filesystem,
     write_batch,
     write_bytes,
+    write_new_tree,
 )
 
 
@@ -45,6 +48,8 @@ def test_write_batch_creates_and_replaces_files_readable_by_nginx(
     for path, data in items:
         assert path.read_bytes() == data
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    for directory in (tmp_path / "packages", tmp_path / "packages" / "edge"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o755
     assert _leftovers(tmp_path) == []
 
 
@@ -126,3 +131,40 @@ def test_safe_join_accepts_plain_names(
 def test_safe_join_refuses_names_that_leave_their_root(tmp_path: Path, part: str) -> None:
     with pytest.raises(UnsafePathError):
         safe_join(tmp_path, "edge", part)
+
+
+def test_write_new_tree_moves_whole_entries_in_and_merges_existing_ones(
+    tmp_path: Path, strict_umask: None
+) -> None:
+    root = tmp_path / "site"
+    (root / "logs").mkdir(parents=True)
+    (root / "logs" / "1.log").write_bytes(b"kept")
+    items = [
+        ("index.html", b"front"),
+        ("package/edge/hello.html", b"hello"),
+        ("package/v25.12/hello.html", b"hello too"),
+        ("logs/2.log", b"new log"),
+    ]
+    write_new_tree(str(root), items)
+    for relpath, data in items:
+        assert (root / relpath).read_bytes() == data
+        assert stat.S_IMODE((root / relpath).stat().st_mode) == 0o644
+    assert stat.S_IMODE((root / "package").stat().st_mode) == 0o755
+    assert (root / "logs" / "1.log").read_bytes() == b"kept"
+    assert sorted(p.name for p in root.iterdir()) == ["index.html", "logs", "package"]
+
+
+def test_write_new_tree_cut_short_shows_nothing_half_built(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    with pytest.raises(UnsafePathError):
+        write_new_tree(str(root), [("index.html", b"front"), ("../escape.html", b"x")])
+    assert list(root.iterdir()) == []  # neither the staged file nor the staging dir
+    assert not (tmp_path / "escape.html").exists()
+
+
+def test_leftover_of_a_crashed_tree_is_discarded(tmp_path: Path) -> None:
+    leftover = tmp_path / f"{TREE_PREFIX}crashed"
+    (leftover / "package").mkdir(parents=True)
+    (leftover / "package" / "torn.html").write_bytes(b"<ht")
+    discard_unfinished_trees(str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
