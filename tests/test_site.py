@@ -8,6 +8,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+from reconciler.atomicfile import TREE_PREFIX
 from reconciler.loop import Daemon
 from reconciler.model import (
     DepRef,
@@ -315,3 +316,20 @@ def test_a_restarted_writer_keeps_unchanged_pages_and_their_times(tmp_path: Path
     restarted.render(replace(site, plan=replace(site.plan, packages=tuple(changed))), 3e9)
     assert iso(3e9) in (tmp_path / "package/main/p1.html").read_text()
     assert iso(1e9) in (tmp_path / "package/main/p2.html").read_text()
+
+
+def test_a_first_render_cut_short_by_a_crash_leaves_no_trace_after_restart(
+    tmp_path: Path,
+) -> None:
+    """The first render builds its tree in a hidden directory: a crash leaves only
+    that (never a half-written page), and the restarted writer throws it away."""
+    site = random_site(random.Random(5), [f"p{i}" for i in range(8)])
+    crashed = tmp_path / "crashed"
+    torn = crashed / f"{TREE_PREFIX}1234" / "package" / "main" / "p1.html"
+    torn.parent.mkdir(parents=True)
+    torn.write_bytes(b"<!DOCTYPE ht")
+    SiteWriter(crashed).render(site, 0.0)
+    clean = tmp_path / "clean"
+    SiteWriter(clean).render(site, 0.0)
+    assert files(crashed) == files(clean)
+    assert not [p for p in crashed.iterdir() if p.name.startswith(".new-tree")]
