@@ -289,15 +289,24 @@ class GridRow:
 CellTable = dict[tuple[str, str, str], GridRow]
 
 
+# state -> the literal pieces of its grid cell around the arch, version and reason
+CELL_PIECES = {
+    state: (
+        f'<td class="cell s-{state.value}" title="',
+        f": {state.value} ",
+        f'"><span class="letter">{state.letter}</span></td>',
+    )
+    for state in PkgState
+}
+
+
 def cell_html(status: PkgStatus, e: Escaped) -> str:
     """A grid cell as escaped HTML: colour and letter, the reason as tooltip
     ("arch: state version: reason"; escaped piecewise, which is the same)."""
-    state = status.state
-    title = f"{e[status.repo.arch]}: {state} {e[status.version]}"
+    start, middle, end = CELL_PIECES[status.state]
     if status.reason:
-        title += f": {e[status.reason]}"
-    letter = state.letter
-    return f'<td class="cell s-{state}" title="{title}"><span class="letter">{letter}</span></td>'
+        return f"{start}{e[status.repo.arch]}{middle}{e[status.version]}: {e[status.reason]}{end}"
+    return f"{start}{e[status.repo.arch]}{middle}{e[status.version]}{end}"
 
 
 def empty_cells(arches: int) -> str:

@@ -25,7 +25,7 @@ from .sitemodel import (
     job_row,
     package_href,
 )
-from .status import PkgStatus
+from .status import PkgState, PkgStatus
 
 HISTORY_LENGTH = 30  # build history rows per package page
 DASH = "&mdash;"  # pages stay ASCII: cheaper to join and encode (see sitemodel.NO_CELL)
@@ -38,6 +38,16 @@ HISTORY_HEAD = (
     "<thead><tr><th>started</th><th>repository</th><th>version</th><th>try</th>"
     "<th>result</th><th>duration</th><th>job</th><th>log</th></tr></thead>\n"
 )
+
+
+# state -> the literal pieces of its row in a package page's arch table
+ARCH_ROW_PIECES = {
+    state: (
+        f'<tr class="s-{state.value}"><td>',
+        f'</td><td><span class="letter">{state.letter}</span> {state.value}</td>',
+    )
+    for state in PkgState
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,10 +276,9 @@ class PackagePager:
         e = self.e
         wip, final = self.site.versions.get((status.repo, status.pkgname), ("", ""))
         log = f'<a href="../../logs/{e[status.job_id]}.log">log</a>' if status.job_id else ""
-        state = status.state
+        start, middle = ARCH_ROW_PIECES[status.state]
         return (
-            f'<tr class="s-{state}"><td>{e[status.repo.arch]}</td>'
-            f'<td><span class="letter">{state.letter}</span> {state}</td>'
+            f"{start}{e[status.repo.arch]}{middle}"
             f"<td>{e[status.reason]}</td><td>{e[status.version]}</td>"
             f"<td>{e[wip] or DASH}</td><td>{e[final] or DASH}</td>"
             f"<td>{log}</td></tr>\n"
