@@ -18,6 +18,7 @@ from pathlib import Path
 
 DIR_MODE = 0o755  # of the directories write_batch and write_new_tree create
 TREE_PREFIX = ".new-tree-"  # write_new_tree's staging directories
+CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # a new file, ours alone
 
 
 class UnsafePathError(ValueError):
@@ -88,7 +89,6 @@ def write_batch(items: Sequence[tuple[str | Path, bytes]], *, mode: int = 0o644)
     """
     staged: list[tuple[str, str | Path]] = []
     made: set[str] = set()
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     pid = os.getpid()
     try:
         for number, (path, data) in enumerate(items):
@@ -98,15 +98,11 @@ def write_batch(items: Sequence[tuple[str | Path, bytes]], *, mode: int = 0o644)
             name = os.path.basename(path)
             tmp_name = os.path.join(directory, f".{name}.{pid}.{number}.tmp")
             try:
-                fd = os.open(tmp_name, flags, mode)
+                fd = os.open(tmp_name, CREATE_FLAGS, mode)
             except FileExistsError:  # a leftover of a crashed writer with our pid
                 fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
             staged.append((tmp_name, path))
-            try:
-                _write_all(fd, data)
-                os.fchmod(fd, mode)
-            finally:
-                os.close(fd)
+            _fill(fd, data, mode)
         if staged:
             sync_filesystem(staged[0][0])
         for tmp_name, path in staged:
@@ -136,18 +132,12 @@ def write_new_tree(root: str, items: Sequence[tuple[str, bytes]], *, mode: int =
     try:
         os.chmod(stage, DIR_MODE)  # mkdtemp makes it 0700; its entries move out as they are
         made = {stage}
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         for relpath, data in items:
             path = join_under(stage, relpath)
             directory = os.path.dirname(path)
             if directory not in made:
                 _make_dirs(directory, made)
-            fd = os.open(path, flags, mode)
-            try:
-                _write_all(fd, data)
-                os.fchmod(fd, mode)
-            finally:
-                os.close(fd)
+            _fill(os.open(path, CREATE_FLAGS, mode), data, mode)
         sync_filesystem(stage)
         for entry in sorted(os.listdir(stage)):
             _move_in(os.path.join(stage, entry), os.path.join(root, entry))
@@ -203,6 +193,15 @@ def sync_filesystem(path: str) -> None:
         elif syncfs(fd) != 0:
             number = ctypes.get_errno()
             raise OSError(number, f"syncfs: {os.strerror(number)}", path)
+    finally:
+        os.close(fd)
+
+
+def _fill(fd: int, data: bytes, mode: int) -> None:
+    """Write all of `data` to a new file, set its mode (whatever the umask), close it."""
+    try:
+        _write_all(fd, data)
+        os.fchmod(fd, mode)
     finally:
         os.close(fd)
 

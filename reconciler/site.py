@@ -10,9 +10,8 @@ builds its files aside and moves each top-level entry in with one rename.
 Package pages, thousands of them, are built only where their inputs changed
 since the last render, as a ready body (sitepackage) put into a `Frame` of their
 template: the template rendered once with markers, so a page costs a join
-instead of a template render. Pages of
-packages that disappeared are removed. Logs of finished jobs are copied beside
-the pages.
+instead of a template render. Pages of packages that disappeared are removed.
+Logs of finished jobs are copied beside the pages.
 """
 
 from __future__ import annotations
@@ -31,8 +30,8 @@ import jinja2
 from markupsafe import Markup
 
 from .atomicfile import (
+    check_relative,
     discard_unfinished_trees,
-    join_under,
     remove,
     safe_join,
     write_batch,
@@ -217,7 +216,7 @@ class SiteWriter:
         try:
             if self._fresh and not self._digests:  # the first render into an empty dir
                 write_new_tree(self._root, self._pending)
-            else:
+            else:  # every relative path was checked when it was staged
                 write_batch([(f"{self._root}/{rel}", data) for rel, data in self._pending])
         except BaseException:
             self._fresh = False  # some files may have landed: look before the next write
@@ -288,11 +287,11 @@ class SiteWriter:
         known = self._digests.get(relpath)
         if known == digest:
             return
-        target = join_under(self._root, relpath)
+        check_relative(relpath, self._root)
         unknown = known is None and not self._fresh  # what is on disk: look
         if unknown:
             try:
-                with open(target, "rb") as handle:
+                with open(f"{self._root}/{relpath}", "rb") as handle:
                     same = handle.read() == data
             except FileNotFoundError:
                 same = False
@@ -308,7 +307,7 @@ class SiteWriter:
             twin = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
             self._pending.append((relpath + ".gz", twin))
         elif unknown or relpath in self._twins:
-            remove(Path(target + ".gz"))
+            remove(Path(f"{self._root}/{relpath}.gz"))
         self._pending_twins[relpath] = big
 
     def _read_manifest(self) -> set[str]:
