@@ -10,18 +10,27 @@ several times slower (`recently_deleted` in fs/ext4/ialloc.c).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 
-def pin_to_one_core() -> str:
-    """Run this process (and its threads) on one CPU; say which, or why not."""
+@contextlib.contextmanager
+def one_core() -> Iterator[str]:
+    """Run this process (and its threads) on one CPU meanwhile; yield which (or why
+    not), and give it back every CPU it had after."""
     if not hasattr(os, "sched_setaffinity"):
-        return "not pinned (no sched_setaffinity here)"
-    allowed = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {allowed[0]})
-    return f"pinned to CPU {allowed[0]} of {len(allowed)}"
+        yield "not pinned (no sched_setaffinity here)"
+        return
+    allowed = os.sched_getaffinity(0)
+    first = min(allowed)
+    os.sched_setaffinity(0, {first})
+    try:
+        yield f"pinned to CPU {first} of {len(allowed)}"
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
-from machine import describe_filesystem, pin_to_one_core
+from machine import describe_filesystem, one_core
 
 from reconciler.apk import build_apk, read_apk, read_apk_bytes
 from reconciler.apkindex import EntryCache, build_index_archive, format_index
@@ -543,14 +543,9 @@ def bench_site(site: RecordingSiteWriter, workdir: Path, runs: int) -> list[Figu
 
 def on_one_core(action: Callable[[], list[Figure]]) -> list[Figure]:
     """The figures of `action` taken with this process pinned to one CPU (the
-    issue's "on one core"), noted on each; the affinity is restored after."""
-    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    pinned = pin_to_one_core()
-    try:
+    issue's "on one core"), noted on each."""
+    with one_core() as pinned:
         figures = action()
-    finally:
-        if allowed is not None:
-            os.sched_setaffinity(0, allowed)
     for figure in figures:
         figure.note = f"{figure.note}; {pinned}" if figure.note else pinned
     return figures

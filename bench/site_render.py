@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from machine import describe_filesystem, pin_to_one_core
+from machine import describe_filesystem, one_core
 
 from reconciler.atomicfile import write_new_tree
 from reconciler.model import DepRef, PkgSpec, RepoKey
@@ -90,13 +90,17 @@ def timed(action: Callable[[], object]) -> tuple[float, float]:
 
 
 def main() -> None:
+    with one_core() as pinned:
+        run(pinned)
+
+
+def run(pinned: str) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--packages", type=int, default=2000)
     parser.add_argument("--branches", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dir", default=None, help="where to write (default: the system temp dir)")
     args = parser.parse_args()
-    pinned = pin_to_one_core()
     site = snapshot(args.packages, args.branches)
     statuses = site.plan.packages
     changed_statuses = (
