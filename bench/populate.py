@@ -1,7 +1,7 @@
 """Benchmark fixture: fill every final repository of a config with real apks and indexes.
 
 For each branch of the config, reads the desired state the way the daemon does
-(reconciler.desired.DesiredReader) and writes, into every final repository
+(reconciler.desired.reader.DesiredReader) and writes, into every final repository
 directory (`paths.final_repo / RepoKey.relpath`), exactly the desired packages:
 one real apk v2 file (reconciler.apk.build_apk) per package and subpackage, with
 the repository's arch or noarch, plus an APKINDEX.tar.gz whose DESCRIPTION is
@@ -26,16 +26,17 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from reconciler.apk import build_apk, read_apk_bytes
-from reconciler.apkindex import build_index_archive, format_index, sign_archive
-from reconciler.atomicfile import write_bytes
-from reconciler.config import Config, load_config
-from reconciler.desired import DesiredReader
-from reconciler.execute import repo_keys
-from reconciler.keys import load_private_key
+from reconciler.config.settings import Config, load_config
+from reconciler.desired.reader import DesiredReader
+from reconciler.execute.executor import repo_keys
+from reconciler.formats.apk import build_apk, read_apk_bytes
+from reconciler.formats.apkindex import build_index_archive, format_index, sign_archive
+from reconciler.formats.keys import load_private_key
+from reconciler.fs.atomicfile import write_bytes
 from reconciler.loop import ensure_keys
-from reconciler.model import ApkInfo, PkgSpec, RepoKey
-from reconciler.observed import INDEX_NAME
+from reconciler.model.names import RepoKey
+from reconciler.model.packages import ApkInfo, PkgSpec
+from reconciler.observed.scanner import INDEX_NAME
 
 BUILDDATE = 1_764_000_000  # fixed, so the same tree always gives the same apk bytes
 

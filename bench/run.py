@@ -66,17 +66,18 @@ from typing import TypeVar
 
 from machine import describe_filesystem, one_core
 
-from reconciler.apk import build_apk, read_apk, read_apk_bytes
-from reconciler.apkindex import EntryCache, build_index_archive, format_index
-from reconciler.config import Config, load_config
-from reconciler.desired import DesiredReader
+from reconciler.config.settings import Config, load_config
+from reconciler.desired.parsecache import ParseCache
+from reconciler.desired.reader import DesiredReader
+from reconciler.formats.apk import build_apk, read_apk, read_apk_bytes
+from reconciler.formats.apkindex import EntryCache, build_index_archive, format_index
 from reconciler.loop import Daemon
-from reconciler.model import BranchDesired, RepoKey
-from reconciler.observed import RACY_NS, RepoRoots, RepoScanner
-from reconciler.parsecache import ParseCache
-from reconciler.site import SiteWriter
-from reconciler.sitemodel import SiteInput
-from reconciler.status import PkgState
+from reconciler.model.names import RepoKey
+from reconciler.model.packages import BranchDesired
+from reconciler.model.progress import PkgState
+from reconciler.observed.scanner import RACY_NS, RepoRoots, RepoScanner
+from reconciler.site.model import SiteInput
+from reconciler.site.writer import SiteWriter
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

@@ -30,12 +30,13 @@ from pathlib import Path
 
 from machine import describe_filesystem, one_core
 
-from reconciler.atomicfile import write_new_tree
-from reconciler.model import DepRef, PkgSpec, RepoKey
-from reconciler.plan import Plan
-from reconciler.site import SiteWriter
-from reconciler.sitemodel import BranchInfo, SiteInput
-from reconciler.status import PkgState, PkgStatus, RepoPhase, RepoStatus
+from reconciler.fs.atomicfile import write_new_tree
+from reconciler.model.names import RepoKey
+from reconciler.model.packages import DepRef, PkgSpec
+from reconciler.model.progress import PkgState, PkgStatus, RepoPhase, RepoStatus
+from reconciler.plan.planner import Plan
+from reconciler.site.model import BranchInfo, SiteInput
+from reconciler.site.writer import SiteWriter
 
 ARCHES = ("x86_64", "aarch64", "armv7", "riscv64", "x86", "ppc64le", "loongarch64")
 

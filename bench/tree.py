@@ -10,7 +10,7 @@ dependents use, and a systemd split repository that overrides some main
 packages. The same seed always writes the same bytes.
 
 Measures nothing itself: bench/populate.py and bench/run.py use it. `--check`
-reads the tree back with reconciler.desired.DesiredReader and prints the counts,
+reads the tree back with reconciler.desired.reader.DesiredReader and prints the counts,
 the broken packages (expected: none), the deepest dependency chain and any cycle.
 
     .venv/bin/python bench/tree.py --out DIR [--packages N] [--seed S] [--check]
@@ -29,10 +29,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.config import BranchConfig
-from reconciler.desired import DesiredReader
-from reconciler.graph import find_cycles
-from reconciler.model import BranchDesired, DepRef, RepoKey
+from reconciler.config.settings import BranchConfig
+from reconciler.desired.reader import DesiredReader
+from reconciler.model.names import RepoKey
+from reconciler.model.packages import BranchDesired, DepRef
+from reconciler.plan.cycles import find_cycles
 
 ARCHES = ("x86_64", "aarch64", "armv7", "riscv64", "x86", "ppc64le", "loongarch64")
 NATIVE = ARCHES[0]

@@ -15,41 +15,36 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
-from .actions import CancelJob, Outcome, SubmitBuild, SubmitSign
-from .checkouts import Checkouts
-from .config import BranchConfig, Config
-from .desired import DesiredReader
-from .execute import Executor, repo_keys
-from .intents import OPERATIONS, load_intents, save_intents
-from .interventions import Pushes, apply_operations, apply_pushes, settle
-from .jobs import JobService
-from .jobs.factory import make_job_service
-from .keys import (
+from reconciler.config.settings import BranchConfig, Config
+from reconciler.desired.checkouts import Checkouts
+from reconciler.desired.parsecache import ParseCache
+from reconciler.desired.reader import DesiredReader
+from reconciler.execute.executor import Executor, repo_keys
+from reconciler.execute.repos import RepoStore, SigningKeys, remove_branch_data
+from reconciler.formats.keys import (
     generate_private_key,
     load_private_key,
     load_public_key,
     write_private_key,
     write_public_key,
 )
-from .metrics import MetricsFormatter, PassFigures
-from .model import (
-    BranchDesired,
-    Event,
-    ObservedState,
-    PkgSpec,
-    RepoKey,
-    RepoObserved,
-)
-from .observed import RepoRoots, RepoScanner, observe
-from .parsecache import ParseCache
-from .plan import BranchOrder, Plan, PlanSettings
-from .planmemo import PlanMemo, same_items
-from .repo import RepoStore, SigningKeys, remove_branch_data
-from .site import SiteWriter
-from .sitemodel import BranchInfo, SiteInput, versions_from
-from .state import StateStore
-from .status import PkgState
-from .triggers import Trigger, TriggerDir
+from reconciler.jobs.factory import make_job_service
+from reconciler.jobs.service import JobService
+from reconciler.memory.store import StateStore
+from reconciler.model.names import RepoKey
+from reconciler.model.observations import ObservedState, RepoObserved
+from reconciler.model.packages import BranchDesired, PkgSpec
+from reconciler.model.progress import Event, PkgState
+from reconciler.observed.scanner import RepoRoots, RepoScanner, observe
+from reconciler.operator.interventions import Pushes, apply_operations, apply_pushes, settle
+from reconciler.operator.operations import OPERATIONS, load_intents, save_intents
+from reconciler.operator.triggers import Trigger, TriggerDir
+from reconciler.plan.actions import CancelJob, Outcome, SubmitBuild, SubmitSign
+from reconciler.plan.memo import PlanMemo, same_items
+from reconciler.plan.planner import BranchOrder, Plan, PlanSettings
+from reconciler.site.metrics import MetricsFormatter, PassFigures
+from reconciler.site.model import BranchInfo, SiteInput, versions_from
+from reconciler.site.writer import SiteWriter
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import reconciler.desired
-from reconciler.apkbuild import Apkbuild, parse_apkbuild
-from reconciler.config import Config, load_config
+import reconciler.desired.reader
+from reconciler.config.settings import Config, load_config
+from reconciler.formats.apkbuild import Apkbuild, parse_apkbuild
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_TREE = ROOT / "examples" / "pmaports"
@@ -119,5 +119,5 @@ def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append(path)
         return real(text, path)
 
-    monkeypatch.setattr(reconciler.desired, "parse_apkbuild", counting)
+    monkeypatch.setattr(reconciler.desired.reader, "parse_apkbuild", counting)
     return calls

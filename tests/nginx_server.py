@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import Config, load_config
+from reconciler.config.settings import Config, load_config
 from reconciler.loop import Daemon, PassResult
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.apk import (
+from reconciler.formats.apk import (
     ApkError,
     build_apk,
     parse_pkginfo,
@@ -28,9 +28,16 @@ from reconciler.apk import (
     split_gzip_members,
     verify_apk_signature,
 )
-from reconciler.apkwrite import data_tar
-from reconciler.keys import SignatureError, generate_private_key
-from reconciler.tarblock import POSIX_STYLE, SIGN_STYLE, _parse_pax, header, padded, pax_records
+from reconciler.formats.apkwrite import data_tar
+from reconciler.formats.keys import SignatureError, generate_private_key
+from reconciler.formats.tarblock import (
+    POSIX_STYLE,
+    SIGN_STYLE,
+    _parse_pax,
+    header,
+    padded,
+    pax_records,
+)
 
 from .apkcheck import gzip_members
 

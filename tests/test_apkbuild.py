@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.apkbuild import (
+from reconciler.formats.apkbuild import (
     Apkbuild,
     ApkbuildError,
     Subpackage,

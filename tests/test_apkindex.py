@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.apkindex import (
+from reconciler.formats.apkindex import (
     EntryCache,
     IndexFormatError,
     build_index_archive,
@@ -25,9 +25,9 @@ from reconciler.apkindex import (
     signature_member,
     verify_index,
 )
-from reconciler.apkversion import is_valid, sort_key
-from reconciler.keys import SignatureError, generate_private_key, load_public_key
-from reconciler.model import ApkInfo
+from reconciler.formats.apkversion import is_valid, sort_key
+from reconciler.formats.keys import SignatureError, generate_private_key, load_public_key
+from reconciler.model.packages import ApkInfo
 
 from .apkcheck import gzip_members
 

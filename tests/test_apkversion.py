@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.apkversion import (
+from reconciler.formats.apkversion import (
     InvalidVersion,
     VersionMode,
     _compare_v2_unvalidated,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.atomicfile import (
+from reconciler.fs.atomicfile import (
     TREE_PREFIX,
     UnsafePathError,
     discard_unfinished_trees,

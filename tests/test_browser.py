@@ -26,7 +26,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
-from reconciler.apkbuild import parse_apkbuild
+from reconciler.formats.apkbuild import parse_apkbuild
 
 from .nginx_server import (
     ROOT,

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from reconciler.apk import build_apk, read_apk
-from reconciler.apkindex import (
+from reconciler.formats.apk import build_apk, read_apk
+from reconciler.formats.apkindex import (
     build_index_archive,
     format_index,
     parse_index_text,
     read_index_archive,
     sign_archive,
 )
-from reconciler.keys import generate_private_key, write_public_key
-from reconciler.model import ApkInfo
+from reconciler.formats.keys import generate_private_key, write_public_key
+from reconciler.model.packages import ApkInfo
 
 from .conftest import ROOT
 

@@ -14,7 +14,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.config import Config, ConfigError, default_config, load_config, parse_config
+from reconciler.config.settings import (
+    Config,
+    ConfigError,
+    default_config,
+    load_config,
+    parse_config,
+)
 
 from .conftest import ROOT
 

@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from reconciler.loop import Daemon
-from reconciler.model import JobKey
+from reconciler.model.jobs import JobKey
 
 from .conftest import ROOT, ConfigFactory, wait_until
 from .test_end_to_end import expected_files

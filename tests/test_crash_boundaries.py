@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import Config
-from reconciler.crashpoint import BOUNDARIES, ENV
+from reconciler.config.settings import Config
+from reconciler.fs.crashpoint import BOUNDARIES, ENV
 from reconciler.loop import Daemon
 
 from .apkcheck import apk_checksum, read_index, verifies

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from reconciler.apkversion import VersionMode, is_valid
-from reconciler.dependency import (
+from reconciler.formats.apkversion import VersionMode, is_valid
+from reconciler.formats.dependency import (
     Dependency,
     is_plain_version,
     parse_dependencies,

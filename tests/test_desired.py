@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import BranchConfig
-from reconciler.desired import DesiredReader
-from reconciler.model import BranchDesired, DepRef, PkgSpec, RepoKey
+from reconciler.config.settings import BranchConfig
+from reconciler.desired.reader import DesiredReader
+from reconciler.model.names import RepoKey
+from reconciler.model.packages import BranchDesired, DepRef, PkgSpec
 
 from .conftest import git, set_field
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from reconciler.loop import Daemon
-from reconciler.model import JobKey
-from reconciler.status import PkgState, RepoPhase
+from reconciler.model.jobs import JobKey
+from reconciler.model.progress import PkgState, RepoPhase
 
 from .apkcheck import read_index
 from .conftest import ConfigFactory, set_field

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from reconciler.config import Config
+from reconciler.config.settings import Config
 from reconciler.loop import Daemon
-from reconciler.status import PkgState
+from reconciler.model.progress import PkgState
 
 from .apkcheck import read_index
 from .conftest import ConfigFactory, git, set_field

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.apk import build_apk
-from reconciler.keys import generate_private_key
+from reconciler.execute.repos import RefusedError, RepoStore, SigningKeys
+from reconciler.formats.apk import build_apk
+from reconciler.formats.keys import generate_private_key
 from reconciler.loop import Daemon
-from reconciler.model import PkgSpec, RepoKey
-from reconciler.observed import RepoRoots, RepoScanner
-from reconciler.repo import RefusedError, RepoStore, SigningKeys
+from reconciler.model.names import RepoKey
+from reconciler.model.packages import PkgSpec
+from reconciler.observed.scanner import RepoRoots, RepoScanner
 
 from .conftest import ConfigFactory
 
@@ -116,7 +117,7 @@ def test_renamed_oversized_and_linked_artifacts_are_refused(
         store.import_build(SPEC, out)
     (out / "foo-1-r0.apk").unlink()
     artifact(out)
-    monkeypatch.setattr("reconciler.repo.MAX_APK_BYTES", 100)
+    monkeypatch.setattr("reconciler.execute.repos.MAX_APK_BYTES", 100)
     with pytest.raises(RefusedError, match="larger than 100 bytes"):
         store.import_build(SPEC, out)
     monkeypatch.undo()

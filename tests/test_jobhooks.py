@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler.config import ConfigError, load_config
-from reconciler.jobhooks import CALLBACK_HEADER, CALLBACK_ROUTE, LOOK_NOW_NAME, LOOK_NOW_ROUTE
-from reconciler.jobs.manifest import build_submission
-from reconciler.model import JobIntent, JobKey, JobKind, JobStatus, RepoKey
-from reconciler.tokens import TokenStore
-from reconciler.triggers import TriggerDir, parse_trigger
-from reconciler.webhook import WebhookSettings
+from reconciler.config.settings import ConfigError, load_config
+from reconciler.hooks.jobend import CALLBACK_HEADER, CALLBACK_ROUTE, LOOK_NOW_NAME, LOOK_NOW_ROUTE
+from reconciler.hooks.tokens import TokenStore
+from reconciler.hooks.webhook import WebhookSettings
+from reconciler.jobs.sourcehut.manifest import build_submission
+from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobStatus
+from reconciler.model.names import RepoKey
+from reconciler.operator.triggers import TriggerDir, parse_trigger
 
 from .conftest import wait_until
 from .fake_sourcehut import SOURCE, FakeSourcehut, checked_fake

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from reconciler.keys import (
+from reconciler.formats.keys import (
     KeyFileError,
     SignatureError,
     check_key_name,

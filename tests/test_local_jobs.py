@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.jobs import JobExistsError, JobSpec
 from reconciler.jobs.local import LocalJobService
-from reconciler.model import JobIntent, JobKey, JobKind, JobObservation, JobStatus, RepoKey
+from reconciler.jobs.service import JobExistsError, JobSpec
+from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
+from reconciler.model.names import RepoKey
 
 from .conftest import wait_until
 

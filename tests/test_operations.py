@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reconciler.config import Config
+from reconciler.config.settings import Config
 from reconciler.loop import Daemon
-from reconciler.status import PkgState, RepoPhase
+from reconciler.model.progress import PkgState, RepoPhase
 
 from .apkcheck import read_index
 from .conftest import ROOT, ConfigFactory, set_field

@@ -9,9 +9,9 @@ import os
 import signal
 from pathlib import Path
 
-from reconciler.config import Config
+from reconciler.config.settings import Config
 from reconciler.loop import Daemon
-from reconciler.status import PkgState
+from reconciler.model.progress import PkgState
 
 from .apkcheck import apk_checksum, read_index, verifies
 from .conftest import ConfigFactory

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-import reconciler.desired
-import reconciler.parsecache
-from reconciler.config import BranchConfig
-from reconciler.desired import DesiredReader
-from reconciler.model import BranchDesired
-from reconciler.parsecache import ParseCache
+import reconciler.desired.parsecache
+import reconciler.desired.reader
+from reconciler.config.settings import BranchConfig
+from reconciler.desired.parsecache import ParseCache
+from reconciler.desired.reader import DesiredReader
+from reconciler.model.packages import BranchDesired
 
 from .conftest import set_field
 
@@ -56,7 +56,7 @@ def test_a_damaged_cache_or_one_of_another_parser_is_ignored(
     cache.write_bytes(data[: len(data) // 2])
     parse_calls.clear()
     assert read(pmaports, tmp_path) == first and len(parse_calls) == 16
-    monkeypatch.setattr(reconciler.parsecache, "parser_digest", lambda: "another parser")
+    monkeypatch.setattr(reconciler.desired.parsecache, "parser_digest", lambda: "another parser")
     parse_calls.clear()
     assert read(pmaports, tmp_path) == first and len(parse_calls) == 16
 
@@ -73,6 +73,6 @@ def test_a_damaged_cache_or_one_of_another_parser_is_ignored(
     ],
 )
 def test_a_cache_of_the_right_parser_but_foreign_shape_is_ignored(rows: object) -> None:
-    data = marshal.dumps((reconciler.parsecache.parser_digest(), rows))
-    assert reconciler.parsecache.load(data) == {}
-    assert reconciler.parsecache.load(marshal.dumps(rows)) == {}
+    data = marshal.dumps((reconciler.desired.parsecache.parser_digest(), rows))
+    assert reconciler.desired.parsecache.load(data) == {}
+    assert reconciler.desired.parsecache.load(marshal.dumps(rows)) == {}

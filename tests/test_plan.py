@@ -6,7 +6,13 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from reconciler.actions import (
+from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
+from reconciler.model.names import RepoKey
+from reconciler.model.observations import IndexView, ObservedState, RepoObserved
+from reconciler.model.packages import ApkInfo, BranchDesired, BrokenPackage, DepRef, PkgSpec
+from reconciler.model.progress import PkgState, RepoPhase
+from reconciler.operator.intents import Hold, Intents
+from reconciler.plan.actions import (
     CancelJob,
     CollectBuild,
     PruneWip,
@@ -15,25 +21,7 @@ from reconciler.actions import (
     SubmitSign,
     WriteSymlinkRepo,
 )
-from reconciler.model import (
-    ApkInfo,
-    BranchDesired,
-    BrokenPackage,
-    DepRef,
-    IndexView,
-    JobIntent,
-    JobKey,
-    JobKind,
-    JobObservation,
-    JobStatus,
-    ObservedState,
-    PkgSpec,
-    RepoKey,
-    RepoObserved,
-)
-from reconciler.operations import Hold, Intents
-from reconciler.plan import BranchOrder, Plan, PlanSettings, plan
-from reconciler.status import PkgState, RepoPhase
+from reconciler.plan.planner import BranchOrder, Plan, PlanSettings, plan
 
 X86 = RepoKey("main", "", "x86_64")
 ARM = RepoKey("main", "", "armv7")

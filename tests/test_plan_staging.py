@@ -3,11 +3,13 @@ published packages, only the differences built."""
 
 from __future__ import annotations
 
-from reconciler.actions import SeedFromOrigin, SubmitBuild
-from reconciler.model import BranchDesired, ObservedState, PkgSpec, RepoKey, RepoObserved
-from reconciler.plan import BranchOrder, Plan, PlanSettings, plan
-from reconciler.seeding import seed_files
-from reconciler.status import PkgState, RepoPhase
+from reconciler.model.names import RepoKey
+from reconciler.model.observations import ObservedState, RepoObserved
+from reconciler.model.packages import BranchDesired, PkgSpec
+from reconciler.model.progress import PkgState, RepoPhase
+from reconciler.plan.actions import SeedFromOrigin, SubmitBuild
+from reconciler.plan.planner import BranchOrder, Plan, PlanSettings, plan
+from reconciler.plan.staging import seed_files
 
 from .test_plan import NOW, apk, repo, spec
 

@@ -6,19 +6,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from reconciler.model import (
-    BranchDesired,
-    JobObservation,
-    JobStatus,
-    ObservedState,
-    PkgSpec,
-    RepoKey,
-    RepoObserved,
-)
-from reconciler.operations import Hold, Intents
-from reconciler.plan import BranchOrder, Plan, PlanSettings, plan
-from reconciler.planmemo import PlanMemo
-from reconciler.status import PkgState
+from reconciler.model.jobs import JobObservation, JobStatus
+from reconciler.model.names import RepoKey
+from reconciler.model.observations import ObservedState, RepoObserved
+from reconciler.model.packages import BranchDesired, PkgSpec
+from reconciler.model.progress import PkgState
+from reconciler.operator.intents import Hold, Intents
+from reconciler.plan.memo import PlanMemo
+from reconciler.plan.planner import BranchOrder, Plan, PlanSettings, plan
 
 from .test_plan import NOW, X86, apk, job, repo, spec
 

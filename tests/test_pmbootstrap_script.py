@@ -21,12 +21,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler.config import BuilderConfig, ConfigError, load_config
-from reconciler.jobs import JobSpec
-from reconciler.jobs.manifest import ManifestSettings, build_submission
+from reconciler.config.settings import BuilderConfig, ConfigError, load_config
 from reconciler.jobs.pmbootstrap import JOB_FILE, PmbJob, main, mirror_base
 from reconciler.jobs.scripts import IndexSource, build_script
-from reconciler.model import JobIntent, JobKey, JobKind, PkgSpec, RepoKey
+from reconciler.jobs.service import JobSpec
+from reconciler.jobs.sourcehut.manifest import ManifestSettings, build_submission
+from reconciler.model.jobs import JobIntent, JobKey, JobKind
+from reconciler.model.names import RepoKey
+from reconciler.model.packages import PkgSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-import reconciler.desired
-from reconciler.actions import PruneWip, ReindexWip, SubmitBuild
-from reconciler.config import BranchConfig
-from reconciler.desired import DesiredReader
+import reconciler.desired.reader
+from reconciler.config.settings import BranchConfig
+from reconciler.desired.reader import DesiredReader
 from reconciler.loop import Daemon, PassResult
-from reconciler.status import PkgState
+from reconciler.model.progress import PkgState
+from reconciler.plan.actions import PruneWip, ReindexWip, SubmitBuild
 
 from .conftest import ConfigFactory, git, set_field, wait_until
 
@@ -95,7 +95,7 @@ def test_an_unmoved_git_checkout_is_not_walked_again(
     walks: list[Path] = []
     real = DesiredReader.scan_tree
 
-    def counting(self: DesiredReader, root: Path) -> list[reconciler.desired.ParsedFile]:
+    def counting(self: DesiredReader, root: Path) -> list[reconciler.desired.reader.ParsedFile]:
         walks.append(root)
         return real(self, root)
 

@@ -6,9 +6,9 @@ import os
 import shutil
 from pathlib import Path
 
-from reconciler.apkwrite import build_apk
-from reconciler.model import RepoKey
-from reconciler.observed import RepoRoots, RepoScanner
+from reconciler.formats.apkwrite import build_apk
+from reconciler.model.names import RepoKey
+from reconciler.observed.scanner import RepoRoots, RepoScanner
 
 KEY = RepoKey("main", "", "x86_64")
 

@@ -8,24 +8,17 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from reconciler.atomicfile import TREE_PREFIX
+from reconciler.fs.atomicfile import TREE_PREFIX
 from reconciler.loop import Daemon
-from reconciler.model import (
-    DepRef,
-    JobIntent,
-    JobKey,
-    JobKind,
-    JobObservation,
-    JobStatus,
-    PkgSpec,
-    RepoKey,
-)
-from reconciler.plan import Plan
-from reconciler.site import SiteWriter
-from reconciler.sitefeeds import badge_state, monitoring_lines
-from reconciler.sitejson import status_documents
-from reconciler.sitemodel import STATES, BranchInfo, SiteInput, branch_summaries, iso
-from reconciler.status import PkgState, PkgStatus, RepoPhase, RepoStatus
+from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
+from reconciler.model.names import RepoKey
+from reconciler.model.packages import DepRef, PkgSpec
+from reconciler.model.progress import PkgState, PkgStatus, RepoPhase, RepoStatus
+from reconciler.plan.planner import Plan
+from reconciler.site.documents import status_documents
+from reconciler.site.feeds import badge_state, monitoring_lines
+from reconciler.site.model import STATES, BranchInfo, SiteInput, branch_summaries, iso
+from reconciler.site.writer import SiteWriter
 
 from .conftest import ConfigFactory, set_field
 

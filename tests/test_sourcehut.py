@@ -18,12 +18,18 @@ import pytest
 import yaml
 from tenacity import wait_none
 
-from reconciler.config import ConfigError, load_config
-from reconciler.jobs import JobExistsError, JobServiceError, JobSpec
-from reconciler.jobs.graphql import GraphQLClient
-from reconciler.jobs.manifest import ManifestSettings, build_submission, extract_apks, job_tags
-from reconciler.jobs.sourcehut import SourcehutJobService, SourcehutSettings
-from reconciler.model import JobIntent, JobKey, JobKind, JobObservation, JobStatus, RepoKey
+from reconciler.config.settings import ConfigError, load_config
+from reconciler.jobs.service import JobExistsError, JobServiceError, JobSpec
+from reconciler.jobs.sourcehut.client import GraphQLClient
+from reconciler.jobs.sourcehut.manifest import (
+    ManifestSettings,
+    build_submission,
+    extract_apks,
+    job_tags,
+)
+from reconciler.jobs.sourcehut.service import SourcehutJobService, SourcehutSettings
+from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
+from reconciler.model.names import RepoKey
 
 from .conftest import wait_until
 from .fake_sourcehut import SOURCE, TOKEN, FakeSourcehut, Fault, checked_fake

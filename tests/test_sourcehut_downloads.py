@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from tenacity import wait_none
 
-from reconciler.jobs.graphql import GraphQLClient
-from reconciler.jobs.sourcehut import SourcehutJobService, SourcehutSettings
-from reconciler.model import JobIntent, JobKey, JobKind, JobObservation, JobStatus, RepoKey
+from reconciler.jobs.sourcehut.client import GraphQLClient
+from reconciler.jobs.sourcehut.service import SourcehutJobService, SourcehutSettings
+from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
+from reconciler.model.names import RepoKey
 
 from .fake_sourcehut import TOKEN, FakeSourcehut, checked_fake
 from .test_sourcehut import APKS, manifests, settled, spec

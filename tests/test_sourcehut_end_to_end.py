@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import load_config
-from reconciler.jobs.sourcehut import SourcehutJobService
+from reconciler.config.settings import load_config
+from reconciler.jobs.sourcehut.service import SourcehutJobService
 from reconciler.loop import Daemon
 
 from .apkcheck import read_index, verifies

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import __main__ as main_cli
-from reconciler.cli_hooks import Handler, add_subcommands
-from reconciler.tokens import (
+from reconciler.cli import main as main_cli
+from reconciler.cli.hooks import Handler, add_subcommands
+from reconciler.hooks.tokens import (
     MAX_TOKEN_CHARS,
     TokenStore,
     TokenStoreError,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.triggers import (
+from reconciler.operator.triggers import (
     MAX_TRIGGER_BYTES,
     Trigger,
     TriggerDir,

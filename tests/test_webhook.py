@@ -22,9 +22,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.tokens import TokenStore, default_store_path
-from reconciler.triggers import TriggerDir, parse_trigger
-from reconciler.webhook import (
+from reconciler.hooks.tokens import TokenStore, default_store_path
+from reconciler.hooks.webhook import (
     ROUTE,
     WebhookError,
     WebhookServer,
@@ -32,6 +31,7 @@ from reconciler.webhook import (
     make_server,
     serve,
 )
+from reconciler.operator.triggers import TriggerDir, parse_trigger
 
 from .conftest import ROOT
 
@@ -277,7 +277,7 @@ def test_one_log_line_per_request_without_the_token(
     hook.post(push(), token="wrong-token-value")
     hook.post(b"{", headers={"X-Custom": "secretish", "X-Real-IP": "203.0.113.5"})
     hook.post(b"{", headers={"X-Real-IP": "secretish\tforged"})
-    lines = [r.getMessage() for r in caplog.records if r.name == "reconciler.webhook"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "reconciler.hooks.webhook"]
     assert len(lines) == 4, lines
     assert [line.split('" ')[1].split()[0] for line in lines] == ["200", "401", "400", "400"]
     assert lines[2].startswith('127.0.0.1 for 203.0.113.5 "POST ')

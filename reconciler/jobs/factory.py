@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ..config import Config, ConfigError
-from . import JobService
-from .graphql import GraphQLClient
-from .local import LocalJobService
-from .manifest import ManifestSettings
-from .sourcehut import SourcehutJobService, SourcehutSettings
+from reconciler.config.settings import Config, ConfigError
+from reconciler.jobs.local import LocalJobService
+from reconciler.jobs.service import JobService
+from reconciler.jobs.sourcehut.client import GraphQLClient
+from reconciler.jobs.sourcehut.manifest import ManifestSettings
+from reconciler.jobs.sourcehut.service import SourcehutJobService, SourcehutSettings
 
 
 def make_job_service(config: Config, clock: Callable[[], float] = time.time) -> JobService:

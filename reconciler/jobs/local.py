@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ..atomicfile import write_bytes, write_text
-from ..model import JobKey, JobObservation, JobStatus
-from . import JobExistsError, JobServiceError, JobSpec
+from reconciler.fs.atomicfile import write_bytes, write_text
+from reconciler.jobs.service import JobExistsError, JobServiceError, JobSpec
+from reconciler.model.jobs import JobKey, JobObservation, JobStatus
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import BuilderConfig
-from ..model import PkgSpec
+from reconciler.config.settings import BuilderConfig
+from reconciler.model.packages import PkgSpec
 
 JOB_FILE = "pmbootstrap.json"
 SILENCE_EXIT = 124  # like timeout(1)

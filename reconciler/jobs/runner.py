@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..atomicfile import write_text
+from reconciler.fs.atomicfile import write_text
 
 
 def run(job_dir: Path) -> int:

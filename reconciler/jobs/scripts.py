@@ -14,9 +14,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import BuilderConfig
-from ..model import JobKey, PkgSpec, RepoKey
-from . import pmbootstrap
+from reconciler.config.settings import BuilderConfig
+from reconciler.jobs import pmbootstrap
+from reconciler.model.jobs import JobKey
+from reconciler.model.names import RepoKey
+from reconciler.model.packages import PkgSpec
 
 UNSIGNED_NAME = "APKINDEX.unsigned.tar.gz"
 SIGNED_NAME = "APKINDEX.tar.gz"

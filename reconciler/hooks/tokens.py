@@ -1,0 +1,203 @@
+"""Shared secrets (such as the GitLab push-hook token): made, stored hashed, checked.
+
+A token is `secrets.token_urlsafe(32)` (256 random bits). Its plaintext exists only
+in the return value of `TokenStore.create`, which the CLI prints once to the
+terminal; this module never logs, stores or formats it. The store is one JSON file
+(mode 0600, replaced atomically through `atomicfile`, read-modify-write under an
+flock on a sibling `.lock` file) that holds, per token name, only
+
+    {"kdf": "scrypt", "n": 16384, "r": 8, "p": 1, "salt": <16 random bytes, hex>,
+     "hash": <scrypt(token, salt, n, r, p, dklen=32), hex>, "created_at": <ISO UTC>}
+
+The parameters are stored per entry, so they can be raised later without
+invalidating existing tokens. With 256 bits of entropy the KDF is not what keeps a
+token secret; salt and cost only make a leaked store useless for anything else.
+`verify` derives the hash of the presented value and compares with
+`hmac.compare_digest`; an unknown name, an empty or over-long value costs the same
+derivation, so timing tells nothing about which check failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler.fs.atomicfile import write_bytes
+from reconciler.model.names import is_safe_name
+
+log = logging.getLogger(__name__)
+
+STORE_FILE_NAME = "tokens.json"
+FORMAT_VERSION = 1
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+SALT_BYTES = 16
+HASH_BYTES = 32
+MAX_TOKEN_CHARS = 512  # anything longer is wrong without further thought
+_MAX_SCRYPT_MEMORY = 64 * 1024 * 1024  # bounds n and r read back from the file
+_DUMMY_SALT = bytes(SALT_BYTES)
+
+
+class TokenStoreError(Exception):
+    """The store cannot be read or written, or holds something unexpected."""
+
+
+def new_token() -> str:
+    """A fresh random token: 32 random bytes, URL-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def default_store_path(state_dir: Path) -> Path:
+    """Where the store lives unless told otherwise: `<paths.state>/tokens.json`."""
+    return state_dir / STORE_FILE_NAME
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    n: int
+    r: int
+    p: int
+    salt: bytes
+    digest: bytes
+
+
+def _derive(token: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    data = token.encode("utf-8", errors="surrogateescape")
+    return hashlib.scrypt(
+        data, salt=salt, n=n, r=r, p=p, dklen=HASH_BYTES, maxmem=2 * _MAX_SCRYPT_MEMORY
+    )
+
+
+def _parse_entry(name: str, raw: Any) -> _Entry:
+    where = f"token {name!r}"
+    if not isinstance(raw, dict) or raw.get("kdf") != "scrypt":
+        raise TokenStoreError(f"{where}: expected an object with kdf 'scrypt'")
+    params: list[int] = []
+    for key in ("n", "r", "p"):
+        value = raw.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise TokenStoreError(f"{where}: {key} must be a positive integer")
+        params.append(value)
+    n, r, p = params
+    if n < 2 or n & (n - 1) or 128 * n * r > _MAX_SCRYPT_MEMORY or p > 16:
+        raise TokenStoreError(f"{where}: scrypt parameters out of range")
+    try:
+        salt = bytes.fromhex(str(raw.get("salt")))
+        digest = bytes.fromhex(str(raw.get("hash")))
+    except ValueError as exc:
+        raise TokenStoreError(f"{where}: salt and hash must be hex") from exc
+    if len(salt) < 8 or len(digest) != HASH_BYTES:
+        raise TokenStoreError(f"{where}: salt or hash has the wrong length")
+    return _Entry(n, r, p, salt, digest)
+
+
+class TokenStore:
+    """The token file at `path`; read on every call, so a new token takes effect at once."""
+
+    def __init__(self, path: Path, *, scrypt_n: int = SCRYPT_N) -> None:
+        self.path = path
+        self._scrypt_n = scrypt_n  # cost for tokens created by this instance
+
+    def create(self, name: str) -> str:
+        """Make a token for `name`, replacing any old one; store its hash, return it."""
+        if not is_safe_name(name):
+            raise TokenStoreError(f"token name {name!r}: use letters, digits and . _ + -")
+        token = new_token()
+        salt = secrets.token_bytes(SALT_BYTES)
+        entry = {
+            "kdf": "scrypt",
+            "n": self._scrypt_n,
+            "r": SCRYPT_R,
+            "p": SCRYPT_P,
+            "salt": salt.hex(),
+            "hash": _derive(token, salt, self._scrypt_n, SCRYPT_R, SCRYPT_P).hex(),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        with self._locked():
+            tokens = self._read_raw()
+            tokens[name] = entry
+            self._write_raw(tokens)
+        log.info("stored a new hashed token %r in %s", name, self.path)
+        return token
+
+    def names(self) -> list[str]:
+        """The names that have a token."""
+        return sorted(self._read_raw())
+
+    def has(self, name: str) -> bool:
+        return name in self._read_raw()
+
+    def verify(self, name: str, presented: str | None) -> bool:
+        """True only when `presented` is the current token of `name`.
+
+        Always derives one hash, also for an unknown name or an empty, over-long or
+        missing value, and compares digests with `hmac.compare_digest`.
+        """
+        raw = self._read_raw().get(name)
+        entry = _parse_entry(name, raw) if raw is not None else None
+        value = presented or ""
+        plausible = entry is not None and 0 < len(value) <= MAX_TOKEN_CHARS
+        value = value[:MAX_TOKEN_CHARS]
+        if entry is None:
+            _derive(value, _DUMMY_SALT, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+            return False
+        derived = _derive(value, entry.salt, entry.n, entry.r, entry.p)
+        return hmac.compare_digest(derived, entry.digest) and plausible
+
+    # --- the file -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(f".{self.path.name}.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read_raw(self) -> dict[str, Any]:
+        try:
+            with open(self.path, "rb") as handle:
+                mode = os.fstat(handle.fileno()).st_mode
+                data = handle.read(1024 * 1024 + 1)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise TokenStoreError(f"{self.path}: cannot read: {exc}") from exc
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            log.warning("%s is readable by others (mode %o); it should be 0600", self.path, mode)
+        if len(data) > 1024 * 1024:
+            raise TokenStoreError(f"{self.path}: larger than 1 MiB")
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise TokenStoreError(f"{self.path}: not a JSON document: {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
+            raise TokenStoreError(f"{self.path}: expected an object with version {FORMAT_VERSION}")
+        tokens = doc.get("tokens")
+        if not isinstance(tokens, dict):
+            raise TokenStoreError(f"{self.path}: field 'tokens': expected an object")
+        return tokens
+
+    def _write_raw(self, tokens: dict[str, Any]) -> None:
+        doc = {"version": FORMAT_VERSION, "tokens": tokens}
+        data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        try:
+            write_bytes(self.path, data, mode=0o600)
+        except OSError as exc:
+            raise TokenStoreError(f"{self.path}: cannot write: {exc}") from exc

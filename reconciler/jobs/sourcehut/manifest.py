@@ -1,0 +1,307 @@
+"""Build manifests for builds.sr.ht: the local job scripts, wrapped for a remote guest.
+
+Pure apart from reading the public keys a build job is given. A job's identity
+travels as tags (one per JobKey field, none containing '/', which sourcehut joins
+tags with) and in its note. Only the sign job's manifest names the final-key
+secret; build jobs reach the WIP and final repositories at their public URLs.
+A build job returns one tarball of its apks, which `extract_apks` unpacks safely.
+A pmbootstrap build clones pmbootstrap and pmaports and runs the same script as a
+local one, with public URLs and guest paths. With a callback configured, a last
+task POSTs to the daemon with a token read from a secret file (never echoed: the
+manifest is public), and a failure trigger pokes the unauthenticated look-now URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+import shutil
+import tarfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler.jobs import pmbootstrap
+from reconciler.jobs.scripts import SIGNED_NAME, remote_sign_script, synthetic_script
+from reconciler.jobs.service import JobServiceError, JobSpec
+from reconciler.model.jobs import JobKey, JobKind
+from reconciler.model.names import is_safe_name, split_staging
+
+BUILD_ARTIFACT = "out/apks.tar.gz"  # one tarball of every apk (sourcehut keeps at most 8)
+SIGN_ARTIFACT = f"out/{SIGNED_NAME}"
+INDEX_NAME = "APKINDEX.tar.gz"
+GUEST_PYTHON = "python3"
+MAX_APKS = 1000  # members of a build's apk tarball
+_EOF = "RECONCILER_EOF"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestSettings:
+    image: str
+    packages: tuple[str, ...]
+    reconciler_source: str  # git URL, cloned by sourcehut into ~/<its basename>
+    final_key_secret: str  # UUID of the secret file with the final private key
+    final_key_path: str  # where that secret file lands in the guest ("~/..." allowed)
+    final_key_name: str  # the .SIGN.RSA.<name> of the final signature
+    url_roots: tuple[tuple[Path, str], ...]  # local repository root -> its public URL
+    symlink_url: str  # public URL of the symlink repository (unsigned indexes)
+    tag: str = "reconciler"
+    # pmbootstrap builds: where the guest clones pmbootstrap (branch per pmaports
+    # branch, others master) and each branch's pmaports from.
+    pmbootstrap_git: str = ""
+    pmbootstrap_branches: tuple[tuple[str, str], ...] = ()
+    pmaports_git: tuple[tuple[str, str], ...] = ()  # branch -> git URL
+    # The job-end callback: URL, the secret (UUID) holding its token and where the
+    # token file lands in the guest; the failure webhook's look-now URL.
+    callback_url: str = ""
+    callback_secret: str = ""
+    callback_token_path: str = "~/.reconciler-callback-token"
+    look_now_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What `submit` sends: the manifest text, tags, note and whether secrets are on."""
+
+    manifest: str
+    tags: tuple[str, ...]
+    note: str
+    secrets: bool
+    artifact: str  # guest path of the job's one result
+
+
+def job_tags(tag: str, key: JobKey) -> tuple[str, ...]:
+    """The marker tag, then one tag per JobKey field (kind, branch, ..., attempt)."""
+    tags = (tag, *key.job_id.split("@"))
+    assert not any("/" in t for t in tags), tags
+    return tags
+
+
+def key_from_tags(tag: str, tags: list[str]) -> JobKey | None:
+    """The JobKey a job's tags carry, or None for jobs that are not ours."""
+    if len(tags) != 8 or tags[0] != tag:
+        return None
+    try:
+        return JobKey.from_job_id("@".join(tags[1:]))
+    except ValueError:
+        return None
+
+
+def artifact_path(key: JobKey) -> str:
+    return SIGN_ARTIFACT if key.intent.kind is JobKind.SIGN else BUILD_ARTIFACT
+
+
+def build_submission(spec: JobSpec, settings: ManifestSettings) -> Submission:
+    key = spec.key
+    checkout = settings.reconciler_source.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    files = dict(spec.files)
+    script = spec.script
+    setup = ["mkdir -p ~/job/artifacts ~/job/keys ~/out", "cd ~/job"]
+    secrets: list[str] = []
+    if key.intent.kind is JobKind.SIGN:
+        url = f"{settings.symlink_url}/{key.intent.repo.relpath}/{INDEX_NAME}"
+        script = remote_sign_script(
+            url, key.intent.version, "final.rsa", settings.final_key_name, GUEST_PYTHON
+        )
+        files = {}  # the guest downloads the unsigned index itself
+        secrets = [settings.final_key_secret]
+        setup.append(f"ln -sf {_guest_path(settings.final_key_path)} final.rsa")
+        collect = f"cp artifacts/{SIGNED_NAME} ~/{SIGN_ARTIFACT}"
+    else:
+        if "build.json" in files:  # the synthetic builder: reach indexes over HTTP
+            files = _remote_build_inputs(files, settings)
+            script = synthetic_script(GUEST_PYTHON)
+        elif pmbootstrap.JOB_FILE in files:
+            files, script, clone = _remote_pmbootstrap(files, settings)
+            setup += clone
+        collect = (
+            "cd artifacts\n"
+            'set -- *.apk\n[ -e "$1" ] || { echo "the build produced no .apk"; exit 1; }\n'
+            'sha512sum -- "$@"\n'
+            f'tar -czf ~/{BUILD_ARTIFACT} -- "$@"'
+        )
+    for name, data in sorted(files.items()):
+        encoded = base64.encodebytes(data).decode()
+        setup.append(f"base64 -d > {shlex.quote(name)} <<'{_EOF}'\n{encoded}{_EOF}")
+    if f"\n{_EOF}\n" in f"\n{script}":
+        raise JobServiceError(f"the script of {key.job_id} contains the line {_EOF}")
+    setup.append(f"cat > script.sh <<'{_EOF}'\n{script.rstrip()}\n{_EOF}")  # readable on the site
+    run = f'cd ~/job\nexport PYTHONPATH="$HOME"/{shlex.quote(checkout)}\nbash script.sh'
+    packages = list(settings.packages)
+    tasks = [
+        {"setup": "\n".join(setup) + "\n"},
+        {str(key.intent.kind): run + "\n"},
+        {"collect": f"cd ~/job\n{collect}\n"},
+    ]
+    if settings.callback_url:
+        secrets.append(settings.callback_secret)
+        tasks.append({"callback": callback_task(settings, key)})
+    needed = ["curl"] if settings.callback_url else []
+    needed += ["git"] if pmbootstrap.JOB_FILE in spec.files else []
+    packages += [name for name in needed if name not in packages]
+    manifest: dict[str, Any] = {
+        "image": settings.image,
+        "packages": packages,
+        "sources": [settings.reconciler_source],
+        "environment": {"RECONCILER_JOB": key.job_id},
+    }
+    if secrets:
+        manifest["secrets"] = secrets
+    manifest["tasks"] = tasks
+    manifest["artifacts"] = [artifact_path(key)]
+    if settings.look_now_url:
+        manifest["triggers"] = [
+            {"action": "webhook", "condition": "failure", "url": settings.look_now_url}
+        ]
+    note = f"{spec.note}\n\nreconciler job `{key.job_id}`"
+    return Submission(
+        manifest=yaml.dump(manifest, Dumper=_Dumper, sort_keys=False, width=1000),
+        tags=job_tags(settings.tag, key),
+        note=note,
+        secrets=bool(secrets),
+        artifact=artifact_path(key),
+    )
+
+
+def extract_apks(tarball: Path, target: Path, max_bytes: int) -> str:
+    """Extract plain *.apk files (no paths, no links) from a tarball; '' or the problem."""
+    total = 0
+    try:
+        with tarfile.open(tarball, "r:*") as tar:
+            members = tar.getmembers()
+            if len(members) > MAX_APKS:
+                return f"more than {MAX_APKS} members"
+            for member in members:
+                name = member.name.removeprefix("./")
+                if not member.isreg() or not name.endswith(".apk") or not is_safe_name(name):
+                    return f"{member.name!r} is not a plain .apk file"
+                total += member.size
+                if total > max_bytes:
+                    return f"more than {max_bytes} bytes unpacked"
+                source = tar.extractfile(member)
+                assert source is not None
+                with source, open(target / name, "xb") as out:
+                    shutil.copyfileobj(source, out)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        return f"not a readable tarball: {exc}"
+    return "" if members else "it holds no apk"
+
+
+def _remote_build_inputs(files: dict[str, bytes], settings: ManifestSettings) -> dict[str, bytes]:
+    """Rewrite build.json's index paths into public URLs and ship the public keys along."""
+    job = json.loads(files["build.json"])
+    out = dict(files)
+    indexes = []
+    for source in job["indexes"]:
+        key_path = Path(source["public_key"])
+        guest_key = f"keys/{key_path.name}"
+        try:
+            out[guest_key] = key_path.read_bytes()
+        except OSError as exc:
+            raise JobServiceError(f"cannot read public key {key_path}: {exc}") from exc
+        url = source.get("url") or _public_url(Path(source["path"]), settings.url_roots)
+        indexes.append({"url": url, "public_key": guest_key})
+    job["indexes"] = indexes
+    out["build.json"] = json.dumps(job, indent=1).encode()
+    return out
+
+
+def callback_task(settings: ManifestSettings, key: JobKey) -> str:
+    """The last task: POST the job's id with the token from the secret file, never shown.
+
+    Tracing is off first (builds.sr.ht runs tasks with `set -x`), the token goes
+    into a header file (not onto a command line) and a failed callback does not
+    fail the job: polling finds the job anyway.
+    """
+    body = shlex.quote(json.dumps({"job": key.job_id}))
+    return (
+        "set +x\n"
+        f"token_file={_guest_path(settings.callback_token_path)}\n"
+        'if [ ! -s "$token_file" ]; then echo "no callback token: not calling back"; exit 0; fi\n'
+        "umask 077\n"
+        "{ printf 'X-Reconciler-Token: '; tr -d '\\r\\n' < \"$token_file\"; printf '\\n'; }"
+        ' > "$HOME/.callback-header"\n'
+        'curl -fsS --max-time 20 --retry 3 -X POST -H @"$HOME/.callback-header"'
+        f" -H 'Content-Type: application/json' --data-binary {body}"
+        f" {shlex.quote(settings.callback_url)}"
+        ' || echo "the callback failed; the daemon polls the job anyway"\n'
+        'rm -f "$HOME/.callback-header"\n'
+    )
+
+
+def _remote_pmbootstrap(
+    files: dict[str, bytes], settings: ManifestSettings
+) -> tuple[dict[str, bytes], str, list[str]]:
+    """A pmbootstrap job for the guest: mirrors at public URLs, keys shipped, clones."""
+    job = pmbootstrap.PmbJob.from_json(files[pmbootstrap.JOB_FILE])
+    out = dict(files)
+    mirrors = []
+    for mirror in job.mirrors:
+        key_path = Path(mirror.key_file)
+        guest_key = f"keys/{key_path.name}"
+        try:
+            out[guest_key] = key_path.read_bytes()
+        except OSError as exc:
+            raise JobServiceError(f"cannot read public key {key_path}: {exc}") from exc
+        location = mirror.location
+        if not location.startswith(("http://", "https://")):
+            location = _public_url(Path(location), settings.url_roots).rstrip("/") + "/"
+        mirrors.append(replace(mirror, location=location, key_file=guest_key))
+    job = replace(job, mirrors=tuple(mirrors), command="pmbootstrap.py", aports="")
+    out[pmbootstrap.JOB_FILE] = job.to_json()
+    origin = (split_staging(job.branch) or (job.branch,))[0]  # a staging branch: its origin's
+    pmaports_git = dict(settings.pmaports_git).get(origin, "")
+    if not (settings.pmbootstrap_git and pmaports_git):
+        raise JobServiceError(
+            f"a pmbootstrap build of {job.branch} on builds.sr.ht needs builder.pmbootstrap_git"
+            " and a public pmaports git URL (builder.pmaports_git or the branch's remote)"
+        )
+    pmb_branch = dict(settings.pmbootstrap_branches).get(origin, "master")
+    q = shlex.quote
+    commit = q(job.commit)
+    clone = [
+        f"git clone --depth 1 -b {q(pmb_branch)} {q(settings.pmbootstrap_git)} ~/pmbootstrap",
+        f"git clone --depth 1 -b {q(job.branch)} {q(pmaports_git)} ~/pmaports",
+        f'if [ -n {commit} ] && [ "$(git -C ~/pmaports rev-parse HEAD)" != {commit} ]; then\n'
+        f"  git -C ~/pmaports fetch --depth 1 origin {commit}\n"
+        f"  git -C ~/pmaports checkout --detach {commit}\nfi",
+        'echo "pmbootstrap $(git -C ~/pmbootstrap rev-parse HEAD)'
+        ' pmaports $(git -C ~/pmaports rev-parse HEAD)"',
+        "sudo modprobe binfmt_misc 2>/dev/null || true",
+        "mountpoint -q /proc/sys/fs/binfmt_misc"
+        " || sudo mount -t binfmt_misc none /proc/sys/fs/binfmt_misc || true",
+        "yes '' | ~/pmbootstrap/pmbootstrap.py --aports ~/pmaports -q init",
+    ]
+    script = pmbootstrap.render_script(
+        job, GUEST_PYTHON, command='"$HOME"/pmbootstrap/pmbootstrap.py', aports='"$HOME"/pmaports'
+    )
+    return out, script, clone
+
+
+def _public_url(path: Path, roots: tuple[tuple[Path, str], ...]) -> str:
+    for root, url in roots:
+        if path.is_relative_to(root):
+            return f"{url}/{path.relative_to(root).as_posix()}"
+    raise JobServiceError(f"{path} is not below a repository with a public URL")
+
+
+def _guest_path(path: str) -> str:
+    """A guest path for the shell, with a leading ~/ expanded by the guest's shell."""
+    if path.startswith("~/"):
+        return f'"$HOME"/{shlex.quote(path[2:])}'
+    return shlex.quote(path)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes multi-line strings (the tasks) as YAML literal blocks."""
+
+
+def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_presenter)

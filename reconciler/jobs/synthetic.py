@@ -1,0 +1,152 @@
+"""The synthetic builder: runs inside a build job and writes real apks, compiling nothing.
+
+It behaves like a strict build: it checks the signature of every index it was
+given (the WIP index with the WIP public key, final with the final key), fails
+when an internal build dependency is missing from them at its desired version,
+then writes one real apk v2 file per package and subpackage (complete .PKGINFO,
+datahash, per-file checksums). Its duration and a failure switch come from the
+job input, so tests can kill the daemon mid-build or make a package fail.
+An index is a local path or, in a remote job, a URL fetched with a size limit;
+`python -m reconciler.synthetic fetch URL FILE MAX_BYTES` is that download alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from reconciler.formats.apk import build_apk
+from reconciler.formats.apkindex import parse_index_text, read_index_archive, verify_index
+from reconciler.formats.keys import SignatureError, load_public_key
+from reconciler.fs.atomicfile import write_bytes
+
+MAX_INDEX_BYTES = 64 * 1024 * 1024
+FETCH_TIMEOUT_SECONDS = 60.0
+
+
+class BuildFailure(Exception):
+    pass
+
+
+def fetch(url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT_SECONDS) -> bytes | None:
+    """GET `url` over HTTP(S); None when it does not exist (404). Refuses more than max_bytes."""
+    if not url.startswith(("http://", "https://")):
+        raise BuildFailure(f"{url}: only http:// and https:// URLs are fetched")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data: bytes = response.read(max_bytes + 1)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise BuildFailure(f"{url}: HTTP {exc.code}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise BuildFailure(f"{url}: {exc}") from exc
+    if len(data) > max_bytes:
+        raise BuildFailure(f"{url}: larger than {max_bytes} bytes")
+    return data
+
+
+def _read_index(source: dict[str, str]) -> tuple[str, bytes | None]:
+    """(name, bytes) of an index source; bytes None when it does not exist yet."""
+    if source.get("url"):
+        return source["url"], fetch(source["url"], MAX_INDEX_BYTES)
+    path = Path(source["path"])
+    return str(path), path.read_bytes() if path.exists() else None
+
+
+def available_packages(indexes: list[dict[str, str]]) -> set[tuple[str, str]]:
+    """(name, version) pairs, including versioned provides, of every verified index."""
+    found: set[tuple[str, str]] = set()
+    for source in indexes:
+        path, data = _read_index(source)
+        if data is None:
+            print(f"index {path} does not exist (yet), skipping it")
+            continue
+        try:
+            key_name = verify_index(data, load_public_key(Path(source["public_key"])), str(path))
+        except SignatureError as exc:
+            raise BuildFailure(f"index {path} is not trusted: {exc}") from exc
+        print(f"index {path}: signature by {key_name} OK")
+        archive = read_index_archive(data, str(path))
+        for entry in parse_index_text(archive.text, str(path)):
+            found.add((entry.pkgname, entry.version))
+            for provide in entry.provides:
+                name, _, version = provide.partition("=")
+                if version:
+                    found.add((name, version))
+    return found
+
+
+def build(job: dict[str, Any], out: Path) -> None:
+    time.sleep(float(job.get("duration_seconds", 0)))
+    if job.get("fail"):
+        raise BuildFailure(f"{job['pkgname']}: failing on purpose (builder.fail in the config)")
+    available = available_packages(job["indexes"])
+    missing = [f"{n}={v}" for n, v in job["required"] if (n, v) not in available]
+    if missing:
+        raise BuildFailure("missing build dependencies: " + ", ".join(missing))
+    builddate = int(time.time())
+    packages = [
+        {
+            "name": job["pkgname"],
+            "arch": job["pkgarch"],
+            "description": job["description"],
+            "depends": job["depends"],
+            "provides": job["provides"],
+        },
+        *job["subpackages"],
+    ]
+    for pkg in packages:
+        content = f"{pkg['name']} {job['version']} built by the reconciler synthetic builder\n"
+        data = build_apk(
+            pkgname=pkg["name"],
+            version=job["version"],
+            arch=pkg["arch"],
+            origin=job["pkgname"],
+            description=pkg["description"],
+            url=job["url"],
+            license=job["license"],
+            maintainer=job["maintainer"],
+            commit=job["commit"],
+            depends=tuple(pkg["depends"]),
+            provides=tuple(pkg["provides"]),
+            packager="reconciler synthetic builder",
+            builddate=builddate,
+            files={f"usr/share/reconciler-synthetic/{pkg['name']}": content.encode()},
+        )
+        target = out / f"{pkg['name']}-{job['version']}.apk"
+        write_bytes(target, data)
+        print(f"wrote {target.name} ({len(data)} bytes)")
+
+
+def main() -> None:
+    if sys.argv[1] == "fetch":  # fetch URL FILE MAX_BYTES
+        try:
+            data = fetch(sys.argv[2], int(sys.argv[4]))
+        except BuildFailure as exc:
+            print(f"ERROR: {exc}")
+            sys.exit(1)
+        if data is None:
+            print(f"ERROR: {sys.argv[2]}: not found")
+            sys.exit(1)
+        write_bytes(Path(sys.argv[3]), data)
+        print(f"fetched {sys.argv[2]} ({len(data)} bytes)")
+        return
+    job = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    out = Path(sys.argv[2])
+    what = f"{job['pkgname']} {job['version']} for {job['repo']}"
+    print(f"synthetic build of {what}, try {job['attempt']}")
+    try:
+        build(job, out)
+    except BuildFailure as exc:
+        print(f"ERROR: {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

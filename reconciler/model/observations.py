@@ -1,0 +1,43 @@
+"""What one pass found: each repository's WIP, final and symlink directories and
+indexes, and the job service's jobs, as one frozen snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reconciler.model.jobs import JobKey, JobObservation
+from reconciler.model.names import RepoKey
+from reconciler.model.packages import ApkInfo
+
+
+@dataclass(frozen=True, slots=True)
+class IndexView:
+    """What an APKINDEX.tar.gz on disk lists, and its identity."""
+
+    files: dict[str, str]  # apk file name -> C: checksum
+    sha256: str
+    description: str = ""
+    mtime: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RepoObserved:
+    """One repository's WIP, final and symlink directories as found on disk."""
+
+    wip: dict[str, ApkInfo] = field(default_factory=dict)  # file name -> info
+    final: dict[str, ApkInfo] = field(default_factory=dict)
+    wip_index: IndexView | None = None
+    final_index: IndexView | None = None
+    symlink_index: IndexView | None = None
+    bad_wip: dict[str, str] = field(default_factory=dict)  # file name -> why unreadable
+    bad_final: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedState:
+    repos: dict[RepoKey, RepoObserved]
+    jobs: dict[JobKey, JobObservation]
+    rejected: dict[str, str]  # job id -> why its results were refused
+    job_service_error: str = ""
+    mirrored: dict[str, str] = field(default_factory=dict)  # repo -> sha256 of mirrored index

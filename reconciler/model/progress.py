@@ -1,0 +1,97 @@
+"""How packages and repositories stand, as plan() reports it and people read it.
+
+Values only: each package's state with a reason, and each repository's phase on
+its publish ladder. Their strings land in pages, feeds and JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from reconciler.model.names import RepoKey
+
+
+class PkgState(StrEnum):
+    """Where one package of one repository stands, as shown to people."""
+
+    PUBLISHED = "published"
+    BUILT = "built"  # in WIP at the desired version, waiting for its repo to publish
+    BUILDING = "building"
+    QUEUED = "queued"  # ready to build, waiting for a job slot
+    WAITING = "waiting"  # waiting for dependencies
+    RETRYING = "retrying"  # failed, another try is scheduled
+    FAILED = "failed"  # failed, no tries left
+    BROKEN = "broken"  # its APKBUILD or dependency graph is unusable (cycle, parse error)
+    HELD = "held"  # an operator holds it: not built, its published apks stay
+
+    @property
+    def letter(self) -> str:
+        return _STATE_LETTERS[self]
+
+    @property
+    def is_problem(self) -> bool:
+        return self in (PkgState.FAILED, PkgState.BROKEN, PkgState.RETRYING)
+
+
+_STATE_LETTERS = {
+    PkgState.PUBLISHED: "P",
+    PkgState.BUILT: "B",
+    PkgState.BUILDING: "R",
+    PkgState.QUEUED: "Q",
+    PkgState.WAITING: "W",
+    PkgState.RETRYING: "T",
+    PkgState.FAILED: "F",
+    PkgState.BROKEN: "X",
+    PkgState.HELD: "H",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PkgStatus:
+    """A package's state in one repository, with a reason a person can read."""
+
+    repo: RepoKey
+    pkgname: str
+    version: str
+    state: PkgState
+    reason: str = ""
+    tries: int = 0
+    max_tries: int = 0
+    job_id: str | None = None  # the job the reason refers to (its log)
+    next_try_at: float | None = None
+
+
+class RepoPhase(StrEnum):
+    """Where one repository's publish ladder stands."""
+
+    PUBLISHED = "published"  # final equals desired
+    BUILDING = "building"  # work remains before the repository is complete
+    BLOCKED = "blocked"  # failures keep it from completing
+    INDEXING = "indexing"  # the symlink repository is being prepared
+    SIGNING = "signing"  # waiting for the sign job
+    PUBLISHING = "publishing"  # signed index ready, copying into final
+    EMPTY = "empty"  # nothing desired and nothing published
+
+
+@dataclass(frozen=True, slots=True)
+class RepoStatus:
+    repo: RepoKey
+    phase: RepoPhase
+    reason: str = ""
+    published_commit: str = ""
+    published_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A state transition worth remembering (history, feeds)."""
+
+    time: float
+    repo: str
+    pkgname: str
+    version: str
+    kind: str  # "failed", "fixed", "published", "built", "operator", ...
+    message: str
+    job_id: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)

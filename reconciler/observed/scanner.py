@@ -1,0 +1,228 @@
+"""Repository directories and the job service -> an ObservedState snapshot.
+
+Reading is cached so that a pass over unchanged directories opens no apk: a
+directory is listed again only when its mtime changed (or on a full pass), an apk is
+read only when its inode, size or mtime is new, and an index is parsed only when it
+changed. `scan` returns the same RepoObserved object while nothing changed.
+Nothing here writes; everything found is reported, including unreadable files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.formats.apk import ApkError, read_apk
+from reconciler.formats.apkindex import IndexFormatError, parse_index_text, read_index_archive
+from reconciler.jobs.service import JobService, JobServiceError
+from reconciler.model.names import RepoKey, is_safe_name
+from reconciler.model.observations import IndexView, ObservedState, RepoObserved
+from reconciler.model.packages import ApkInfo
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "APKINDEX.tar.gz"
+
+
+@dataclass(frozen=True, slots=True)
+class RepoRoots:
+    wip: Path
+    final: Path
+    symlink: Path
+
+
+# A directory whose mtime is this close to the moment it was listed may change
+# again within the same timestamp tick; such a listing is not trusted next time.
+RACY_NS = 2_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class _DirListing:
+    mtime_ns: int
+    apks: dict[str, ApkInfo]  # file name -> info
+    bad: dict[str, str]  # file name -> why unreadable
+    # file name -> ((inode, size, mtime_ns), info): what was read, while it stays true
+    files: dict[str, tuple[tuple[int, int, int], ApkInfo]]
+    racy: bool = False
+
+
+class RepoScanner:
+    """Scans WIP, final and symlink directories, remembering what it already read.
+
+    Each directory keeps its own file cache, replaced whole when the directory is
+    listed again, so files that left are forgotten with their directory. A
+    listing costs one scandir; between full listings an apk whose inode did not
+    change is not even stat'ed (writers rename new files in), a full listing
+    (start, resync) stats every apk and reads those whose inode, size or mtime
+    changed. `scan` hands out the very
+    same RepoObserved object while nothing in the repository changed, so callers
+    can tell "unchanged" by identity.
+    """
+
+    def __init__(self, roots: RepoRoots) -> None:
+        self.roots = roots
+        self._dirs: dict[str, _DirListing] = {}
+        self._indexes: dict[str, tuple[tuple[int, int, int], IndexView | None]] = {}
+        self._repos: dict[RepoKey, RepoObserved] = {}
+        self._missing = _DirListing(0, {}, {}, {})  # a directory that does not exist
+        self.apks_opened = 0  # for tests and metrics: how many apk files were read
+
+    def scan(self, key: RepoKey, *, full: bool = False) -> RepoObserved:
+        """One repository. `full` lists the directories again (start and resync);
+        an apk is read again only when its inode, size or mtime changed."""
+        relpath = key.relpath
+        wip_dir = os.path.join(self.roots.wip, relpath)
+        final_dir = os.path.join(self.roots.final, relpath)
+        wip = self._listing(wip_dir, full)
+        final = self._listing(final_dir, full)
+        wip_index = self._index(os.path.join(wip_dir, INDEX_NAME))
+        final_index = self._index(os.path.join(final_dir, INDEX_NAME))
+        symlink_index = self._index(os.path.join(self.roots.symlink, relpath, INDEX_NAME))
+        last = self._repos.get(key)
+        if (
+            last is not None
+            and last.wip is wip.apks
+            and last.final is final.apks
+            and last.bad_wip is wip.bad
+            and last.bad_final is final.bad
+            and last.wip_index is wip_index
+            and last.final_index is final_index
+            and last.symlink_index is symlink_index
+        ):
+            return last
+        observed = RepoObserved(
+            wip=wip.apks,
+            final=final.apks,
+            wip_index=wip_index,
+            final_index=final_index,
+            symlink_index=symlink_index,
+            bad_wip=wip.bad,
+            bad_final=final.bad,
+        )
+        self._repos[key] = observed
+        return observed
+
+    def _listing(self, directory: str, full: bool) -> _DirListing:
+        try:
+            mtime_ns = os.stat(directory).st_mtime_ns
+        except FileNotFoundError:
+            self._dirs.pop(directory, None)
+            return self._missing
+        cached = self._dirs.get(directory)
+        if cached is not None and cached.mtime_ns == mtime_ns and not cached.racy and not full:
+            return cached
+        listed_at = time.time_ns()
+        known = cached.files if cached is not None else {}
+        files: dict[str, tuple[tuple[int, int, int], ApkInfo]] = {}
+        apks: dict[str, ApkInfo] = {}
+        bad: dict[str, str] = {}
+        with os.scandir(directory) as entries:
+            found = sorted((sys.intern(e.name), e) for e in entries if e.name.endswith(".apk"))
+        for name, entry in found:
+            info, problem = self._apk(entry, known, files, full)
+            if info is None:
+                bad[name] = problem
+            elif info.filename != name or not is_safe_name(info.pkgname):
+                bad[name] = f"{name}: .PKGINFO says {info.filename}"
+            else:
+                apks[name] = info
+        if cached is not None and apks == cached.apks and bad == cached.bad:
+            apks, bad = cached.apks, cached.bad  # the same objects: "nothing changed"
+        racy = listed_at - mtime_ns < RACY_NS
+        listing = _DirListing(mtime_ns, apks, bad, files, racy)
+        self._dirs[directory] = listing
+        return listing
+
+    def _apk(
+        self,
+        entry: os.DirEntry[str],
+        known: dict[str, tuple[tuple[int, int, int], ApkInfo]],
+        files: dict[str, tuple[tuple[int, int, int], ApkInfo]],
+        full: bool,
+    ) -> tuple[ApkInfo | None, str]:
+        cached = known.get(entry.name)
+        if not full and cached is not None and cached[0][0] == entry.inode():
+            # Same inode (from the directory listing, no stat): every writer here
+            # renames a new file in, so the content is the same. An in-place change
+            # by anyone else is seen at the next full listing (start, resync).
+            files[entry.name] = cached
+            return cached[1], ""
+        try:
+            stat = entry.stat()
+        except OSError as exc:
+            return None, f"{entry.name}: {exc}"
+        ident = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if cached is not None and cached[0] == ident:
+            files[entry.name] = cached
+            return cached[1], ""
+        try:
+            self.apks_opened += 1
+            info = read_apk(Path(entry.path))
+        except (ApkError, OSError) as exc:
+            return None, str(exc)
+        files[entry.name] = (ident, info)
+        return info, ""
+
+    def _index(self, path: str) -> IndexView | None:
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            self._indexes.pop(path, None)
+            return None
+        ident = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        cached = self._indexes.get(path)
+        if cached is not None and cached[0] == ident:
+            return cached[1]
+        view = read_index_view(Path(path))
+        self._indexes[path] = (ident, view)
+        return view
+
+
+def read_index_view(path: Path) -> IndexView | None:
+    """What an APKINDEX.tar.gz lists; None (and a log line) when it is unreadable."""
+    try:
+        data = path.read_bytes()
+        archive = read_index_archive(data, str(path))
+        entries = parse_index_text(archive.text, str(path))
+    except (OSError, IndexFormatError, ValueError) as exc:
+        log.error("unreadable index %s: %s", path, exc)
+        return None
+    # Interned: the same file names and checksums key the directory listings.
+    files = {sys.intern(f"{e.pkgname}-{e.version}.apk"): sys.intern(e.checksum) for e in entries}
+    return IndexView(
+        files=files,
+        sha256=hashlib.sha256(data).hexdigest(),
+        description=archive.description or "",
+        mtime=path.stat().st_mtime,
+    )
+
+
+def observe(
+    scanner: RepoScanner,
+    repos: Iterable[RepoKey],
+    jobs: JobService,
+    rejected: dict[str, str],
+    *,
+    full: bool = False,
+    mirrored: dict[str, str] | None = None,
+) -> ObservedState:
+    """The whole snapshot for one pass."""
+    error = ""
+    try:
+        job_map = dict(jobs.list_jobs())
+    except JobServiceError as exc:
+        log.error("job service unreachable: %s", exc)
+        job_map, error = {}, str(exc)
+    return ObservedState(
+        repos={key: scanner.scan(key, full=full) for key in repos},
+        jobs=job_map,
+        rejected=dict(rejected),
+        job_service_error=error,
+        mirrored=dict(mirrored or {}),
+    )

@@ -1,0 +1,87 @@
+"""status.json and status/<branch>.json: the site's facts for scripts.
+
+Pure: built from the same SiteInput and summaries as the pages. The package rows
+of each branch, nearly all of either document, are encoded once, straight from
+the statuses, and spliced into both documents; the bytes are exactly
+`json.dumps(document, sort_keys=True, separators=(",", ":"))` (a test checks).
+"""
+
+from __future__ import annotations
+
+import json
+from json.encoder import encode_basestring_ascii
+
+from reconciler.model.names import RepoKey
+from reconciler.site.model import STATES, BranchInfo, BranchSummary, SiteInput, iso, log_href
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def status_documents(
+    site: SiteInput, summaries: tuple[BranchSummary, ...], badge: str
+) -> dict[str, bytes]:
+    """status.json (every branch) and status/<branch>.json: the same facts as the HTML."""
+    by_name = {s.name: s for s in summaries}
+    state_names = [str(s) for s in STATES]
+    rows: dict[str, list[str]] = {b.name: [] for b in site.branches}
+    quote = encode_basestring_ascii  # what json.dumps does to a str
+    repo: RepoKey | None = None
+    found: list[str] | None = None
+    head = middle = ""
+    for s in site.plan.packages:
+        if s.repo is not repo:  # statuses come grouped by repository
+            repo = s.repo
+            found = rows.get(repo.branch)  # None: a branch no longer configured, hidden
+            head = f'{{"arch":{quote(repo.arch)},"branch":{quote(repo.branch)},"log":'
+            middle = f',"repo":{quote(str(repo))},"splitrepo":{quote(repo.splitrepo)},"state":'
+        if found is None:
+            continue
+        # What dumps() makes of the row {"repo": ..., "branch": ..., ...}, keys sorted,
+        # without building the dict.
+        log = quote(log_href(None, s.job_id)) if s.job_id else '""'
+        next_try = quote(iso(s.next_try_at)) if s.next_try_at else '""'
+        found.append(
+            f'{head}{log},"max_tries":{int(s.max_tries)},"next_try_at":{next_try}'
+            f',"pkgname":{quote(s.pkgname)},"reason":{quote(s.reason)}{middle}'
+            f'{quote(s.state.value)},"tries":{int(s.tries)},"version":{quote(s.version)}}}'
+        )
+    # Each branch's rows as the inside of a JSON array, joined once.
+    packages = {name: ",".join(branch_rows) for name, branch_rows in rows.items()}
+
+    def branch_doc(b: BranchInfo) -> dict[str, object]:
+        summary = by_name[b.name]
+        return {
+            "ignore_errors": b.ignore_errors,
+            "commit": b.commit,
+            "published_commit": summary.published_commit,
+            "counts": dict(zip(state_names, summary.counts, strict=True)),
+            "repos": {
+                r.repo: {
+                    "phase": r.phase,
+                    "reason": r.reason,
+                    "published_commit": r.published_commit,
+                    "published_at": r.published_at,
+                    "counts": dict(zip(state_names, r.counts, strict=True)),
+                }
+                for r in summary.repos
+            },
+        }
+
+    def encode(branches: list[BranchInfo]) -> bytes:
+        # The keys in sorted order, as sort_keys writes them.
+        listed = ",".join(packages[b.name] for b in branches if packages[b.name])
+        text = (
+            f'{{"badge":{dumps(badge)}'
+            f',"branches":{dumps({b.name: branch_doc(b) for b in branches})}'
+            f',"packages":[{listed}]'
+            f',"states":{dumps(state_names)}'
+            f',"title":{dumps(site.title)}}}\n'
+        )
+        return text.encode()
+
+    documents = {"status.json": encode(list(site.branches))}
+    for b in site.branches:
+        documents[f"status/{b.name}.json"] = encode([b])
+    return documents

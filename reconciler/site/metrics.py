@@ -1,0 +1,158 @@
+"""Prometheus text exposition of one pass, for node_exporter's textfile collector.
+
+Pure formatting; labels stay low-cardinality (branch, split repo, arch, state,
+phase), never package names. The loop writes the text every pass: it is the
+daemon's heartbeat.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from reconciler.model.progress import PkgState, RepoPhase
+from reconciler.plan.planner import Plan
+
+
+@dataclass(frozen=True, slots=True)
+class PassFigures:
+    now: float
+    duration_seconds: float
+    live_jobs: int
+    job_service_up: bool
+    actions: int
+    failed_actions: int
+    site_files_written: int
+    apks_opened: int
+    site_ok: bool = True
+
+
+def _labels(**labels: str) -> str:
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+    return "{" + inner + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _metric(
+    lines: list[str], name: str, kind: str, help_text: str, samples: list[tuple[str, float]]
+) -> None:
+    lines.append(f"# HELP {name} {help_text}")
+    lines.append(f"# TYPE {name} {kind}")
+    lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
+
+
+def format_metrics(plan: Plan, figures: PassFigures) -> str:
+    """The whole exposition of one pass."""
+    return plan_metrics(plan) + pass_metrics(figures)
+
+
+class MetricsFormatter:
+    """format_metrics that formats a plan's part only when the plan is another object."""
+
+    def __init__(self) -> None:
+        self._plan: Plan | None = None
+        self._text = ""
+
+    def format(self, plan: Plan, figures: PassFigures) -> str:
+        if plan is not self._plan:
+            self._plan, self._text = plan, plan_metrics(plan)
+        return self._text + pass_metrics(figures)
+
+
+def plan_metrics(plan: Plan) -> str:
+    """Packages per repository and state, and which repositories are published."""
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        _metric(lines, name, kind, help_text, samples)
+
+    counts = Counter((p.repo, p.state) for p in plan.packages)
+    package_samples = []
+    for repo in plan.repos:
+        for state in PkgState:
+            package_samples.append(
+                (
+                    _labels(
+                        branch=repo.repo.branch,
+                        splitrepo=repo.repo.splitrepo or "main",
+                        arch=repo.repo.arch,
+                        state=state.value,
+                    ),
+                    float(counts[(repo.repo, state)]),
+                )
+            )
+    metric("reconciler_packages", "gauge", "Packages per repository and state.", package_samples)
+    metric(
+        "reconciler_repository_published",
+        "gauge",
+        "1 when the repository's final index holds exactly the desired packages.",
+        [
+            (
+                _labels(
+                    branch=r.repo.branch, splitrepo=r.repo.splitrepo or "main", arch=r.repo.arch
+                ),
+                1.0 if r.phase in (RepoPhase.PUBLISHED, RepoPhase.EMPTY) else 0.0,
+            )
+            for r in plan.repos
+        ],
+    )
+    return "\n".join(lines) + "\n"
+
+
+def pass_metrics(figures: PassFigures) -> str:
+    """Figures of the pass itself: jobs, actions, duration, the heartbeat's time."""
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        _metric(lines, name, kind, help_text, samples)
+
+    metric("reconciler_jobs_running", "gauge", "Jobs running now.", [("", figures.live_jobs)])
+    metric(
+        "reconciler_job_service_up",
+        "gauge",
+        "1 when the last pass could list the job service's jobs.",
+        [("", 1.0 if figures.job_service_up else 0.0)],
+    )
+    metric(
+        "reconciler_pass_actions", "gauge", "Actions the last pass took.", [("", figures.actions)]
+    )
+    metric(
+        "reconciler_pass_failed_actions",
+        "gauge",
+        "Actions of the last pass that failed.",
+        [("", figures.failed_actions)],
+    )
+    metric(
+        "reconciler_pass_duration_seconds",
+        "gauge",
+        "How long the last pass took.",
+        [("", round(figures.duration_seconds, 6))],
+    )
+    metric(
+        "reconciler_last_pass_timestamp_seconds",
+        "gauge",
+        "When the last pass ended (unix time).",
+        [("", round(figures.now, 3))],
+    )
+    metric(
+        "reconciler_site_written_ok",
+        "gauge",
+        "0 when the last pass could not write the status site (a full disk, say).",
+        [("", 1.0 if figures.site_ok else 0.0)],
+    )
+    metric(
+        "reconciler_site_files_written_total",
+        "counter",
+        "Site files written since the daemon started.",
+        [("", figures.site_files_written)],
+    )
+    metric(
+        "reconciler_apks_opened_total",
+        "counter",
+        "apk files read since the daemon started.",
+        [("", figures.apks_opened)],
+    )
+    return "\n".join(lines) + "\n"
