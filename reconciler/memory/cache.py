@@ -1,21 +1,18 @@
-"""What the daemon remembers between passes, kept in three files of different weight.
+"""What the daemon remembers between passes that it cannot observe again cheaply.
 
-- `intents.json`: operator intents (holds, retries). Durable: written atomically,
-  never treated as a cache.
-- `cache.json`: what is expensive or impossible to observe again cheaply: refused
-  job results and each package's last state (to tell transitions apart). Deleting
-  it costs at most some rebuilds and a few repeated events.
-- `events.jsonl`: the append-only history of transitions (failed, fixed,
-  published...), read back for feeds and the front page; never rewritten whole.
+`<state>/cache.json`: refused job results, the index each repository last sent
+to the mirror, and each package's and repository's last state (to tell
+transitions apart, which become events). Deleting it costs at most some rebuilds
+and a few repeated events. When a copy to the mirror last failed is kept in
+memory only: a restart simply tries at once. The operators' intents are not
+here (`operator.store`: durable), nor the event history (`history`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +22,13 @@ from reconciler.model.progress import Event, PkgState, PkgStatus, RepoPhase, Rep
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-RECENT_EVENTS = 100  # kept in memory for the site and the feeds
+CACHE_FILE = "cache.json"
 
 
-class StateStore:
+class Memory:
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self.cache_path = directory / "cache.json"
-        self.events_path = directory / "events.jsonl"
-        self.intents_path = directory / "intents.json"
+        self.cache_path = directory / CACHE_FILE
         cache = self._load_cache()
         self.rejected: dict[str, str] = dict(cache.get("rejected", {}))
         self.last_states: dict[str, str] = dict(cache.get("states", {}))
@@ -42,7 +36,7 @@ class StateStore:
         self.mirrored: dict[str, str] = dict(cache.get("mirrored", {}))
         self._saved = self._snapshot()
         self._dirty = False  # set by every change; save() serializes only then
-        self._recent = self._read_recent_events(RECENT_EVENTS)
+        self.mirror_failures: dict[str, float] = {}
 
     def _load_cache(self) -> dict[str, Any]:
         try:
@@ -82,7 +76,11 @@ class StateStore:
 
     def mark_mirrored(self, repo: str, sha256: str) -> None:
         self.mirrored[repo] = sha256
+        self.mirror_failures.pop(repo, None)
         self._dirty = True
+
+    def mark_mirror_failed(self, repo: str, at: float) -> None:
+        self.mirror_failures[repo] = at
 
     def reject(self, job_id: str, reason: str) -> None:
         self.rejected[job_id] = reason
@@ -92,7 +90,8 @@ class StateStore:
     def transitions(
         self, packages: Iterable[PkgStatus], repos: Iterable[RepoStatus], now: float
     ) -> list[Event]:
-        """Events for every state change since the last pass; remembers the new states."""
+        """Events for every state change since the last pass; remembers the new states.
+        Long because it compares packages, then removed packages, then repositories."""
         events: list[Event] = []
         seen: set[str] = set()
         for status in packages:
@@ -131,44 +130,7 @@ class StateStore:
                 self._dirty = True
             if repo_status.phase is RepoPhase.PUBLISHED and old_phase not in (None, "published"):
                 events.append(Event(now, name, "", "", "published", "repository published"))
-        self.append_events(events)
         return events
-
-    def append_events(self, events: list[Event]) -> None:
-        if not events:
-            return
-        self._recent = (list(reversed(events)) + self._recent)[:RECENT_EVENTS]
-        lines = "".join(json.dumps(asdict(e), sort_keys=True) + "\n" for e in events)
-        with open(self.events_path, "a", encoding="utf-8") as handle:
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    def recent_events(self) -> tuple[Event, ...]:
-        """The newest events, newest first (from memory)."""
-        return tuple(self._recent)
-
-    def _read_recent_events(self, limit: int) -> list[Event]:
-        """The newest events in the history file, newest first; torn lines skipped."""
-        try:
-            with open(self.events_path, "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                size = handle.tell()
-                handle.seek(max(size - 512 * limit, 0))
-                lines = handle.read().decode("utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            return []
-        events: list[Event] = []
-        for line in reversed(lines):
-            try:
-                data = json.loads(line)
-                events.append(Event(**data))
-            except (ValueError, TypeError):  # a line torn by a crash, or of another schema
-                continue
-            if len(events) >= limit:
-                break
-        return events
-
 
 def _event_kind(old: str, new: PkgState) -> str:
     if new is PkgState.FAILED and old != PkgState.FAILED:
