@@ -10,5 +10,6 @@ source .ci/system-packages.sh && ensure_system_packages
 .venv/bin/ruff check reconciler tests bench
 .venv/bin/ruff format --check reconciler tests bench
 .venv/bin/mypy
+.venv/bin/lint-imports
 # pytest exits 5 when it collects no test: with `set -e` that fails the run too.
 .venv/bin/python -m pytest "$@"

@@ -29,14 +29,15 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from reconciler.config.settings import Config, load_config
 from reconciler.desired.reader import DesiredReader
 from reconciler.execute.executor import repo_keys
-from reconciler.formats.apk import build_apk, read_apk_bytes
+from reconciler.formats.apk import read_apk_bytes
 from reconciler.formats.apkindex import build_index_archive, format_index, sign_archive
-from reconciler.formats.keys import load_private_key
+from reconciler.formats.apkwrite import build_apk
 from reconciler.fs.atomicfile import write_bytes
+from reconciler.fs.keyfiles import load_private_key
 from reconciler.loop import ensure_keys
+from reconciler.model.layout import INDEX_NAME
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import ApkInfo, PkgSpec
-from reconciler.observed.scanner import INDEX_NAME
 
 BUILDDATE = 1_764_000_000  # fixed, so the same tree always gives the same apk bytes
 

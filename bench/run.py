@@ -69,13 +69,16 @@ from machine import describe_filesystem, one_core
 from reconciler.config.settings import Config, load_config
 from reconciler.desired.parsecache import ParseCache
 from reconciler.desired.reader import DesiredReader
-from reconciler.formats.apk import build_apk, read_apk, read_apk_bytes
+from reconciler.formats.apk import read_apk_bytes
 from reconciler.formats.apkindex import EntryCache, build_index_archive, format_index
+from reconciler.formats.apkwrite import build_apk
+from reconciler.fs.apkfiles import read_apk
 from reconciler.loop import Daemon
+from reconciler.model.layout import RepoRoots
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import BranchDesired
 from reconciler.model.progress import PkgState
-from reconciler.observed.scanner import RACY_NS, RepoRoots, RepoScanner
+from reconciler.observed.scanner import RACY_NS, RepoScanner
 from reconciler.site.model import SiteInput
 from reconciler.site.writer import SiteWriter
 

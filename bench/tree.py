@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.config.settings import BranchConfig
+from reconciler.config.branches import BranchConfig
 from reconciler.desired.reader import DesiredReader
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import BranchDesired, DepRef

@@ -1,9 +1,11 @@
-"""Wiring and the loop: one pass is desired -> observed -> plan -> execute -> site.
+"""Wiring and the loop: one pass is look -> intervene -> plan -> execute -> record -> show.
 
-`Daemon.run_pass` is a single level-triggered pass; `converge` repeats passes
-until nothing more can happen (for `run --once` and tests); `run_forever` sleeps
-between passes until a trigger file, a job's wake-up, the poll interval (while
-jobs run) or the resync interval. The clock is injected, so tests control time.
+`Daemon` builds every part once from the configuration. `run_pass` is one
+level-triggered pass; `converge` repeats passes until nothing more can happen
+(for `run --once` and tests); `run_forever` sleeps between passes until a trigger
+file, a job's wake-up, the poll interval (while jobs run) or the resync
+interval. The clock is injected, so tests control time. Data flows one way:
+nothing a later step does changes what an earlier step of the same pass saw.
 """
 
 from __future__ import annotations
@@ -13,16 +15,17 @@ import logging
 import os
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
-from reconciler.config.settings import BranchConfig, Config
-from reconciler.desired.checkouts import Checkouts
+from reconciler.config.branches import BranchConfig
+from reconciler.config.settings import Config
+from reconciler.desired.checkouts import Checkouts, Synced
 from reconciler.desired.parsecache import ParseCache
 from reconciler.desired.reader import DesiredReader
-from reconciler.execute.executor import Executor, repo_keys
-from reconciler.execute.repos import RepoStore, SigningKeys, remove_branch_data
-from reconciler.formats.keys import (
-    generate_private_key,
+from reconciler.execute.executor import Executor
+from reconciler.execute.repos import RepoStore, SigningKeys
+from reconciler.formats.keys import generate_private_key
+from reconciler.fs.keyfiles import (
     load_private_key,
     load_public_key,
     write_private_key,
@@ -30,18 +33,25 @@ from reconciler.formats.keys import (
 )
 from reconciler.jobs.factory import make_job_service
 from reconciler.jobs.service import JobService
-from reconciler.memory.store import StateStore
+from reconciler.memory.cache import Memory
+from reconciler.memory.history import EventLog
+from reconciler.model.layout import RepoRoots
 from reconciler.model.names import RepoKey
 from reconciler.model.observations import ObservedState, RepoObserved
 from reconciler.model.packages import BranchDesired, PkgSpec
 from reconciler.model.progress import Event, PkgState
-from reconciler.observed.scanner import RepoRoots, RepoScanner, observe
-from reconciler.operator.interventions import Pushes, apply_operations, apply_pushes, settle
-from reconciler.operator.operations import OPERATIONS, load_intents, save_intents
-from reconciler.operator.triggers import Trigger, TriggerDir
+from reconciler.observed.scanner import RepoScanner
+from reconciler.observed.snapshot import observe
+from reconciler.operator.intents import BranchRemoval
+from reconciler.operator.pushes import apply_pushes
+from reconciler.operator.store import INTENTS_FILE, load_intents, save_intents
+from reconciler.operator.trigger_dir import TriggerDir
+from reconciler.operator.triggers import Trigger
+from reconciler.operator.world import World
 from reconciler.plan.actions import CancelJob, Outcome, SubmitBuild, SubmitSign
+from reconciler.plan.inputs import BranchOrder, PlanSettings
 from reconciler.plan.memo import PlanMemo, same_items
-from reconciler.plan.planner import BranchOrder, Plan, PlanSettings
+from reconciler.plan.planner import Plan
 from reconciler.site.metrics import MetricsFormatter, PassFigures
 from reconciler.site.model import BranchInfo, SiteInput, versions_from
 from reconciler.site.writer import SiteWriter
@@ -50,6 +60,7 @@ log = logging.getLogger(__name__)
 
 SpecTable = dict[tuple[RepoKey, str], PkgSpec]
 Versions = dict[tuple[RepoKey, str], tuple[str, str]]
+STAGING_CHECKOUTS = "staging-pmaports"  # below paths.data
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,66 +98,54 @@ def ensure_keys(config: Config) -> None:
         write_public_key(public, key)
 
 
-@dataclass
 class Daemon:
-    config: Config
-    clock: Callable[[], float] = time.time
-    jobs: JobService | None = None
-    triggers: TriggerDir = field(init=False)
-    desired_reader: DesiredReader = field(init=False)
-    scanner: RepoScanner = field(init=False)
-    store: RepoStore = field(init=False)
-    state: StateStore = field(init=False)
-    site: SiteWriter = field(init=False)
-    executor: Executor = field(init=False)
-    passes: int = 0
+    """Every part of the daemon, built once; passes run through them in one direction."""
 
-    def __post_init__(self) -> None:
-        cfg = self.config
-        for directory in (cfg.paths.data, cfg.paths.html_out):
+    def __init__(
+        self,
+        config: Config,
+        clock: Callable[[], float] = time.time,
+        jobs: JobService | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        paths = config.paths
+        for directory in (paths.data, paths.html_out):
             directory.mkdir(parents=True, exist_ok=True)
-        ensure_keys(cfg)
-        os.chmod(cfg.keys.wip_private, 0o600)
-        self.triggers = TriggerDir(cfg.paths.triggers)
-        if self.jobs is None:
-            self.jobs = make_job_service(cfg, self.clock)
-        parses = ParseCache(cfg.paths.state)  # a restart parses nothing again
-        self.desired_reader = DesiredReader(cfg.splitrepos, parses)
-        roots = RepoRoots(cfg.paths.wip_repo, cfg.paths.final_repo, cfg.paths.symlink_repo)
+        ensure_keys(config)
+        os.chmod(config.keys.wip_private, 0o600)
+        self.triggers = TriggerDir(paths.triggers)
+        self.jobs: JobService = jobs if jobs is not None else make_job_service(config, clock)
+        # A restart parses no APKBUILD again that did not change.
+        self.desired_reader = DesiredReader(config.splitrepos, ParseCache(paths.state))
+        self.checkouts = Checkouts(config.branches, paths.data / STAGING_CHECKOUTS)
+        roots = RepoRoots(paths.wip_repo, paths.final_repo, paths.symlink_repo)
         self.scanner = RepoScanner(roots)
-        keys = SigningKeys(
-            wip_private=load_private_key(cfg.keys.wip_private),
-            wip_name=cfg.keys.wip_public.name,
-            final_public=load_public_key(cfg.keys.final_public),
-            final_name=cfg.keys.final_name,
+        signing = SigningKeys(
+            wip_private=load_private_key(config.keys.wip_private),
+            wip_name=config.keys.wip_public.name,
+            final_public=load_public_key(config.keys.final_public),
+            final_name=config.keys.final_name,
         )
-        self.store = RepoStore(roots, self.scanner, keys)
-        self.state = StateStore(cfg.paths.state)
+        self.store = RepoStore(roots, signing)
+        self.memory = Memory(paths.state)
+        self.history = EventLog(paths.state)
+        self.intents_path = paths.state / INTENTS_FILE
+        self.intents = load_intents(self.intents_path)
         self.plans = PlanMemo()  # a pass whose inputs did not change reuses the last plan
+        self.executor = Executor(config, self.jobs, self.store, self.memory, clock)
+        self.site = SiteWriter(paths.html_out)
         self.metrics = MetricsFormatter()
-        self._transitions_of: Plan | None = None  # the plan whose states the state holds
-        self._versions: tuple[tuple[tuple[RepoKey, RepoObserved], ...], Versions] = ((), {})
-        self.intents = load_intents(self.state.intents_path)
+        self._transitions_of: Plan | None = None  # the plan whose states memory holds
         self._unreachable_since: float | None = None
         self._site_error = ""
-        # (ids of the desired states, their specs, the states: kept so ids stay theirs)
-        self._specs_cache: tuple[
-            tuple[int, ...], dict[tuple[RepoKey, str], PkgSpec], list[BranchDesired]
-        ] = ((), {}, [])
-        self.checkouts = Checkouts(
-            cfg.branches, cfg.paths.data / "staging-pmaports", roots, cfg.splitrepos
-        )
-        self.site = SiteWriter(cfg.paths.html_out)
-        self.executor = Executor(cfg, self.jobs, self.store, self.state, self.clock, {})
-        self.settings = PlanSettings(
-            branches=(),
-            splitrepos=cfg.splitrepos,
-            max_parallel=cfg.jobs.max_parallel,
-            max_tries=cfg.retries.max_tries,
-            backoff_seconds=cfg.retries.backoff_seconds,
-            backoff_max_seconds=cfg.retries.backoff_max_seconds,
-            mirror=cfg.mirror.enabled,
-        )
+        # Site inputs made again only when what they come from is another object.
+        self._versions: tuple[tuple[tuple[RepoKey, RepoObserved], ...], Versions] = ((), {})
+        self._specs: tuple[tuple[int, ...], SpecTable, list[BranchDesired]] = ((), {}, [])
+
+    def branches(self) -> tuple[BranchConfig, ...]:
+        """The configured branches, then the staging branches found on their remotes."""
+        return (*self.config.branches, *self.checkouts.staging)
 
     def read_desired(self, fresh: Collection[str] | None = None) -> dict[str, BranchDesired]:
         """Every branch's desired state. Trees are walked again when they are plain
@@ -159,73 +158,130 @@ class Daemon:
             for b in self.branches()
         }
 
-    def branches(self) -> tuple[BranchConfig, ...]:
-        """The configured branches, then the staging branches found on their remotes."""
-        return (*self.config.branches, *self.checkouts.staging)
+    def observe(self, *, full: bool = False) -> ObservedState:
+        repos = self.config.repositories(self.checkouts.staging)
+        return observe(self.scanner, repos, self.jobs, self.memory, full=full)
 
+    def settings(self, removals: tuple[BranchRemoval, ...] = ()) -> PlanSettings:
+        """What the plan is told besides desired and observed state."""
+        config = self.config
+        return PlanSettings(
+            branches=tuple(
+                BranchOrder(b.name, b.arches, b.ignore_errors, b.origin, str(b.pmaports))
+                for b in self.branches()
+            ),
+            splitrepos=config.splitrepos,
+            max_parallel=config.jobs.max_parallel,
+            max_tries=config.retries.max_tries,
+            backoff_seconds=config.retries.backoff_seconds,
+            backoff_max_seconds=config.retries.backoff_max_seconds,
+            intents=self.intents,
+            mirror=config.mirror.enabled,
+            mirror_retry_seconds=config.mirror.retry_seconds,
+            removals=removals,
+        )
+
+    # --- one pass ----------------------------------------------------------------
     def run_pass(self, *, full: bool = False) -> PassResult:
         """One level-triggered pass."""
-        assert self.jobs is not None
-        self.passes += 1
         started = time.monotonic()
         triggers = self.triggers.drain()
         pushed = {str(t.data["branch"]) for t in triggers if t.type == "push"}
-        pushes, found = self.checkouts.sync(pushed, full, self.clock())
-        self.state.append_events(found)
-        branches = self.branches()
+        synced = self.checkouts.sync(pushed, full, self.clock())
+        self.history.append(list(synced.events))
         desired = self.read_desired(None if full else pushed)
-        self.executor.commits = {name: d.commit for name, d in desired.items()}
-        self.executor.checkouts = {b.name: b.pmaports for b in self.checkouts.staging}
-        observed = observe(
-            self.scanner,
-            repo_keys(self.config, self.checkouts.staging),
-            self.jobs,
-            self.state.rejected,
-            full=full,
-            mirrored=self.state.mirrored,
-        )
+        observed = self.observe(full=full)
         now = self.clock()
-        self._intervene(triggers, pushes, observed, desired, now)
-        settings = replace(
-            self.settings,
-            branches=tuple(
-                BranchOrder(b.name, b.arches, b.ignore_errors, b.origin) for b in branches
-            ),
-            intents=self.intents,
+        removals = self._intervene(triggers, synced, observed, desired, now)
+        result = self.plans.plan(desired, observed, self.settings(removals), now)
+        outcomes = self.executor.apply(result.actions)
+        problems = [o.message for o in outcomes if not o.ok] + self._record(result, now)
+        self._show(desired, observed, result, problems, now)
+        live = sum(1 for o in observed.jobs.values() if o.status.is_live) + sum(
+            1 for a in result.actions if isinstance(a, SubmitBuild | SubmitSign)
         )
-        result = self.plans.plan(desired, observed, settings, now)
-        actions = list(result.actions)
-        if observed.job_service_error:  # never submit blind: the service may hold the job
-            actions = [a for a in actions if not isinstance(a, SubmitBuild | SubmitSign)]
-        outcomes = self.executor.apply(actions)
-        problems = [o.message for o in outcomes if not o.ok]
+        self._heartbeat(result, outcomes, observed, live, started)
+        if full and not gc.get_freeze_count():
+            # The caches the first full pass built live as long as the daemon: keep
+            # them out of the collector's scans. Only once: whatever is frozen is
+            # never collected, so later passes' garbage must stay collectable.
+            gc.freeze()
+        return PassResult(result, outcomes, live, observed.job_service_error)
+
+    def _intervene(
+        self,
+        triggers: list[Trigger],
+        synced: Synced,
+        observed: ObservedState,
+        desired: dict[str, BranchDesired],
+        now: float,
+    ) -> tuple[BranchRemoval, ...]:
+        """Operations and pushes change the durable intents; requests that are done
+        leave them. Returns the branch removals asked for in this pass."""
+        before = self.intents
+        world = World.of(observed, desired, now)
+        events: list[Event] = []
+        removals = list(synced.removals)
+        for trigger in triggers:
+            if trigger.operation is not None:
+                applied = trigger.operation.apply(self.intents, world)
+                self.intents = applied.intents
+                events += applied.events
+                removals += applied.removals
+        for event in events:
+            log.info("%s %s: %s", event.repo, event.pkgname, event.message)
+        if synced.changes:
+            applied = apply_pushes(self.intents, synced.changes, world)
+            self.intents = applied.intents
+            events += applied.events
+        self.intents = world.settle(self.intents)
+        if self.intents != before:
+            save_intents(self.intents_path, self.intents)
+        self.history.append(events)
+        return tuple(removals)
+
+    def _record(self, result: Plan, now: float) -> list[str]:
+        """Remember every package's state and log the transitions as events (the
+        same plan as last time changed no state). Returns what went wrong."""
+        if result is self._transitions_of:
+            return []
         try:
-            events = []
-            if result is not self._transitions_of:  # the same plan: no state changed
-                events = self.state.transitions(result.packages, result.repos, now)
-                self.state.save()
-                self._transitions_of = result
-        except OSError as exc:  # a full disk: the state is a cache, carry on
+            events = self.memory.transitions(result.packages, result.repos, now)
+            self.history.append(events)
+            self.memory.save()
+            self._transitions_of = result
+        except OSError as exc:  # a full disk: the memory is a cache, carry on
             log.error("cannot write the state: %s", exc)
-            events = []
-            problems.append(f"cannot write the state: {exc}")
+            return [f"cannot write the state: {exc}"]
         for event in events:
             log.info("%s %s %s: %s", event.repo, event.pkgname, event.kind, event.message)
+        return []
+
+    def _show(
+        self,
+        desired: dict[str, BranchDesired],
+        observed: ObservedState,
+        result: Plan,
+        problems: list[str],
+        now: float,
+    ) -> None:
+        """Bring the status site up to date; on failure the previous pages stay, and
+        the next good render says what happened."""
         if self._site_error:
-            problems.append(self._site_error)
+            problems = [*problems, self._site_error]
         site = self.config.site
         site_input = SiteInput(
             title=site.title,
             url=site.url,
             branches=tuple(
                 BranchInfo(b.name, b.arches, b.ignore_errors, desired[b.name].commit)
-                for b in branches
+                for b in self.branches()
             ),
             plan=result,
-            specs=self._specs(desired),
+            specs=self._spec_table(desired),
             versions=self._versions_of(observed),
             jobs=tuple(observed.jobs.values()),
-            events=self.state.recent_events(),
+            events=self.history.recent(),
             max_parallel=self.config.jobs.max_parallel,
             job_service_error=self._unreachable(observed.job_service_error, now),
             monitoring_max=site.monitoring_max_failures,
@@ -236,13 +292,20 @@ class Daemon:
             self.site.copy_logs([o for o in observed.jobs.values() if not o.status.is_live])
             self.site.render(site_input, now)
             self._site_error = ""
-        except OSError as exc:  # the previous pages stay; say so on the next good render
+        except OSError as exc:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
             self._site_error = f"the site could not be written at {stamp}: {exc}"
             log.error("%s", self._site_error)
-        live = sum(1 for o in observed.jobs.values() if o.status.is_live) + sum(
-            1 for a in actions if isinstance(a, SubmitBuild | SubmitSign)
-        )
+
+    def _heartbeat(
+        self,
+        result: Plan,
+        outcomes: list[Outcome],
+        observed: ObservedState,
+        live: int,
+        started: float,
+    ) -> None:
+        """The metrics file, written every pass: the daemon's heartbeat."""
         figures = PassFigures(
             now=self.clock(),
             duration_seconds=time.monotonic() - started,
@@ -258,12 +321,6 @@ class Daemon:
             self.site.write_metrics(self.metrics.format(result, figures))
         except OSError as exc:
             log.error("cannot write metrics: %s", exc)
-        if full and not gc.get_freeze_count():
-            # The caches the first full pass built live as long as the daemon: keep
-            # them out of the collector's scans. Only once: whatever is frozen is
-            # never collected, so later passes' garbage must stay collectable.
-            gc.freeze()
-        return PassResult(result, outcomes, live, observed.job_service_error)
 
     def _versions_of(self, observed: ObservedState) -> Versions:
         """versions_from(observed), made again only when a repository's observation
@@ -272,19 +329,20 @@ class Daemon:
             self._versions = (tuple(observed.repos.items()), versions_from(observed))
         return self._versions[1]
 
-    def _specs(self, desired: dict[str, BranchDesired]) -> SpecTable:
+    def _spec_table(self, desired: dict[str, BranchDesired]) -> SpecTable:
         """Every spec by (repo, name); rebuilt only when a branch's desired state is
-        a new object (the reader returns the same one for an unchanged tree)."""
+        a new object (the reader returns the same one for an unchanged tree). The
+        states are kept with it so that their ids stay theirs."""
         identity = tuple(id(d) for d in desired.values())
-        if self._specs_cache[0] != identity:
+        if self._specs[0] != identity:
             specs = {
                 (k, n): s
                 for d in desired.values()
                 for k, r in d.repos.items()
                 for n, s in r.items()
             }
-            self._specs_cache = (identity, specs, list(desired.values()))
-        return self._specs_cache[1]
+            self._specs = (identity, specs, list(desired.values()))
+        return self._specs[1]
 
     def _unreachable(self, error: str, now: float) -> str:
         """ "since T: error" while the job service cannot be asked, "" otherwise."""
@@ -296,33 +354,7 @@ class Daemon:
         since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self._unreachable_since))
         return f"since {since}: {error}"
 
-    def _intervene(
-        self,
-        triggers: list[Trigger],
-        pushes: Pushes,
-        observed: ObservedState,
-        desired: dict[str, BranchDesired],
-        now: float,
-    ) -> None:
-        """Pushes and operator operations change the durable intents; finished
-        requests leave them; branch data an operator removes is deleted."""
-        before = self.intents
-        events: list[Event] = []
-        operations = [t.data for t in triggers if t.type in OPERATIONS]
-        if operations:
-            done = apply_operations(self.intents, operations, observed, desired, now)
-            self.intents, events = done.intents, done.events
-            for branch in done.remove_branches:
-                remove_branch_data(self.scanner.roots, branch, self.config.splitrepos)
-        if pushes:
-            done = apply_pushes(self.intents, pushes, desired, observed.jobs, now)
-            self.intents, events = done.intents, events + done.events
-        self.intents = settle(self.intents, observed, desired)
-        if self.intents != before:
-            save_intents(self.state.intents_path, self.intents)
-        if events:
-            self.state.append_events(events)
-
+    # --- passes over time ----------------------------------------------------------
     def converge(self, max_seconds: float | None = None) -> PassResult:
         """Run passes until nothing more can happen (no actions, no live jobs, no retry due)."""
         self.triggers.start()
@@ -347,13 +379,10 @@ class Daemon:
             if result.live_jobs:
                 self.triggers.wait(self.config.loop.poll_interval_seconds)
             elif result.plan.next_wakeup is not None and not stuck:
-                self._sleep_until(result.plan.next_wakeup)
+                self.triggers.wait(max(result.plan.next_wakeup - self.clock(), 0) + 0.01)
             else:
                 return result
             result = self.run_pass()
-
-    def _sleep_until(self, deadline: float) -> None:
-        self.triggers.wait(max(deadline - self.clock(), 0) + 0.01)
 
     def run_forever(self) -> None:
         self.triggers.start()

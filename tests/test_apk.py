@@ -21,14 +21,12 @@ from hypothesis import strategies as st
 
 from reconciler.formats.apk import (
     ApkError,
-    build_apk,
     parse_pkginfo,
-    read_apk,
     read_apk_bytes,
     split_gzip_members,
     verify_apk_signature,
 )
-from reconciler.formats.apkwrite import data_tar
+from reconciler.formats.apkwrite import build_apk, data_tar
 from reconciler.formats.keys import SignatureError, generate_private_key
 from reconciler.formats.tarblock import (
     POSIX_STYLE,
@@ -38,6 +36,7 @@ from reconciler.formats.tarblock import (
     padded,
     pax_records,
 )
+from reconciler.fs.apkfiles import read_apk
 
 from .apkcheck import gzip_members
 

@@ -26,7 +26,8 @@ from reconciler.formats.apkindex import (
     verify_index,
 )
 from reconciler.formats.apkversion import is_valid, sort_key
-from reconciler.formats.keys import SignatureError, generate_private_key, load_public_key
+from reconciler.formats.keys import SignatureError, generate_private_key
+from reconciler.fs.keyfiles import load_public_key
 from reconciler.model.packages import ApkInfo
 
 from .apkcheck import gzip_members

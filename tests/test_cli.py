@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from reconciler.formats.apk import build_apk, read_apk
 from reconciler.formats.apkindex import (
     build_index_archive,
     format_index,
@@ -21,7 +20,10 @@ from reconciler.formats.apkindex import (
     read_index_archive,
     sign_archive,
 )
-from reconciler.formats.keys import generate_private_key, write_public_key
+from reconciler.formats.apkwrite import build_apk
+from reconciler.formats.keys import generate_private_key
+from reconciler.fs.apkfiles import read_apk
+from reconciler.fs.keyfiles import write_public_key
 from reconciler.model.packages import ApkInfo
 
 from .conftest import ROOT

@@ -14,13 +14,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.config.settings import (
-    Config,
-    ConfigError,
-    default_config,
-    load_config,
-    parse_config,
-)
+from reconciler.config.settings import Config, default_config, load_config, parse_config
+from reconciler.model.errors import ConfigError
 
 from .conftest import ROOT
 

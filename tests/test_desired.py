@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config.settings import BranchConfig
+from reconciler.config.branches import BranchConfig
 from reconciler.desired.reader import DesiredReader
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import BranchDesired, DepRef, PkgSpec

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from reconciler.execute.repos import RefusedError, RepoStore, SigningKeys
-from reconciler.formats.apk import build_apk
+from reconciler.formats.apkwrite import build_apk
 from reconciler.formats.keys import generate_private_key
 from reconciler.loop import Daemon
+from reconciler.model.layout import RepoRoots
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import PkgSpec
-from reconciler.observed.scanner import RepoRoots, RepoScanner
 
 from .conftest import ConfigFactory
 
@@ -70,7 +70,7 @@ def store(tmp_path: Path) -> RepoStore:
     roots = RepoRoots(tmp_path / "wip", tmp_path / "final", tmp_path / "symlink")
     key = generate_private_key(1024)
     keys = SigningKeys(key, "wip.rsa.pub", key.public_key(), "final.rsa.pub")
-    return RepoStore(roots, RepoScanner(roots), keys)
+    return RepoStore(roots, keys)
 
 
 def artifact(directory: Path, **fields: str) -> Path:

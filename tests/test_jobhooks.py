@@ -14,14 +14,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler.config.settings import ConfigError, load_config
+from reconciler.config.settings import load_config
 from reconciler.hooks.jobend import CALLBACK_HEADER, CALLBACK_ROUTE, LOOK_NOW_NAME, LOOK_NOW_ROUTE
 from reconciler.hooks.tokens import TokenStore
 from reconciler.hooks.webhook import WebhookSettings
 from reconciler.jobs.sourcehut.manifest import build_submission
+from reconciler.model.errors import ConfigError
 from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobStatus
 from reconciler.model.names import RepoKey
-from reconciler.operator.triggers import TriggerDir, parse_trigger
+from reconciler.operator.trigger_dir import TriggerDir
+from reconciler.operator.triggers import parse_trigger
 
 from .conftest import wait_until
 from .fake_sourcehut import SOURCE, FakeSourcehut, checked_fake

@@ -14,11 +14,13 @@ from reconciler.formats.keys import (
     SignatureError,
     check_key_name,
     generate_private_key,
-    load_private_key,
-    load_public_key,
     parse_signature_name,
     sign_sha1,
     verify_signature_entry,
+)
+from reconciler.fs.keyfiles import (
+    load_private_key,
+    load_public_key,
     write_private_key,
     write_public_key,
 )

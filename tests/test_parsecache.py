@@ -11,7 +11,7 @@ import pytest
 
 import reconciler.desired.parsecache
 import reconciler.desired.reader
-from reconciler.config.settings import BranchConfig
+from reconciler.config.branches import BranchConfig
 from reconciler.desired.parsecache import ParseCache
 from reconciler.desired.reader import DesiredReader
 from reconciler.model.packages import BranchDesired

@@ -21,7 +21,8 @@ from reconciler.plan.actions import (
     SubmitSign,
     WriteSymlinkRepo,
 )
-from reconciler.plan.planner import BranchOrder, Plan, PlanSettings, plan
+from reconciler.plan.inputs import BranchOrder, PlanSettings
+from reconciler.plan.planner import Plan, plan
 
 X86 = RepoKey("main", "", "x86_64")
 ARM = RepoKey("main", "", "armv7")
@@ -245,11 +246,7 @@ def test_publish_ladder() -> None:
     assert [type(a) for a in result.actions] == [WriteSymlinkRepo]
     action = result.actions[0]
     assert isinstance(action, WriteSymlinkRepo)
-    assert (action.from_wip, action.from_final, action.commit) == (
-        ("a-2-r0.apk",),
-        ("b-1-r0.apk",),
-        "c0ffee",
-    )
+    assert (action.from_wip, action.from_final, action.commit) == ((a_new,), (b,), "c0ffee")
     # The symlink index lists exactly that: sign it.
     symlink = index(a_new, b, sha="f" * 64)
     result = Case(specs, {X86: repo(wip=(a_new,), final=final, symlink=symlink)}).run()
@@ -261,6 +258,10 @@ def test_publish_ladder() -> None:
     signed = job("", JobStatus.SUCCESS, version="f" * 64, kind=JobKind.SIGN)
     result = Case(specs, {X86: repo(wip=(a_new,), final=final, symlink=symlink)}, [signed]).run()
     assert [type(a) for a in result.actions] == [PublishFinal]
+    publish = result.actions[0]
+    assert isinstance(publish, PublishFinal)
+    # Once the new index is live, final's apks it does not list leave.
+    assert publish.unlisted == ("a-1-r0.apk", "gone-1-r0.apk")
     # Published: final lists exactly the target; WIP copies are pruned.
     done = repo(wip=(a_new,), final=(a_new, b), symlink=symlink)
     result = Case(specs, {X86: done}).run()
@@ -324,8 +325,8 @@ def test_holds_keep_published_apks_and_hold_what_needs_them() -> None:
     assert submitted(result) == []
     # The rest publishes: c from WIP, a and b as they are in final.
     action = next(a for a in result.actions if isinstance(a, WriteSymlinkRepo))
-    assert action.from_wip == ("c-1-r0.apk",)
-    assert set(action.from_final) == {"a-0-r0.apk", "b-0-r0.apk"}
+    assert [i.filename for i in action.from_wip] == ["c-1-r0.apk"]
+    assert {i.filename for i in action.from_final} == {"a-0-r0.apk", "b-0-r0.apk"}
     # An expired hold no longer applies.
     case.intents = Intents(holds=(replace(hold, expires=NOW - 1),))
     assert submitted(case.run()) == ["build@main@main@x86_64@a@1-r0@1"]

@@ -8,7 +8,8 @@ from reconciler.model.observations import ObservedState, RepoObserved
 from reconciler.model.packages import BranchDesired, PkgSpec
 from reconciler.model.progress import PkgState, RepoPhase
 from reconciler.plan.actions import SeedFromOrigin, SubmitBuild
-from reconciler.plan.planner import BranchOrder, Plan, PlanSettings, plan
+from reconciler.plan.inputs import BranchOrder, PlanSettings
+from reconciler.plan.planner import Plan, plan
 from reconciler.plan.staging import seed_files
 
 from .test_plan import NOW, apk, repo, spec

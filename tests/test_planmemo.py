@@ -12,8 +12,9 @@ from reconciler.model.observations import ObservedState, RepoObserved
 from reconciler.model.packages import BranchDesired, PkgSpec
 from reconciler.model.progress import PkgState
 from reconciler.operator.intents import Hold, Intents
+from reconciler.plan.inputs import BranchOrder, PlanSettings
 from reconciler.plan.memo import PlanMemo
-from reconciler.plan.planner import BranchOrder, Plan, PlanSettings, plan
+from reconciler.plan.planner import Plan, plan
 
 from .test_plan import NOW, X86, apk, job, repo, spec
 

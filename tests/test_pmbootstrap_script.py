@@ -21,11 +21,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler.config.settings import BuilderConfig, ConfigError, load_config
-from reconciler.jobs.pmbootstrap import JOB_FILE, PmbJob, main, mirror_base
-from reconciler.jobs.scripts import IndexSource, build_script
+from reconciler.config.builder import BuilderConfig
+from reconciler.config.settings import load_config
+from reconciler.jobs.indexes import IndexSource
+from reconciler.jobs.pmbootstrap_build import JOB_FILE, PmbJob, mirror_base
+from reconciler.jobs.scripts import build_script
 from reconciler.jobs.service import JobSpec
+from reconciler.jobs.silence import main
 from reconciler.jobs.sourcehut.manifest import ManifestSettings, build_submission
+from reconciler.model.errors import ConfigError
 from reconciler.model.jobs import JobIntent, JobKey, JobKind
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import PkgSpec
@@ -94,8 +98,10 @@ def setup_repos(tmp_path: Path, *, wip: bool, final: bool, split: str = "") -> l
     if final:
         index(final_index, "test-final.rsa.pub")
     return [
-        IndexSource(wip_index, keys / "wip.rsa.pub"),
-        IndexSource(final_index, keys / "final.rsa.pub"),
+        IndexSource(wip_index, keys / "wip.rsa.pub", present=wip, key_name="wip.rsa.pub"),
+        IndexSource(
+            final_index, keys / "final.rsa.pub", present=final, key_name="test-final.rsa.pub"
+        ),
     ]
 
 
@@ -250,10 +256,11 @@ def test_the_sourcehut_manifest_clones_pmbootstrap_and_uses_public_urls(tmp_path
     builder = BuilderConfig(kind="pmbootstrap")
     repo = RepoKey("v25.12", "", "aarch64")
     key = JobKey(JobIntent(JobKind.BUILD, repo, "hello", "1.0-r0"), 1)
-    indexes = [replace(i, path=Path(str(i.path).replace("/main/", "/v25.12/"))) for i in indexes]
-    for source in indexes:
-        if "/wip/" in str(source.path):
-            index(source.path, "wip.rsa.pub")
+    # v25.12 has a WIP index and no final index yet.
+    indexes = [
+        replace(i, path=Path(str(i.path).replace("/main/", "/v25.12/")), present=not n % 2)
+        for n, i in enumerate(indexes)
+    ]
     script, files = build_script(key, package("hello", repo), builder, indexes, (), "c0ffee")
     settings = ManifestSettings(
         image="alpine/edge",
@@ -311,7 +318,6 @@ def test_the_builder_section_is_read_and_checked(tmp_path: Path) -> None:
     builder = load_config(path).builder
     assert builder.silence_timeout_seconds == 30.0
     assert builder.pmbootstrap_branches == (("v25.12", "3.6.x"),)
-    assert builder.pmaports[0] == ("main", Path("/tmp"), "https://git.example.org/p")
     path.write_text(
         branches + "builder:\n  pmbootstrap_branches: {nope: master, main: 'a b'}\n"
         "  pmaports_git: git@example.org:p.git\n  silence_timeout_seconds: soon\n"

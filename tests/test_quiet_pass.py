@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import reconciler.desired.reader
-from reconciler.config.settings import BranchConfig
+from reconciler.config.branches import BranchConfig
 from reconciler.desired.reader import DesiredReader
 from reconciler.loop import Daemon, PassResult
 from reconciler.model.progress import PkgState

@@ -7,8 +7,9 @@ import shutil
 from pathlib import Path
 
 from reconciler.formats.apkwrite import build_apk
+from reconciler.model.layout import RepoRoots
 from reconciler.model.names import RepoKey
-from reconciler.observed.scanner import RepoRoots, RepoScanner
+from reconciler.observed.scanner import RepoScanner
 
 KEY = RepoKey("main", "", "x86_64")
 

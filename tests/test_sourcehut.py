@@ -18,7 +18,7 @@ import pytest
 import yaml
 from tenacity import wait_none
 
-from reconciler.config.settings import ConfigError, load_config
+from reconciler.config.settings import load_config
 from reconciler.jobs.service import JobExistsError, JobServiceError, JobSpec
 from reconciler.jobs.sourcehut.client import GraphQLClient
 from reconciler.jobs.sourcehut.manifest import (
@@ -28,6 +28,7 @@ from reconciler.jobs.sourcehut.manifest import (
     job_tags,
 )
 from reconciler.jobs.sourcehut.service import SourcehutJobService, SourcehutSettings
+from reconciler.model.errors import ConfigError
 from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
 from reconciler.model.names import RepoKey
 

@@ -1,13 +1,11 @@
 """Tokens: made once, stored only as a salted hash (0600), checked by value, replaceable.
 
-The CLI tests drive `reconciler.cli_hooks.add_subcommands` through a real argparse
-parser; the subprocess test of `python -m reconciler token new` runs once the main
-CLI registers the hooks.
+The CLI tests drive the real command line (`reconciler.cli.main.main`) in process,
+and once as `python -m reconciler token new` in a subprocess.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import stat
@@ -19,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main as main_cli
-from reconciler.cli.hooks import Handler, add_subcommands
 from reconciler.hooks.tokens import (
     MAX_TOKEN_CHARS,
     TokenStore,
@@ -163,12 +160,9 @@ def write_config(tmp_path: Path) -> Path:
 
 
 def run_hooks(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="reconciler")
-    sub = parser.add_subparsers(dest="command", required=True)
-    commands: dict[str, Handler] = {}
-    add_subcommands(sub, commands)
-    args = parser.parse_args(argv)
-    return commands[args.command](args)
+    with pytest.raises(SystemExit) as exited:
+        main_cli.main(argv)
+    return int(exited.value.code or 0)
 
 
 def test_cli_token_new_prints_once_and_replaces(
@@ -206,10 +200,6 @@ def test_cli_token_new_refuses_a_bad_name(
     assert not (tmp_path / "t.json").exists()
 
 
-@pytest.mark.skipif(
-    "token" not in main_cli.COMMANDS and "add_subcommands" not in vars(main_cli),
-    reason="reconciler/__main__.py does not register cli_hooks yet",
-)
 def test_real_cli_token_new(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     argv = [sys.executable, "-m", "reconciler", "token", "new", "push-hook", "-c", str(config)]

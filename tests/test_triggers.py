@@ -13,13 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.operator.triggers import (
-    MAX_TRIGGER_BYTES,
-    Trigger,
-    TriggerDir,
-    TriggerError,
-    parse_trigger,
-)
+from reconciler.operator.trigger_dir import TriggerDir
+from reconciler.operator.triggers import MAX_TRIGGER_BYTES, Trigger, TriggerError, parse_trigger
 
 
 @pytest.fixture

@@ -31,7 +31,8 @@ from reconciler.hooks.webhook import (
     make_server,
     serve,
 )
-from reconciler.operator.triggers import TriggerDir, parse_trigger
+from reconciler.operator.trigger_dir import TriggerDir
+from reconciler.operator.triggers import parse_trigger
 
 from .conftest import ROOT
 

@@ -8,7 +8,6 @@ reported by line, like the rest of the configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import yaml
 
@@ -32,17 +31,13 @@ class BuilderConfig:
     pmbootstrap_git: str = PMBOOTSTRAP_GIT
     pmbootstrap_branches: tuple[tuple[str, str], ...] = ()
     pmaports_git: str = ""
-    # Derived from `branches`, not read: (branch, its pmaports checkout, its remote).
-    pmaports: tuple[tuple[str, Path, str], ...] = ()
 
 
-def read_builder(
-    r: NodeReader, node: yaml.Node | None, branches: list[tuple[str, Path, str]]
-) -> BuilderConfig:
-    """The builder section; `branches` are (name, pmaports checkout, remote) of each branch."""
+def read_builder(r: NodeReader, node: yaml.Node | None, branches: set[str]) -> BuilderConfig:
+    """The builder section; `branches` are the names of the configured branches."""
     w = "builder."
-    b = r.mapping(node, "builder", {f.name for f in fields(BuilderConfig)} - {"pmaports"})
-    names = {name for name, _, _ in branches}
+    b = r.mapping(node, "builder", {f.name for f in fields(BuilderConfig)})
+    names = branches
     pmb_branches: list[tuple[str, str]] = []
     for name, value in r.mapping(
         b.get("pmbootstrap_branches"), w + "pmbootstrap_branches", names
@@ -68,5 +63,4 @@ def read_builder(
         pmbootstrap_branches=tuple(pmb_branches),
         pmbootstrap_git=urls["pmbootstrap_git"],
         pmaports_git=urls["pmaports_git"],
-        pmaports=tuple(branches),
     )

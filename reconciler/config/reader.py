@@ -13,18 +13,12 @@ from typing import TypeVar
 
 import yaml
 
+from reconciler.model.errors import ConfigError
+
 T = TypeVar("T")
 
 _TRUE = {"true", "yes", "on"}
 _FALSE = {"false", "no", "off"}
-
-
-class ConfigError(Exception):
-    """Every problem found in a configuration, one `file:line: message` each."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class NodeReader:

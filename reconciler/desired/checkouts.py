@@ -7,23 +7,23 @@ the package directories each push changed. A staging branch
 remote and staging arches. The staging branches the daemon knows are exactly the
 checkout directories under `checkouts_dir`, so the set survives a restart without
 any state file. `discover` lists the remote's branches (one `git ls-remote` per
-configured branch): a new staging branch gets a checkout, a deleted one loses its
-checkout and its WIP, symlink and final repositories. When the remote cannot be
-asked nothing is removed."""
+configured branch): a new staging branch gets a checkout; a deleted one is
+forgotten and becomes a removal request, which the plan turns into an action that
+deletes its repositories and then its checkout (until then the checkout stays, so
+a crash in between finds the branch again and asks again). When the remote cannot
+be asked nothing is removed."""
 
 from __future__ import annotations
 
 import logging
-import shutil
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from reconciler.config.settings import BranchConfig
+from reconciler.config.branches import BranchConfig
 from reconciler.desired.git import GitCheckout, GitError, remote_branches
-from reconciler.execute.repos import remove_branch_data
 from reconciler.model.names import STAGING_SEPARATOR, is_safe_branch, split_staging
 from reconciler.model.progress import Event
-from reconciler.observed.scanner import RepoRoots
+from reconciler.operator.intents import BranchRemoval
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +32,26 @@ log = logging.getLogger(__name__)
 Changes = dict[str, tuple[str, str, set[str]]]
 
 
+@dataclass(frozen=True, slots=True)
+class Synced:
+    """What a pass's fetching found: pushes, events, staging branches to remove."""
+
+    changes: Changes = field(default_factory=dict)
+    events: tuple[Event, ...] = ()
+    removals: tuple[BranchRemoval, ...] = ()
+
+
 class Checkouts:
     def __init__(
         self,
         configured: tuple[BranchConfig, ...],
         checkouts_dir: Path,
-        roots: RepoRoots,
-        splitrepos: tuple[str, ...],
     ) -> None:
         self.followed = {
             b.name: GitCheckout(b.pmaports, b.remote, b.name) for b in configured if b.remote
         }
         self.origins = {b.name: b for b in configured if b.remote and b.staging_arches}
         self.checkouts_dir = checkouts_dir
-        self.roots = roots
-        self.splitrepos = splitrepos
         self._branches = self._from_disk()
 
     @property
@@ -54,16 +59,19 @@ class Checkouts:
         """The staging branches known now, in name order."""
         return self._branches
 
-    def sync(self, pushed: set[str], full: bool, now: float) -> tuple[Changes, list[Event]]:
+    def sync(self, pushed: set[str], full: bool, now: float) -> Synced:
         """Fetch the branches that were pushed to (all of them on a full pass), after
         looking for new and deleted staging branches when one of those was pushed."""
         changes: Changes = {}
         events: list[Event] = []
+        removals: list[BranchRemoval] = []
         checkouts = [(n, c) for n, c in self.followed.items() if full or n in pushed]
         if self.origins and (full or any(split_staging(n) for n in pushed)):
             added, removed = self.discover()
             events += [Event(now, b.name, "", "", "push", "staging branch found") for b in added]
             events += [Event(now, n, "", "", "push", "staging branch deleted") for n in removed]
+            why = "the staging branch was deleted on the remote"
+            removals += [BranchRemoval(n, why, str(self.checkouts_dir / n)) for n in removed]
             pushed = pushed | {b.name for b in added}
         for branch in self._branches:
             if full or branch.name in pushed:
@@ -75,7 +83,7 @@ class Checkouts:
                     changes[name] = (before, after, checkout.changed_packages(before, after))
             except GitError as exc:  # the remote may be down: carry on with what we have
                 log.error("cannot update pmaports for %s: %s", name, exc)
-        return changes, events
+        return Synced(changes, tuple(events), tuple(removals))
 
     def checkout(self, branch: BranchConfig) -> GitCheckout:
         return GitCheckout(branch.pmaports, branch.remote, branch.name)
@@ -110,7 +118,8 @@ class Checkouts:
     def discover(self) -> tuple[list[BranchConfig], list[str]]:
         """Ask the remotes which staging branches exist: (new ones, removed names).
 
-        New branches have an empty checkout directory; the caller syncs them."""
+        New branches have an empty checkout directory; the caller syncs them.
+        Removed ones are forgotten here; their data goes with a removal request."""
         present = {b.name for b in self._branches}
         added: list[BranchConfig] = []
         removed: list[str] = []
@@ -130,7 +139,7 @@ class Checkouts:
                 added.append(config)
                 log.info("staging branch %s found", name)
             for name in sorted(n for n in present if n.startswith(prefix) and n not in names):
-                self.remove(name)
+                log.info("staging branch %s was deleted on the remote", name)
                 removed.append(name)
         if added or removed:
             self._branches = tuple(
@@ -140,11 +149,3 @@ class Checkouts:
                 )
             )
         return added, removed
-
-    def remove(self, name: str) -> None:
-        """Delete a staging branch's checkout and every repository it published."""
-        staging = split_staging(name)
-        assert staging is not None and is_safe_branch(name)
-        remove_branch_data(self.roots, name, self.splitrepos)
-        shutil.rmtree(self.checkouts_dir / name, ignore_errors=True)
-        log.info("staging branch %s was deleted on the remote: removed its data", name)

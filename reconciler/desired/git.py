@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from reconciler.desired.gitref import read_head_commit
+from reconciler.model.errors import UnavailableError
 from reconciler.model.names import is_safe_branch
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 GIT_TIMEOUT = 600
 
 
-class GitError(Exception):
+class GitError(UnavailableError):
     """git failed; the message has the command and what git said."""
 
 

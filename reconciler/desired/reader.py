@@ -15,7 +15,7 @@ import logging
 import os
 from pathlib import Path
 
-from reconciler.config.settings import BranchConfig
+from reconciler.config.branches import BranchConfig
 from reconciler.desired.gitref import git_dir, read_head_commit
 from reconciler.desired.parsecache import Entry, ParseCache
 from reconciler.desired.resolve import ParsedFile, resolve_branch

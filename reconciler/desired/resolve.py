@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.config.settings import BranchConfig
+from reconciler.config.branches import BranchConfig
 from reconciler.formats import apkversion
 from reconciler.formats.apkbuild import Apkbuild, Subpackage, check_arch, subpackage_arch
 from reconciler.formats.dependency import Dependency, is_plain_version, parse_dependency
@@ -232,36 +232,11 @@ class _Resolver:
 
 
 def resolve_branch(branch: BranchConfig, files: list[ParsedFile], commit: str) -> BranchDesired:
-    """Pure: parsed files -> per-repository package specs with resolved dependencies."""
+    """Pure: parsed files -> per-repository package specs with resolved dependencies.
+    Long because it is one pass per arch over every split repository, sharing the
+    memos of all of them; the work per file is in `_Resolver`."""
     resolver = _Resolver(apkversion.VersionMode(branch.apk_version))
-    broken: list[BrokenPackage] = []
-    by_repo: dict[str, dict[str, ParsedFile]] = {}
-    for parsed in files:
-        name = parsed.path.rsplit("/", 1)[-1]
-        if parsed.apkbuild is None:
-            broken.append(BrokenPackage(parsed.path, name, parsed.error))
-            continue
-        if not resolver.valid(parsed.apkbuild.version):
-            version = parsed.apkbuild.version
-            reason = f"{parsed.path}/APKBUILD: pkgver: {version!r} is not a valid apk version"
-            broken.append(BrokenPackage(parsed.path, name, reason))
-            continue
-        repo_files = by_repo.setdefault(parsed.splitrepo, {})
-        if name in repo_files:
-            other = repo_files[name].path
-            broken.append(
-                BrokenPackage(parsed.path, name, f"{parsed.path}: pkgname also in {other}")
-            )
-            continue
-        repo_files[name] = parsed
-    for pfs in by_repo.values():
-        for p in pfs.values():
-            a = p.apkbuild
-            assert a is not None
-            resolver.names.add(a.pkgname)
-            resolver.names.update(s.name for s in a.subpackages)
-            resolver.names.update(name for name, _ in resolver.provided(a))
-    resolver.names.update(b.pkgname for b in broken)
+    by_repo, broken = _usable_files(files, resolver)
     native = branch.native_arch
     every_arch = (*branch.arches, native)
     # Per split repo, in file order: each usable file with what every arch needs of it.
@@ -320,6 +295,43 @@ def resolve_branch(branch: BranchConfig, files: list[ParsedFile], commit: str) -
                 specs[f.name] = _spec(key, f, build_deps, native_deps)
             repos[key] = specs
     return BranchDesired(branch.name, commit, repos, tuple(broken))
+
+
+def _usable_files(
+    files: list[ParsedFile], resolver: _Resolver
+) -> tuple[dict[str, dict[str, ParsedFile]], list[BrokenPackage]]:
+    """The usable files per split repo and directory name, and the broken ones (no
+    parse, an invalid version, a name twice); every name a provider map can hold
+    goes into the resolver."""
+    broken: list[BrokenPackage] = []
+    by_repo: dict[str, dict[str, ParsedFile]] = {}
+    for parsed in files:
+        name = parsed.path.rsplit("/", 1)[-1]
+        if parsed.apkbuild is None:
+            broken.append(BrokenPackage(parsed.path, name, parsed.error))
+            continue
+        if not resolver.valid(parsed.apkbuild.version):
+            version = parsed.apkbuild.version
+            reason = f"{parsed.path}/APKBUILD: pkgver: {version!r} is not a valid apk version"
+            broken.append(BrokenPackage(parsed.path, name, reason))
+            continue
+        repo_files = by_repo.setdefault(parsed.splitrepo, {})
+        if name in repo_files:
+            other = repo_files[name].path
+            broken.append(
+                BrokenPackage(parsed.path, name, f"{parsed.path}: pkgname also in {other}")
+            )
+            continue
+        repo_files[name] = parsed
+    for pfs in by_repo.values():
+        for p in pfs.values():
+            a = p.apkbuild
+            assert a is not None
+            resolver.names.add(a.pkgname)
+            resolver.names.update(s.name for s in a.subpackages)
+            resolver.names.update(name for name, _ in resolver.provided(a))
+    resolver.names.update(b.pkgname for b in broken)
+    return by_repo, broken
 
 
 def _provider_map(usable: list[_File]) -> Providers:

@@ -1,27 +1,32 @@
 """Performs the plan's actions, one at a time, each inside its own error boundary.
 
-Execute never decides anything: it turns each Action into job submissions and
-repository changes and reports an Outcome. One failing action (a refused apk, a
-full disk, an unreachable job service) is logged and reported; the others still
-run, and the next pass plans again from what is then on disk.
+Execute decides nothing: every Action carries what it needs, and execute turns
+it into job submissions and repository changes and reports an Outcome. A failing
+action (a refused apk, a full disk, an unreachable job service) is logged and
+reported; the others still run, and the next pass plans again from what is then
+on disk. Facts that cannot be observed later (a refused result, a mirrored or
+failed copy) are written to the daemon's memory for the next plan.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.config.settings import BranchConfig, Config
+from reconciler.config.settings import Config
 from reconciler.execute.mirror import MirrorError, push_repository
 from reconciler.execute.repos import RefusedError, RepoStore
 from reconciler.fs.crashpoint import crashpoint
-from reconciler.jobs.scripts import SIGNED_NAME, IndexSource, build_script, sign_script
+from reconciler.jobs.indexes import IndexSource
+from reconciler.jobs.scripts import build_script, sign_script
 from reconciler.jobs.service import JobExistsError, JobService, JobSpec
-from reconciler.memory.store import StateStore
+from reconciler.memory.cache import Memory
+from reconciler.model.errors import ReconcilerError
+from reconciler.model.layout import INDEX_NAME
 from reconciler.model.names import RepoKey
-from reconciler.observed.scanner import INDEX_NAME
 from reconciler.plan.actions import (
     Action,
     CancelJob,
@@ -32,6 +37,7 @@ from reconciler.plan.actions import (
     PruneWip,
     PublishFinal,
     ReindexWip,
+    RemoveBranch,
     SeedFromOrigin,
     SubmitBuild,
     SubmitSign,
@@ -46,14 +52,8 @@ class Executor:
     config: Config
     jobs: JobService
     store: RepoStore
-    state: StateStore
+    memory: Memory
     clock: Callable[[], float]
-    commits: dict[str, str]  # branch -> commit of the desired state being built
-    # Checkouts of branches that are not configured (staging): branch -> directory.
-    checkouts: dict[str, Path] = field(default_factory=dict)
-    # When a failed transfer to the mirror may be tried again (in memory: a
-    # restart simply tries at once).
-    mirror_retry_at: dict[RepoKey, float] = field(default_factory=dict)
 
     def apply(self, actions: Iterable[Action]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -61,8 +61,8 @@ class Executor:
             try:
                 message = self._apply_one(action)
                 outcomes.append(Outcome(action, True, message))
-            except RefusedError as exc:
-                log.error("%s refused: %s", type(action).__name__, exc)
+            except ReconcilerError as exc:  # refused input, a service out of reach
+                log.error("%s: %s", type(action).__name__, exc)
                 outcomes.append(Outcome(action, False, str(exc)))
             except Exception as exc:  # the per-action boundary: log, report, carry on
                 log.exception("%s failed", type(action).__name__)
@@ -78,15 +78,15 @@ class Executor:
                 try:
                     names = self.store.import_build(spec, Path(job.artifacts_dir or "/nonexistent"))
                 except RefusedError as exc:
-                    self.state.reject(job.key.job_id, f"results refused: {exc}")
+                    self.memory.reject(job.key.job_id, f"results refused: {exc}")
                     raise
                 crashpoint("build-collected")
                 return f"collected {', '.join(names)}"
             case SeedFromOrigin(repo=repo, origin=origin, filenames=names):
                 self.store.seed_from_origin(repo, origin, names)
                 return f"copied {len(names)} apk(s) from {origin} into WIP {repo}"
-            case ReindexWip(repo=repo):
-                self.store.reindex_wip(repo, now)
+            case ReindexWip(repo=repo, apks=apks):
+                self.store.reindex_wip(repo, apks, now)
                 crashpoint("wip-indexed")
                 return f"reindexed WIP {repo}"
             case PruneWip(repo=repo, filenames=names, why=why):
@@ -98,32 +98,9 @@ class Executor:
                 counts = f"{len(wip)} new + {len(final)} published"
                 return f"symlink repo {repo}: {counts}, index {sha[:12]}"
             case SubmitSign(key=key):
-                unsigned = self.store.unsigned_index(key.intent.repo)
-                script, files = sign_script(
-                    unsigned,
-                    key.intent.version,
-                    self.config.keys.final_private,
-                    self.config.keys.final_name,
-                )
-                self._submit(
-                    JobSpec(
-                        key,
-                        script,
-                        f"sign the index of {key.intent.repo}",
-                        self.config.jobs.timeout_seconds,
-                        files,
-                    )
-                )
-                crashpoint("sign-submitted")
-                return f"submitted sign job {key.job_id}"
-            case PublishFinal(repo=repo, job=job, unsigned_sha256=sha, replace=replace):
-                signed = Path(job.artifacts_dir or "/nonexistent") / SIGNED_NAME
-                try:
-                    removed = self.store.publish(repo, signed, sha, replace)
-                except RefusedError as exc:
-                    self.state.reject(job.key.job_id, str(exc))
-                    raise
-                return f"published {repo}, removed {len(removed)} old apk(s)"
+                return self._submit_sign(action)
+            case PublishFinal():
+                return self._publish(action)
             case MirrorFinal(repo=repo, index_sha256=sha):
                 return self._mirror(repo, sha, now)
             case CancelJob(key=key, why=why):
@@ -132,42 +109,71 @@ class Executor:
             case PruneFinal(repo=repo, filenames=names):
                 removed = self.store.prune_final(repo, names)
                 return f"removed {len(removed)} unlisted apk(s) from final {repo}"
+            case RemoveBranch(branch=branch, splitrepos=splitrepos, checkout=checkout, why=why):
+                self.store.remove_branch(branch, splitrepos)
+                if checkout:
+                    shutil.rmtree(checkout, ignore_errors=True)
+                return f"removed the repositories of {branch}: {why}"
         raise TypeError(f"unknown action {action!r}")
 
-    def _mirror(self, repo: RepoKey, sha: str, now: float) -> str:
-        mirror = self.config.mirror
-        if now < self.mirror_retry_at.get(repo, 0.0):
-            raise RefusedError(f"mirror of {repo}: waiting before the next try")
+    def _publish(self, action: PublishFinal) -> str:
+        job, repo = action.job, action.repo
+        signed = Path(job.artifacts_dir or "/nonexistent") / INDEX_NAME
         try:
-            push_repository(self.store.final_dir(repo), mirror.rsync, repo.relpath)
+            removed = self.store.publish(
+                repo, signed, action.unsigned_sha256, action.replace, action.unlisted
+            )
+        except RefusedError as exc:
+            self.memory.reject(job.key.job_id, str(exc))
+            raise
+        return f"published {repo}, removed {len(removed)} old apk(s)"
+
+    def _mirror(self, repo: RepoKey, sha: str, now: float) -> str:
+        try:
+            push_repository(self.store.final_dir(repo), self.config.mirror.rsync, repo.relpath)
         except MirrorError as exc:
-            self.mirror_retry_at[repo] = now + mirror.retry_seconds
-            raise RefusedError(f"mirror of {repo}: {exc}") from exc
-        self.state.mark_mirrored(str(repo), sha)
+            self.memory.mark_mirror_failed(str(repo), now)
+            raise MirrorError(f"mirror of {repo}: {exc}") from exc
+        self.memory.mark_mirrored(str(repo), sha)
         return f"mirrored {repo}"
 
     def _submit_build(self, action: SubmitBuild) -> str:
         spec = action.spec
         keys = self.config.keys
-        indexes: list[IndexSource] = []
-        for repo in action.dep_repos:
-            indexes.append(IndexSource(self.store.wip_dir(repo) / INDEX_NAME, keys.wip_public))
-            indexes.append(IndexSource(self.store.final_dir(repo) / INDEX_NAME, keys.final_public))
-        builder = self.config.builder
-        if spec.repo.branch in self.checkouts:
-            checkout = (spec.repo.branch, self.checkouts[spec.repo.branch], "")
-            builder = replace(builder, pmaports=(checkout, *builder.pmaports))
+        indexes = [
+            IndexSource(
+                (self.store.final_dir if index.final else self.store.wip_dir)(index.repo)
+                / INDEX_NAME,
+                keys.final_public if index.final else keys.wip_public,
+                present=index.present,
+                key_name=index.signer,
+            )
+            for index in action.indexes
+        ]
         script, files = build_script(
             action.key,
             spec,
-            builder,
+            self.config.builder,
             indexes,
             action.required,
-            self.commits.get(spec.repo.branch, ""),
+            action.commit,
+            action.pmaports,
         )
         note = f"build {spec.pkgname} {spec.version} for {spec.repo}, try {action.key.attempt}"
         self._submit(JobSpec(action.key, script, note, self.config.jobs.timeout_seconds, files))
         return f"submitted {action.key.job_id}"
+
+    def _submit_sign(self, action: SubmitSign) -> str:
+        key = action.key
+        unsigned = self.store.unsigned_index(key.intent.repo)
+        keys = self.config.keys
+        script, files = sign_script(
+            unsigned, key.intent.version, keys.final_private, keys.final_name
+        )
+        note = f"sign the index of {key.intent.repo}"
+        self._submit(JobSpec(key, script, note, self.config.jobs.timeout_seconds, files))
+        crashpoint("sign-submitted")
+        return f"submitted sign job {key.job_id}"
 
     def _submit(self, spec: JobSpec) -> None:
         try:
@@ -175,13 +181,3 @@ class Executor:
         except JobExistsError:
             # The job service already holds it: the next listing shows it. Never resubmit.
             log.warning("job %s already exists; re-attaching", spec.key.job_id)
-
-
-def repo_keys(config: Config, staging: tuple[BranchConfig, ...] = ()) -> list[RepoKey]:
-    """Every repository the configuration (and the staging branches) publish, in build order."""
-    return [
-        RepoKey(branch.name, splitrepo, arch)
-        for branch in (*config.branches, *staging)
-        for arch in branch.arches
-        for splitrepo in ("", *config.splitrepos)
-    ]

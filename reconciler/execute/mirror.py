@@ -12,13 +12,15 @@ import logging
 import subprocess
 from pathlib import Path
 
+from reconciler.model.errors import UnavailableError
+from reconciler.model.layout import INDEX_NAME
+
 log = logging.getLogger(__name__)
 
 RSYNC_TIMEOUT = 3600
-INDEX_NAME = "APKINDEX.tar.gz"
 
 
-class MirrorError(Exception):
+class MirrorError(UnavailableError):
     """rsync failed; the message says which step and what rsync said."""
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from reconciler.formats.apk import ApkError, read_apk, read_apk_bytes
+from reconciler.formats.apk import ApkError, read_apk_bytes
 from reconciler.formats.apkindex import (
     EntryCache,
     build_index_archive,
@@ -34,22 +34,21 @@ from reconciler.formats.apkindex import (
     verify_index,
 )
 from reconciler.formats.keys import SignatureError
+from reconciler.fs.apkfiles import MAX_APK_BYTES, read_apk
 from reconciler.fs.atomicfile import remove, safe_join, write_bytes
 from reconciler.fs.crashpoint import crashpoint
+from reconciler.model.errors import InputError
+from reconciler.model.layout import INDEX_NAME, RepoRoots
 from reconciler.model.names import RepoKey, is_safe_branch, is_safe_name, split_staging
 from reconciler.model.packages import ApkInfo, PkgSpec
-from reconciler.observed.scanner import INDEX_NAME, RepoRoots, RepoScanner
+from reconciler.plan.target import SAME_VERSION
 
 log = logging.getLogger(__name__)
 
-MAX_APK_BYTES = 512 * 1024 * 1024
 MAX_INDEX_BYTES = 64 * 1024 * 1024
 
 
-SAME_VERSION = "rebuilt at the same version: bump pkgrel"
-
-
-class RefusedError(Exception):
+class RefusedError(InputError):
     """Input that must not enter a repository; the message says why."""
 
 
@@ -62,9 +61,10 @@ class SigningKeys:
 
 
 class RepoStore:
-    def __init__(self, roots: RepoRoots, scanner: RepoScanner, keys: SigningKeys) -> None:
+    """The three trees of repositories on disk, changed only through these methods."""
+
+    def __init__(self, roots: RepoRoots, keys: SigningKeys) -> None:
         self.roots = roots
-        self.scanner = scanner
         self.keys = keys
         self.entries = EntryCache()  # formatted index entries: only changed apks are formatted
 
@@ -130,8 +130,9 @@ class RepoStore:
             os.replace(aside, target)
         log.info("[%s] %d apk(s) copied from %s", key, len(filenames), origin)
 
-    def reindex_wip(self, key: RepoKey, now: float) -> None:
-        infos = list(self.scanner.scan(key).wip.values())
+    def reindex_wip(self, key: RepoKey, apks: tuple[ApkInfo, ...], now: float) -> None:
+        """Write and sign (WIP key) the index of exactly these apks of WIP."""
+        infos = list(apks)
         text = self.entries.format_index(f"wip/{key.relpath}", infos, rewrite_arch=key.arch)
         description = f"reconciler WIP {key.relpath} {_iso(now)}"
         unsigned = build_index_archive(text, description=description, mtime=int(now))
@@ -146,24 +147,22 @@ class RepoStore:
     def write_symlink_repo(
         self,
         key: RepoKey,
-        from_wip: tuple[str, ...],
-        from_final: tuple[str, ...],
+        from_wip: tuple[ApkInfo, ...],
+        from_final: tuple[ApkInfo, ...],
         commit: str,
         now: float,
     ) -> str:
-        """Replace the symlink repository; return the sha256 of its unsigned index."""
-        snapshot = self.scanner.scan(key)
+        """Replace the symlink repository with links to these apks of WIP and final
+        and their unsigned index; return the sha256 of that index."""
         entries: list[ApkInfo] = []
         links: list[tuple[str, Path]] = []
-        for names, infos, directory in (
-            (from_wip, snapshot.wip, self.wip_dir(key)),
-            (from_final, snapshot.final, self.final_dir(key)),
-        ):
-            for name in names:
-                if name not in infos:
-                    raise RefusedError(f"{name} disappeared before it could be indexed")
-                entries.append(infos[name])
-                links.append((name, safe_join(directory, name).resolve()))
+        for infos, directory in ((from_wip, self.wip_dir(key)), (from_final, self.final_dir(key))):
+            for info in infos:
+                source = safe_join(directory, info.filename)
+                if not source.is_file():
+                    raise RefusedError(f"{info.filename} disappeared before it could be indexed")
+                entries.append(info)
+                links.append((info.filename, source.resolve()))
         description = f"reconciler {key.relpath} commit={commit or '-'} published={_iso(now)}"
         unsigned = build_index_archive(
             self.entries.format_index(f"symlink/{key.relpath}", entries, rewrite_arch=key.arch),
@@ -195,9 +194,11 @@ class RepoStore:
         signed_path: Path,
         unsigned_sha256: str,
         replace: tuple[str, ...] = (),
+        unlisted: tuple[str, ...] = (),
     ) -> list[str]:
-        """Move the symlink repository into final under its signed index; the files
-        named in `replace` may take the place of other bytes under the same name."""
+        """Move the symlink repository into final under its signed index, then remove
+        the `unlisted` apks that it does not list; the files named in `replace` may
+        take the place of other bytes under the same name."""
         if not signed_path.is_file() or signed_path.stat().st_size > MAX_INDEX_BYTES:
             raise RefusedError(f"the sign job left no usable {signed_path.name}")
         signed = signed_path.read_bytes()
@@ -232,7 +233,7 @@ class RepoStore:
         crashpoint("publish-before-index")
         write_bytes(final_dir / INDEX_NAME, signed)
         crashpoint("publish-after-index")
-        removed = self.prune_final(key, tuple(sorted(self._final_apks(key) - listed)))
+        removed = self.prune_final(key, tuple(sorted(set(unlisted) - listed)))
         log.info(
             "[%s] published %d apk(s) signed by %s, removed %d",
             key,
@@ -265,9 +266,20 @@ class RepoStore:
         write_bytes(target, data)
         return None
 
-    def _final_apks(self, key: RepoKey) -> set[str]:
-        directory = self.final_dir(key)
-        return {p.name for p in directory.glob("*.apk")} if directory.is_dir() else set()
+    def remove_branch(self, branch: str, splitrepos: tuple[str, ...]) -> None:
+        """Delete a branch's WIP, symlink and final repositories (every arch and split
+        repo), and an emptied staging/<name> directory above them."""
+        if not is_safe_branch(branch):
+            raise RefusedError(f"{branch!r} is not a branch name")
+        roots = self.roots
+        for root in (roots.wip, roots.symlink, roots.final):
+            for splitrepo in ("", *splitrepos):
+                base = Path(RepoKey(branch, splitrepo, "any").relpath).parent
+                shutil.rmtree(safe_join(root, str(base)), ignore_errors=True)
+                if split_staging(branch):
+                    with contextlib.suppress(OSError):  # kept while other branches use it
+                        safe_join(root, str(base.parent)).rmdir()
+        log.info("removed the repositories of %s", branch)
 
     def prune_final(self, key: RepoKey, filenames: tuple[str, ...]) -> list[str]:
         removed = []
@@ -276,20 +288,6 @@ class RepoStore:
                 removed.append(name)
                 crashpoint("publish-pruning")
         return removed
-
-
-def remove_branch_data(roots: RepoRoots, branch: str, splitrepos: tuple[str, ...]) -> None:
-    """Delete a branch's WIP, symlink and final repositories (every arch and split
-    repo), and an emptied staging/<name> directory above them."""
-    assert is_safe_branch(branch), branch
-    for root in (roots.wip, roots.symlink, roots.final):
-        for splitrepo in ("", *splitrepos):
-            base = Path(RepoKey(branch, splitrepo, "any").relpath).parent
-            shutil.rmtree(safe_join(root, str(base)), ignore_errors=True)
-            if split_staging(branch):
-                with contextlib.suppress(OSError):  # kept while other branches use it
-                    safe_join(root, str(base.parent)).rmdir()
-    log.info("removed the repositories of %s", branch)
 
 
 def _artifact_problem(info: ApkInfo, spec: PkgSpec, filename: str) -> str:

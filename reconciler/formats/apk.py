@@ -8,37 +8,33 @@ member's `datahash` pins the data member (sha256 of its compressed bytes).
 Reading treats every input as hostile: members are found with `zlib.decompressobj` and
 `unused_data` (never by searching for the gzip magic), decompression is bounded, and every
 malformed input raises `ApkError` (a ValueError naming the file and what was expected).
-`read_apk` (files already in a repository) checks a data member pinned by `datahash` by
-its sha256 without inflating it, as `apk index` reads only up to the control member;
-`read_apk_bytes` (the intake of build artifacts) inflates it as well.
-`build_apk` lives in `apkwrite` and is re-exported here.
+`read_apk_bytes` checks a data member pinned by `datahash` by its sha256 without inflating
+it, as `apk index` reads only up to the control member (files already in a repository);
+with `inflate_data` (the intake of build artifacts) it inflates it as well. Reading the
+file is `fs.apkfiles`' job, writing a package `apkwrite`'s.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import sys
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from reconciler.formats.apkwrite import build_apk
 from reconciler.formats.keys import SIGN_PREFIX, SignatureError, verify_signature_entry
 from reconciler.formats.tarblock import TarEntry, TarError, read_entries
+from reconciler.model.errors import InputError
 from reconciler.model.packages import ApkInfo
 
 __all__ = [
     "ApkError",
-    "build_apk",
     "checksum_of",
     "gunzip_member",
     "parse_pkginfo",
-    "read_apk",
     "read_apk_bytes",
     "split_gzip_members",
     "verify_apk_signature",
@@ -57,7 +53,7 @@ _INTERNED_KEYS = frozenset(
 )
 
 
-class ApkError(ValueError):
+class ApkError(InputError):
     """A package file that is not a well-formed apk v2 package."""
 
 
@@ -261,49 +257,6 @@ def read_apk_bytes(data: bytes, source: str, *, inflate_data: bool = True) -> Ap
     sha256 only, not inflated (see `read_apk`); legacy packages are always inflated.
     """
     return _parse(data, source, inflate_data=inflate_data).info
-
-
-def read_apk(
-    path: Path, max_size: int = 512 * 1024 * 1024, *, inflate_data: bool = False
-) -> ApkInfo:
-    """Parse the package file at `path` (refusing files larger than `max_size`).
-
-    Like `apk index`, this reads what an index entry needs: by default a data member
-    pinned by `.PKGINFO` `datahash` is checked by its sha256 (so its bytes are exactly
-    what the control member, and through `C:` the index, names) but not inflated.
-    The intake of untrusted artifacts uses `read_apk_bytes`, which inflates it too.
-    """
-    try:
-        data = _read_file(path, max_size)
-    except OSError as exc:
-        raise ApkError(f"{path}: cannot read package: {exc.strerror or exc}") from exc
-    return read_apk_bytes(data, str(path), inflate_data=inflate_data)
-
-
-def _read_file(path: Path, max_size: int) -> bytes:
-    """The file's bytes, read with one os.read of its stat size plus one byte.
-
-    (A buffered read(max_size + 1) allocates max_size bytes first, which costs more than
-    parsing a small package.) A file that grows past `max_size` while read is refused.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        size = os.fstat(fd).st_size
-        if size > max_size:
-            raise ApkError(f"{path}: larger than {max_size} bytes, refusing to read it")
-        data = os.read(fd, size + 1)
-        if len(data) == size:  # a short read of a regular file is its end
-            return data
-        parts, total = [data], len(data)
-        while total <= max_size:
-            chunk = os.read(fd, min(max_size + 1 - total, _CHUNK))
-            if not chunk:
-                return b"".join(parts)
-            parts.append(chunk)
-            total += len(chunk)
-    finally:
-        os.close(fd)
-    raise ApkError(f"{path}: larger than {max_size} bytes, refusing to read it")
 
 
 def verify_apk_signature(data: bytes, public_key: RSAPublicKey, source: str) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import PurePosixPath
 
 from reconciler.formats.shellvars import Budget, Line, ShellVarsError, assignments
+from reconciler.model.errors import InputError
 from reconciler.model.names import is_safe_arch, is_safe_name
 
 _PKGVER_RE = re.compile(r"[A-Za-z0-9._~+]+")
@@ -45,7 +46,7 @@ _NOARCH_SUFFIXES = (
 )
 
 
-class ApkbuildError(ValueError):
+class ApkbuildError(InputError):
     """An APKBUILD that cannot be used; `field` is "" for file-level problems."""
 
     def __init__(self, path: str, field: str, message: str) -> None:

@@ -41,13 +41,14 @@ from reconciler.formats.tarblock import (
     padded,
     read_entries,
 )
+from reconciler.model.errors import InputError
 from reconciler.model.packages import ApkInfo
 
 MAX_INDEX_SIZE = 64 * 1024 * 1024  # decompressed, all members together
 _INT_RE = re.compile(r"^-?[0-9]{1,19}$")
 
 
-class IndexFormatError(ValueError):
+class IndexFormatError(InputError):
     """APKINDEX text or archive that does not parse; names the source, entry and field."""
 
 

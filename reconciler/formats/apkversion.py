@@ -23,6 +23,8 @@ from collections.abc import Callable
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
+from reconciler.model.errors import InputError
+
 if TYPE_CHECKING:
     from _typeshed import SupportsAllComparisons
 
@@ -62,7 +64,7 @@ class VersionMode(StrEnum):
     APK2 = "2.14"
 
 
-class InvalidVersion(ValueError):
+class InvalidVersion(InputError):
     """A string that is not a valid apk version in the given mode."""
 
     def __init__(self, version: str, reason: str, mode: VersionMode = VersionMode.APK3) -> None:
@@ -190,7 +192,8 @@ def _next_kind_v2(s: str, pos: int, prev: _Kind) -> tuple[_Kind, int, str | None
 
 def _scan_v3(s: str) -> tuple[list[_Token], str | None]:
     """Tokenise as apk 3.0 does:
-    number{.number}[letter]{_suffix[number]}[~hash][-rN]."""
+    number{.number}[letter]{_suffix[number]}[~hash][-rN].
+    Long because it is one pass over the string, part by part, as apk-tools' is."""
     tokens: list[_Token] = []
     digits = "0123456789"
 

@@ -128,7 +128,8 @@ def build_apk(
     """The bytes of an apk v2 package; signed with `signing_key` as `key_name` if given.
 
     `commit` and `maintainer` lines are written only when non-empty. Files starting with
-    `#!` or an ELF header get mode 0755, others 0644; directories 0755.
+    `#!` or an ELF header get mode 0755, others 0644; directories 0755. Long because
+    its keyword arguments are the .PKGINFO fields, one line each.
     """
     if not is_safe_name(pkgname) or not is_safe_name(origin):
         raise ValueError(f"unsafe package or origin name {pkgname!r} / {origin!r}")

@@ -1,31 +1,30 @@
 """RSA keys for signing packages and indexes the way abuild-sign does, and checking them.
 
-Private keys are written as unencrypted PKCS#8 PEM with mode 0600, public keys as
-SubjectPublicKeyInfo PEM ("PUBLIC KEY", the form apk reads from /etc/apk/keys) with mode
-0644. A key's name is the file name of its public key (e.g. `pmos@local-5f2c4e1a.rsa.pub`):
-that is what a `.SIGN.RSA.<name>` tar entry refers to (apk-formats.md §1.2, §2.8).
+Private keys are PEM-encoded as unencrypted PKCS#8, public keys as SubjectPublicKeyInfo
+PEM ("PUBLIC KEY", the form apk reads from /etc/apk/keys); the key files themselves are
+`fs.keyfiles`' business. A key's name is the file name of its public key (e.g.
+`pmos@local-5f2c4e1a.rsa.pub`): that is what a `.SIGN.RSA.<name>` tar entry refers to
+(apk-formats.md §1.2, §2.8).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from reconciler.fs import atomicfile
+from reconciler.model.errors import InputError
 
 SIGN_PREFIX = ".SIGN."
 # Anything larger is not a key file; refuse before parsing.
 MAX_KEY_FILE_SIZE = 64 * 1024
 
 
-class KeyFileError(ValueError):
+class KeyFileError(InputError):
     """A key file that cannot be read or is not an RSA key of the expected kind."""
 
 
-class SignatureError(ValueError):
+class SignatureError(InputError):
     """A package or index whose signature does not verify with the given key."""
 
 
@@ -34,58 +33,50 @@ def generate_private_key(bits: int = 2048) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
-def write_private_key(path: Path, key: rsa.RSAPrivateKey) -> None:
-    """Atomically write `key` as unencrypted PKCS#8 PEM, readable by its owner only."""
-    pem = key.private_bytes(
+def private_key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    """`key` as unencrypted PKCS#8 PEM."""
+    return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    atomicfile.write_bytes(path, pem, mode=0o600)
 
 
-def write_public_key(path: Path, key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> None:
-    """Atomically write the public half of `key` as "PUBLIC KEY" PEM (mode 0644)."""
+def public_key_pem(key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> bytes:
+    """The public half of `key` as "PUBLIC KEY" PEM (SubjectPublicKeyInfo)."""
     public = key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key
-    pem = public.public_bytes(
+    return public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    atomicfile.write_bytes(path, pem, mode=0o644)
 
 
-def _read_key_file(path: Path) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_KEY_FILE_SIZE + 1)
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read key file: {exc.strerror or exc}") from exc
-    if len(data) > MAX_KEY_FILE_SIZE:
-        raise KeyFileError(f"{path}: larger than {MAX_KEY_FILE_SIZE} bytes, not a PEM key")
-    return data
-
-
-def load_private_key(path: Path) -> rsa.RSAPrivateKey:
-    """Load an unencrypted PEM RSA private key (PKCS#1 or PKCS#8)."""
-    data = _read_key_file(path)
+def private_key_from_pem(data: bytes, source: str) -> rsa.RSAPrivateKey:
+    """An unencrypted PEM RSA private key (PKCS#1 or PKCS#8); `source` names it in errors."""
+    _check_size(data, source)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise KeyFileError(f"{path}: expected an unencrypted PEM RSA private key") from exc
+        raise KeyFileError(f"{source}: expected an unencrypted PEM RSA private key") from exc
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise KeyFileError(f"{path}: expected an RSA private key, got {type(key).__name__}")
+        raise KeyFileError(f"{source}: expected an RSA private key, got {type(key).__name__}")
     return key
 
 
-def load_public_key(path: Path) -> rsa.RSAPublicKey:
-    """Load a PEM RSA public key ("PUBLIC KEY", as in /etc/apk/keys; "RSA PUBLIC KEY" too)."""
-    data = _read_key_file(path)
+def public_key_from_pem(data: bytes, source: str) -> rsa.RSAPublicKey:
+    """A PEM RSA public key ("PUBLIC KEY", as in /etc/apk/keys; "RSA PUBLIC KEY" too)."""
+    _check_size(data, source)
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise KeyFileError(f"{path}: expected a PEM RSA public key (PUBLIC KEY)") from exc
+        raise KeyFileError(f"{source}: expected a PEM RSA public key (PUBLIC KEY)") from exc
     if not isinstance(key, rsa.RSAPublicKey):
-        raise KeyFileError(f"{path}: expected an RSA public key, got {type(key).__name__}")
+        raise KeyFileError(f"{source}: expected an RSA public key, got {type(key).__name__}")
     return key
+
+
+def _check_size(data: bytes, source: str) -> None:
+    if len(data) > MAX_KEY_FILE_SIZE:
+        raise KeyFileError(f"{source}: larger than {MAX_KEY_FILE_SIZE} bytes, not a PEM key")
 
 
 def check_key_name(key_name: str) -> None:

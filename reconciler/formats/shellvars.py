@@ -18,6 +18,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from reconciler.model.errors import InputError
+
 MAX_VALUE_CHARS = 65_536
 MAX_TOTAL_CHARS = 8 * 1024 * 1024
 
@@ -29,7 +31,7 @@ _GLOB_CHARS = frozenset("*?[")
 Line = tuple[int, str]
 
 
-class ShellVarsError(ValueError):
+class ShellVarsError(InputError):
     """A syntax problem at a given file line (unterminated quote, oversized value)."""
 
     def __init__(self, lineno: int, message: str) -> None:

@@ -19,13 +19,15 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from reconciler.model.errors import InputError
+
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
 GNU_MAGIC = b"ustar  \x00"
 POSIX_MAGIC = b"ustar\x0000"
 
 
-class TarError(ValueError):
+class TarError(InputError):
     """A tar stream that does not parse; the message says where and what."""
 
 

@@ -16,12 +16,14 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from reconciler.model.errors import InputError
+
 DIR_MODE = 0o755  # of the directories write_batch and write_new_tree create
 TREE_PREFIX = ".new-tree-"  # write_new_tree's staging directories
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # a new file, ours alone
 
 
-class UnsafePathError(ValueError):
+class UnsafePathError(InputError):
     """A name that would escape its directory (or is otherwise not a plain name)."""
 
 

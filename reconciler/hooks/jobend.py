@@ -30,8 +30,8 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from reconciler.fs.atomicfile import write_bytes
 from reconciler.model.jobs import JobKey
+from reconciler.operator.triggers import write_trigger
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,9 @@ def callback_trigger(body: bytes, now: datetime) -> Reply | dict[str, str]:
 
 
 def write_callback_trigger(trigger_dir: Path, trigger: dict[str, str], now: datetime) -> Path:
-    """Write one wake trigger aside and rename it in, under a unique name."""
+    """Write one wake trigger under a unique name."""
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    path = trigger_dir / f"job-callback-{stamp}-{secrets.token_hex(4)}.json"
-    write_bytes(path, (json.dumps(trigger, sort_keys=True) + "\n").encode("utf-8"))
-    return path
+    return write_trigger(trigger_dir, f"job-callback-{stamp}-{secrets.token_hex(4)}.json", trigger)
 
 
 class LookNow:
@@ -136,6 +134,6 @@ class LookNow:
         stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         trigger = {"type": "wake", "source": "look-now", "received_at": stamp}
         try:
-            write_bytes(self.trigger_dir / LOOK_NOW_NAME, (json.dumps(trigger) + "\n").encode())
+            write_trigger(self.trigger_dir, LOOK_NOW_NAME, trigger)
         except OSError as exc:  # a lost wake-up costs one poll interval
             log.error("look-now: cannot write %s: %s", self.trigger_dir / LOOK_NOW_NAME, exc)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.fs.atomicfile import write_bytes
+from reconciler.model.errors import UsageError
 from reconciler.model.names import is_safe_name
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ _MAX_SCRYPT_MEMORY = 64 * 1024 * 1024  # bounds n and r read back from the file
 _DUMMY_SALT = bytes(SALT_BYTES)
 
 
-class TokenStoreError(Exception):
+class TokenStoreError(UsageError):
     """The store cannot be read or written, or holds something unexpected."""
 
 

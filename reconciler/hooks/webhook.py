@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.config.settings import load_config
-from reconciler.fs.atomicfile import write_bytes
 from reconciler.hooks.jobend import (
     CALLBACK_HEADER,
     CALLBACK_ROUTE,
@@ -56,7 +55,9 @@ from reconciler.hooks.jobend import (
     write_callback_trigger,
 )
 from reconciler.hooks.tokens import TokenStore, TokenStoreError, default_store_path
-from reconciler.model.names import is_safe_branch
+from reconciler.model.errors import UsageError
+from reconciler.model.names import STAGING_SEPARATOR, is_safe_branch
+from reconciler.operator.triggers import write_trigger
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,9 @@ SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 ADDRESS_RE = re.compile(r"^[0-9A-Fa-f:.]{1,45}$")
 LENGTH_RE = re.compile(r"^\s*[0-9]{1,18}\s*$")
 HEADS = "refs/heads/"
-STAGING = "_staging_"
 
 
-class WebhookError(Exception):
+class WebhookError(UsageError):
     """The receiver cannot start: bad listen address or no token to check against."""
 
 
@@ -102,7 +102,8 @@ def relevant_branch(branch: str, configured: tuple[str, ...]) -> bool:
     if branch in configured:
         return True
     return any(
-        branch.startswith(orig + STAGING) and len(branch) > len(orig) + len(STAGING)
+        branch.startswith(orig + STAGING_SEPARATOR)
+        and len(branch) > len(orig) + len(STAGING_SEPARATOR)
         for orig in configured
     )
 
@@ -134,13 +135,11 @@ def trigger_for(event: Any, configured: tuple[str, ...], now: datetime) -> Answe
     return {"type": "push", "branch": branch, **shas, "received_at": received}
 
 
-def write_trigger(trigger_dir: Path, trigger: dict[str, str], now: datetime) -> Path:
-    """Write one trigger aside and rename it into `trigger_dir` under a unique name."""
+def write_push_trigger(trigger_dir: Path, trigger: dict[str, str], now: datetime) -> Path:
+    """Write one push trigger into `trigger_dir` under a unique name."""
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     name = f"push-{stamp}-{trigger['after'][:12]}-{secrets.token_hex(4)}.json"
-    path = trigger_dir / name
-    write_bytes(path, (json.dumps(trigger, sort_keys=True) + "\n").encode("utf-8"))
-    return path
+    return write_trigger(trigger_dir, name, trigger)
 
 
 class WebhookServer(ThreadingHTTPServer):
@@ -252,7 +251,7 @@ class Handler(BaseHTTPRequestHandler):
         now = datetime.now(UTC)
         result = trigger_for(event, settings.branches, now)
         if isinstance(result, dict):
-            written = write_trigger(settings.trigger_dir, result, now)
+            written = write_push_trigger(settings.trigger_dir, result, now)
             return Answer(HTTPStatus.OK, f"accepted {result['branch']}: {written.name}")
         return result
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from reconciler.config.settings import Config, ConfigError
+from reconciler.config.settings import Config
 from reconciler.jobs.local import LocalJobService
 from reconciler.jobs.service import JobService
 from reconciler.jobs.sourcehut.client import GraphQLClient
 from reconciler.jobs.sourcehut.manifest import ManifestSettings
 from reconciler.jobs.sourcehut.service import SourcehutJobService, SourcehutSettings
+from reconciler.model.errors import ConfigError
 
 
 def make_job_service(config: Config, clock: Callable[[], float] = time.time) -> JobService:

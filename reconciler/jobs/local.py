@@ -28,6 +28,7 @@ from reconciler.model.jobs import JobKey, JobObservation, JobStatus
 
 log = logging.getLogger(__name__)
 
+RUNNER_MODULE = "reconciler.jobs.runner"  # what every job process runs
 _TERMINAL = {
     "success": JobStatus.SUCCESS,
     "failed": JobStatus.FAILED,
@@ -122,7 +123,7 @@ class LocalJobService:
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             child = subprocess.Popen(
-                [sys.executable, "-m", "reconciler.jobs.runner", str(path), str(lock_fd)],
+                [sys.executable, "-m", RUNNER_MODULE, str(path), str(lock_fd)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -9,6 +9,7 @@ atomically when the script ends, and drops a wake-up file in the trigger dir.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from reconciler.fs.atomicfile import write_text
+from reconciler.operator.triggers import TriggerError, write_trigger
 
 
 def run(job_dir: Path) -> int:
@@ -53,17 +55,17 @@ def run(job_dir: Path) -> int:
     write_text(job_dir / "status.json", json.dumps(result) + "\n")
     trigger_dir = meta.get("trigger_dir")
     if trigger_dir:
-        name = f"job-{meta['job_id']}.json"
-        tmp = Path(trigger_dir) / f".{name}.tmp"
-        try:
-            tmp.write_text(json.dumps({"type": "wake", "job": meta["job_id"]}), encoding="utf-8")
-            os.replace(tmp, Path(trigger_dir) / name)
-        except OSError:
-            pass  # a lost wake-up costs one poll interval, nothing more
+        wake = {"type": "wake", "job": meta["job_id"]}
+        # A lost wake-up costs one poll interval, nothing more.
+        with contextlib.suppress(OSError, TriggerError):
+            write_trigger(Path(trigger_dir), f"job-{meta['job_id']}.json", wake)
     return 0
 
 
 def main() -> None:
+    if len(sys.argv) != 3 or not sys.argv[2].isdigit():
+        print("usage: python -m reconciler.jobs.runner JOB_DIR LOCK_FD", file=sys.stderr)
+        sys.exit(2)
     job_dir = Path(sys.argv[1])
     # sys.argv[2] is the lock descriptor; keeping it open keeps the lock held.
     lock_fd = int(sys.argv[2])

@@ -11,50 +11,34 @@ import fnmatch
 import json
 import shlex
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-from reconciler.config.settings import BuilderConfig
-from reconciler.jobs import pmbootstrap
+from reconciler.config.builder import BuilderConfig
+from reconciler.jobs import pmbootstrap_build
+from reconciler.jobs.indexes import IndexSource
 from reconciler.model.jobs import JobKey
+from reconciler.model.layout import INDEX_NAME, UNSIGNED_INDEX_NAME
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import PkgSpec
-
-UNSIGNED_NAME = "APKINDEX.unsigned.tar.gz"
-SIGNED_NAME = "APKINDEX.tar.gz"
-
-
-@dataclass(frozen=True, slots=True)
-class IndexSource:
-    """An index a build may read, and the public key that must have signed it.
-
-    A job on this machine reads `path`; a remote job downloads `url` when it is set.
-    A build gets them as (WIP, final) pairs, one pair per repository it may use.
-    """
-
-    path: Path
-    public_key: Path
-    url: str = ""
-
-    def as_input(self) -> dict[str, str]:
-        where = {"url": self.url} if self.url else {"path": str(self.path)}
-        return {**where, "public_key": str(self.public_key)}
 
 
 def build_script(
     key: JobKey,
     spec: PkgSpec,
     builder: BuilderConfig,
-    indexes: list[IndexSource],
+    indexes: Sequence[IndexSource],
     required: tuple[tuple[str, str], ...],
     commit: str,
+    pmaports: str = "",
     python: str = sys.executable,
 ) -> tuple[str, dict[str, bytes]]:
-    """Script and inputs of a build job; `python` runs reconciler's modules in the job."""
+    """Script and inputs of a build job; `pmaports` is the branch's checkout, `python`
+    runs reconciler's modules in the job."""
     if builder.kind == "pmbootstrap":
-        sources = [(i.path, i.public_key, i.url) for i in indexes]
-        job = pmbootstrap.plan_job(spec, builder, sources, commit)
-        return pmbootstrap.render_script(job, python), {pmbootstrap.JOB_FILE: job.to_json()}
+        job = pmbootstrap_build.build_job(spec, builder, indexes, commit, pmaports)
+        script = pmbootstrap_build.render_script(job, python)
+        return script, {pmbootstrap_build.JOB_FILE: job.to_json()}
     job_input = {
         "repo": str(spec.repo),
         "pkgname": spec.pkgname,
@@ -108,7 +92,7 @@ def sign_script(
 ) -> tuple[str, dict[str, bytes]]:
     """Script and inputs of a sign job: the only job that is given the final key."""
     return _sign_command(sys.executable, sha256, str(final_key), key_name), {
-        UNSIGNED_NAME: unsigned
+        UNSIGNED_INDEX_NAME: unsigned
     }
 
 
@@ -120,7 +104,7 @@ def remote_sign_script(url: str, sha256: str, final_key: str, key_name: str, pyt
     """
     fetch = (
         f"{shlex.quote(python)} -m reconciler.synthetic fetch"
-        f" {shlex.quote(url)} {UNSIGNED_NAME} {MAX_INDEX_DOWNLOAD}\n"
+        f" {shlex.quote(url)} {UNSIGNED_INDEX_NAME} {MAX_INDEX_DOWNLOAD}\n"
     )
     return _sign_command(python, sha256, final_key, key_name, fetch)
 
@@ -136,7 +120,7 @@ def _sign_command(python: str, sha256: str, final_key: str, key_name: str, fetch
         "set -eu\n"
         f"{fetch}"
         f"exec {shlex.quote(python)} -m reconciler.signer"
-        f" --unsigned {UNSIGNED_NAME} --sha256 {shlex.quote(sha256)}"
+        f" --unsigned {UNSIGNED_INDEX_NAME} --sha256 {shlex.quote(sha256)}"
         f" --key {shlex.quote(final_key)} --key-name {shlex.quote(key_name)}"
-        f" --out artifacts/{SIGNED_NAME}\n"
+        f" --out artifacts/{INDEX_NAME}\n"
     )

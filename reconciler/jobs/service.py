@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from reconciler.model.errors import UnavailableError
 from reconciler.model.jobs import JobKey, JobObservation
 
 
-class JobServiceError(Exception):
+class JobServiceError(UnavailableError):
     """The job service could not be asked (unreachable, refused)."""
 
 

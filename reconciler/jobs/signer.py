@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from reconciler.formats.apkindex import sign_archive
-from reconciler.formats.keys import load_private_key
 from reconciler.fs.atomicfile import write_bytes
+from reconciler.fs.keyfiles import load_private_key
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,16 +20,18 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from reconciler.formats.apk import build_apk
 from reconciler.formats.apkindex import parse_index_text, read_index_archive, verify_index
-from reconciler.formats.keys import SignatureError, load_public_key
+from reconciler.formats.apkwrite import build_apk
+from reconciler.formats.keys import SignatureError
 from reconciler.fs.atomicfile import write_bytes
+from reconciler.fs.keyfiles import load_public_key
+from reconciler.model.errors import ReconcilerError
 
 MAX_INDEX_BYTES = 64 * 1024 * 1024
 FETCH_TIMEOUT_SECONDS = 60.0
 
 
-class BuildFailure(Exception):
+class BuildFailure(ReconcilerError):
     pass
 
 
@@ -124,7 +126,19 @@ def build(job: dict[str, Any], out: Path) -> None:
         print(f"wrote {target.name} ({len(data)} bytes)")
 
 
+USAGE = (
+    "usage: python -m reconciler.synthetic BUILD_JSON ARTIFACTS_DIR\n"
+    "       python -m reconciler.synthetic fetch URL FILE MAX_BYTES"
+)
+
+
 def main() -> None:
+    args = sys.argv[1:]
+    if not (len(args) == 2 and args[0] != "fetch") and not (
+        len(args) == 4 and args[0] == "fetch" and args[3].isdigit()
+    ):
+        print(USAGE, file=sys.stderr)
+        sys.exit(2)
     if sys.argv[1] == "fetch":  # fetch URL FILE MAX_BYTES
         try:
             data = fetch(sys.argv[2], int(sys.argv[4]))

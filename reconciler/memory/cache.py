@@ -132,6 +132,7 @@ class Memory:
                 events.append(Event(now, name, "", "", "published", "repository published"))
         return events
 
+
 def _event_kind(old: str, new: PkgState) -> str:
     if new is PkgState.FAILED and old != PkgState.FAILED:
         return "failed"

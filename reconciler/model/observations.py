@@ -19,6 +19,7 @@ class IndexView:
     sha256: str
     description: str = ""
     mtime: float = 0.0
+    signer: str = ""  # the key name of its first `.SIGN.RSA.<name>` signature ("": none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +42,5 @@ class ObservedState:
     rejected: dict[str, str]  # job id -> why its results were refused
     job_service_error: str = ""
     mirrored: dict[str, str] = field(default_factory=dict)  # repo -> sha256 of mirrored index
+    # repo -> when copying it to the mirror last failed (forgotten on restart)
+    mirror_failures: dict[str, float] = field(default_factory=dict)

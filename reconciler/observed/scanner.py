@@ -1,4 +1,4 @@
-"""Repository directories and the job service -> an ObservedState snapshot.
+"""Repository directories -> what each repository holds, read as little as possible.
 
 Reading is cached so that a pass over unchanged directories opens no apk: a
 directory is listed again only when its mtime changed (or on a full pass), an apk is
@@ -14,27 +14,19 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.formats.apk import ApkError, read_apk
+from reconciler.formats.apk import ApkError
 from reconciler.formats.apkindex import IndexFormatError, parse_index_text, read_index_archive
-from reconciler.jobs.service import JobService, JobServiceError
+from reconciler.formats.keys import parse_signature_name
+from reconciler.fs.apkfiles import read_apk
+from reconciler.model.layout import INDEX_NAME, RepoRoots
 from reconciler.model.names import RepoKey, is_safe_name
-from reconciler.model.observations import IndexView, ObservedState, RepoObserved
+from reconciler.model.observations import IndexView, RepoObserved
 from reconciler.model.packages import ApkInfo
 
 log = logging.getLogger(__name__)
-
-INDEX_NAME = "APKINDEX.tar.gz"
-
-
-@dataclass(frozen=True, slots=True)
-class RepoRoots:
-    wip: Path
-    final: Path
-    symlink: Path
 
 
 # A directory whose mtime is this close to the moment it was listed may change
@@ -200,29 +192,12 @@ def read_index_view(path: Path) -> IndexView | None:
         sha256=hashlib.sha256(data).hexdigest(),
         description=archive.description or "",
         mtime=path.stat().st_mtime,
+        signer=signer_of(archive.signatures),
     )
 
 
-def observe(
-    scanner: RepoScanner,
-    repos: Iterable[RepoKey],
-    jobs: JobService,
-    rejected: dict[str, str],
-    *,
-    full: bool = False,
-    mirrored: dict[str, str] | None = None,
-) -> ObservedState:
-    """The whole snapshot for one pass."""
-    error = ""
-    try:
-        job_map = dict(jobs.list_jobs())
-    except JobServiceError as exc:
-        log.error("job service unreachable: %s", exc)
-        job_map, error = {}, str(exc)
-    return ObservedState(
-        repos={key: scanner.scan(key, full=full) for key in repos},
-        jobs=job_map,
-        rejected=dict(rejected),
-        job_service_error=error,
-        mirrored=dict(mirrored or {}),
-    )
+def signer_of(signatures: tuple[tuple[str, bytes], ...]) -> str:
+    """The key name the first signature names, when it can be a file name ("" otherwise)."""
+    parsed = parse_signature_name(signatures[0][0]) if signatures else None
+    name = parsed[0] if parsed is not None else ""
+    return name if "/" not in name and not name.startswith(".") else ""

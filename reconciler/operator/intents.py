@@ -1,8 +1,10 @@
-"""Operator intents as values: holds, retry grants, rebuild requests and jobs
-declared dead, and `Intents`, the durable set of them that plan() reads.
+"""What operators' requests leave standing: holds, retry grants, rebuild requests and
+jobs declared dead, and `Intents`, the durable set of them that plan() obeys.
 
-Frozen dataclasses only; reading and writing them, and turning operation
-trigger files into them, is `intents`' job.
+Frozen dataclasses only. Operations (`operations`) make them, the store keeps them
+(`store`: one list per field of `Intents`, so a new kind needs no other change),
+the plan reads them. `BranchRemoval` is the one request that is not kept: it is
+carried out in the pass that asks for it.
 """
 
 from __future__ import annotations
@@ -110,3 +112,12 @@ class Intents:
     def retried_after(self, repo: RepoKey, pkgname: str) -> int:
         """Attempts up to this number do not count any more (0: none granted)."""
         return max((r.after_attempt for r in self.retries if r.applies(repo, pkgname)), default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class BranchRemoval:
+    """A request, made in this pass, to delete what a branch published."""
+
+    branch: str
+    why: str
+    checkout: str = ""  # the daemon's checkout of it, deleted too ("" when none)

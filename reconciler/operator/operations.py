@@ -1,277 +1,374 @@
-"""Operator intents: holds and retry grants, their durable file, and the
-manual-operation trigger files that change them.
+"""The registry of operator operations: what an operator can ask of the daemon.
 
-The file (`<state>/intents.json`) is written atomically and is never a cache:
-deleting the state cache keeps every hold and retry. Trigger files are
-validated field by field; a bad one is refused with a message that names the
-file and the field.
+Each operation is a frozen dataclass that holds, in one place, its name and help,
+its fields (which are its command-line arguments and the fields of its trigger
+file, validated the same way for both), and its effect on the plan's inputs:
+`apply` turns it into new standing intents, events and branch removals. The CLI
+builds its subcommands from `OPERATIONS`, the trigger reader validates with it,
+the loop applies it; adding an operation means adding a class to `OPERATIONS`
+and teaching the plan what its intent means.
+
+A trigger file of an operation is one JSON object: `type` (the name), `who`,
+`why`, `requested_at`, then the operation's own fields in order.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Mapping
-from dataclasses import asdict, replace
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Self
 
-from reconciler.fs.atomicfile import write_text
-from reconciler.model.jobs import JobIntent, JobKey
+from reconciler.model.errors import InputError
+from reconciler.model.jobs import JobKey
 from reconciler.model.names import is_safe_arch, is_safe_branch, is_safe_name
-from reconciler.model.packages import BranchDesired
 from reconciler.model.progress import Event
-from reconciler.operator.intents import DeadJob, Hold, Intents, RebuildRequest, RetryGrant
-
-log = logging.getLogger(__name__)
-
-OPERATIONS = ("retry", "hold", "release", "requeue", "rebuild", "fail-job", "remove-branch")
-SCHEMA_VERSION = 1
-
-
-class IntentError(ValueError):
-    pass
-
-
-def load_intents(path: Path) -> Intents:
-    """The operator intents on disk; an unreadable file is an error, never ignored."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return Intents()
-    except (OSError, ValueError) as exc:
-        raise IntentError(f"{path}: unreadable operator intents: {exc}") from exc
-    try:
-        return Intents(
-            holds=tuple(Hold(**h) for h in data.get("holds", [])),
-            retries=tuple(RetryGrant(**r) for r in data.get("retries", [])),
-            rebuilds=tuple(RebuildRequest(**r) for r in data.get("rebuilds", [])),
-            dead_jobs=tuple(DeadJob(**d) for d in data.get("dead_jobs", [])),
-        )
-    except TypeError as exc:
-        raise IntentError(f"{path}: unexpected content: {exc}") from exc
+from reconciler.operator.intents import (
+    BranchRemoval,
+    DeadJob,
+    Hold,
+    Intents,
+    RebuildRequest,
+    RetryGrant,
+)
+from reconciler.operator.world import World
 
 
-def save_intents(path: Path, intents: Intents) -> None:
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "holds": [asdict(h) for h in intents.holds],
-        "retries": [asdict(r) for r in intents.retries],
-        "rebuilds": [asdict(r) for r in intents.rebuilds],
-        "dead_jobs": [asdict(d) for d in intents.dead_jobs],
-    }
-    write_text(path, json.dumps(document, indent=1, sort_keys=True) + "\n", mode=0o600)
+class OperationError(InputError):
+    """An operation's field that is not what was expected; names the file and field."""
 
 
-def check_operation(name: str, data: Mapping[str, Any]) -> None:
-    """Validate a manual-operation trigger; IntentError names the file and the field."""
+# --- fields ------------------------------------------------------------------------
 
-    def text(field: str, required: bool = True, limit: int = 500) -> str:
-        value = data.get(field, "")
-        if not isinstance(value, str) or (required and not value) or len(value) > limit:
-            raise IntentError(f"{name}: field {field!r}: expected a non-empty text")
+
+def _text(limit: int) -> Callable[[str, str, Any], str]:
+    def check(source: str, name: str, value: Any) -> str:
+        if not isinstance(value, str) or not value or len(value) > limit:
+            raise OperationError(f"{source}: field {name!r}: expected a non-empty text")
         if "\x00" in value:
-            raise IntentError(f"{name}: field {field!r}: NUL characters are not allowed")
+            raise OperationError(f"{source}: field {name!r}: NUL characters are not allowed")
         return value
 
-    op = data.get("type")
-    if op == "fail-job":
-        job = data.get("job")
-        try:
-            JobKey.from_job_id(job if isinstance(job, str) else "")
-        except ValueError as exc:
-            raise IntentError(f"{name}: field 'job': expected a job id ({exc})") from exc
-    elif not isinstance(data.get("branch"), str) or not is_safe_branch(data["branch"]):
-        raise IntentError(f"{name}: field 'branch': expected a branch name")
-    arch = data.get("arch", "")
-    if not isinstance(arch, str) or (arch and not is_safe_arch(arch)):
-        raise IntentError(f"{name}: field 'arch': expected an arch or nothing")
-    if op not in ("requeue", "fail-job", "remove-branch"):
-        pkgname = data.get("pkgname")
-        if not isinstance(pkgname, str) or not is_safe_name(pkgname):
-            raise IntentError(f"{name}: field 'pkgname': expected a package name")
-    text("who", limit=100)
-    text("why")
-    expires = data.get("expires")
-    if expires is not None and not isinstance(expires, int | float):
-        raise IntentError(f"{name}: field 'expires': expected a unix time or nothing")
+    return check
 
 
-def apply_operation(
-    intents: Intents,
-    data: Mapping[str, Any],
-    now: float,
-    attempts: Mapping[JobIntent, int],
-    failed: list[tuple[str, str]],
-) -> tuple[Intents, list[Event]]:
-    """A validated operation -> the new intents and the events to record.
+def _branch(source: str, name: str, value: Any) -> str:
+    if not isinstance(value, str) or not is_safe_branch(value):
+        raise OperationError(f"{source}: field {name!r}: expected a branch name")
+    return value
 
-    `attempts` is the highest attempt per build intent the job service holds;
-    `failed` lists (arch, pkgname) of packages failing on the branch now."""
-    op, branch, arch = data["type"], data["branch"], data.get("arch", "")
-    who, why = data["who"], data["why"]
-    repo = f"{branch}/{arch}" if arch else branch
-    if op == "hold":
-        hold = Hold(branch, arch, data["pkgname"], who, why, now, data.get("expires"))
+
+def _arch(source: str, name: str, value: Any) -> str:
+    if not isinstance(value, str) or (value and not is_safe_arch(value)):
+        raise OperationError(f"{source}: field {name!r}: expected an arch or nothing")
+    return value
+
+
+def _pkgname(source: str, name: str, value: Any) -> str:
+    if not isinstance(value, str) or not is_safe_name(value):
+        raise OperationError(f"{source}: field {name!r}: expected a package name")
+    return value
+
+
+def _job(source: str, name: str, value: Any) -> str:
+    try:
+        return JobKey.from_job_id(value if isinstance(value, str) else "").job_id
+    except ValueError as exc:
+        raise OperationError(f"{source}: field {name!r}: expected a job id ({exc})") from exc
+
+
+def _time(source: str, name: str, value: Any) -> float | None:
+    if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
+        raise OperationError(f"{source}: field {name!r}: expected a unix time or nothing")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One field of an operation: its trigger key and attribute, how it is checked,
+    and how it appears on the command line (`flag` None: it does not)."""
+
+    name: str
+    check: Callable[[str, str, Any], Any]
+    flag: str | None
+    help: str | None = None
+    default: Any = ""  # when the trigger (or the command line) leaves it out
+    required: bool = True  # on the command line
+    # The command line gives another quantity: (its value, the request time) -> field.
+    from_cli: Callable[[Any, float], Any] | None = None
+    cli_type: type = str
+
+
+BRANCH = Field("branch", _branch, "--branch")
+ARCH = Field("arch", _arch, "--arch", "one arch (default: every arch)", required=False)
+WHOLE_BRANCH = Field("arch", _arch, None)  # kept in the trigger format, always ""
+PKGNAME = Field("pkgname", _pkgname, "pkgname")
+JOB = Field("job", _job, "job", "the job id, as shown on the site")
+WHY = Field("why", _text(500), "--why", "the reason, shown on the site")
+WHO = Field("who", _text(100), "--who", "who asks (default: the current user)", required=False)
+EXPIRES = Field(
+    "expires",
+    _time,
+    "--expires-hours",
+    "end the hold by itself",
+    default=None,
+    required=False,
+    from_cli=lambda hours, at: at + hours * 3600 if hours else None,
+    cli_type=float,
+)
+
+
+# --- operations -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """An operation's effect on the plan's inputs."""
+
+    intents: Intents
+    events: tuple[Event, ...] = ()
+    removals: tuple[BranchRemoval, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """What every operation carries; subclasses add their own fields."""
+
+    NAME: ClassVar[str]
+    HELP: ClassVar[str]
+    FIELDS: ClassVar[tuple[Field, ...]]  # in command-line and validation order
+
+    who: str
+    why: str
+    requested_at: float = field(default=0.0, kw_only=True)
+
+    @classmethod
+    def from_trigger(cls, source: str, data: Mapping[str, Any]) -> Self:
+        """The operation a trigger file's fields describe; OperationError names the
+        file and the first field that is not what was expected."""
+        values = {f.name: f.check(source, f.name, data.get(f.name, f.default)) for f in cls.FIELDS}
+        requested_at = data.get("requested_at", 0.0)
+        if not isinstance(requested_at, int | float) or isinstance(requested_at, bool):
+            requested_at = 0.0
+        return cls(requested_at=float(requested_at), **values)
+
+    def trigger(self) -> dict[str, Any]:
+        """The trigger file's fields (a None field is left out)."""
+        document: dict[str, Any] = {
+            "type": self.NAME,
+            "who": self.who,
+            "why": self.why,
+            "requested_at": self.requested_at,
+        }
+        for f in self.FIELDS:
+            value = getattr(self, f.name)
+            if value is not None and f.name not in document:
+                document[f.name] = value
+        return document
+
+    def apply(self, intents: Intents, world: World) -> Applied:
+        """The new intents, the events to record and the branches to remove."""
+        raise NotImplementedError
+
+
+def _where(branch: str, arch: str) -> str:
+    return f"{branch}/{arch}" if arch else branch
+
+
+@dataclass(frozen=True, slots=True)
+class HoldPackage(Operation):
+    NAME = "hold"
+    HELP = "stop building a package; its published apks stay, the rest publishes"
+    FIELDS = (BRANCH, ARCH, PKGNAME, WHY, WHO, EXPIRES)
+
+    branch: str
+    arch: str
+    pkgname: str
+    expires: float | None = None
+
+    def apply(self, intents: Intents, world: World) -> Applied:
+        hold = Hold(
+            self.branch, self.arch, self.pkgname, self.who, self.why, world.now, self.expires
+        )
         kept = tuple(
             h
             for h in intents.holds
-            if (h.branch, h.arch, h.pkgname) != (branch, arch, hold.pkgname)
+            if (h.branch, h.arch, h.pkgname) != (self.branch, self.arch, self.pkgname)
         )
-        message = f"held by {who}: {why}"
-        return replace(intents, holds=(*kept, hold)), [
-            Event(now, repo, hold.pkgname, "", "operator", message)
-        ]
-    if op == "release":
-        pkgname = data["pkgname"]
+        where = _where(self.branch, self.arch)
+        event = Event(
+            world.now, where, self.pkgname, "", "operator", f"held by {self.who}: {self.why}"
+        )
+        return Applied(replace(intents, holds=(*kept, hold)), (event,))
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasePackage(Operation):
+    NAME = "release"
+    HELP = "end a hold"
+    FIELDS = (BRANCH, ARCH, PKGNAME, WHY, WHO)
+
+    branch: str
+    arch: str
+    pkgname: str
+
+    def apply(self, intents: Intents, world: World) -> Applied:
         kept = tuple(
             h
             for h in intents.holds
-            if not (h.branch == branch and h.pkgname == pkgname and arch in ("", h.arch))
+            if not (
+                h.branch == self.branch and h.pkgname == self.pkgname and self.arch in ("", h.arch)
+            )
         )
-        message = f"released by {who}: {why}"
-        return replace(intents, holds=kept), [Event(now, repo, pkgname, "", "operator", message)]
-    targets = (
-        [(arch, data["pkgname"])] if op == "retry" else [f for f in failed if arch in ("", f[0])]
-    )
+        where = _where(self.branch, self.arch)
+        message = f"released by {self.who}: {self.why}"
+        event = Event(world.now, where, self.pkgname, "", "operator", message)
+        return Applied(replace(intents, holds=kept), (event,))
+
+
+def _grant(
+    op: Operation, intents: Intents, world: World, branch: str, targets: list[tuple[str, str]]
+) -> Applied:
+    """Fresh tries for each (arch, pkgname): their attempts so far stop counting."""
     grants = list(intents.retries)
     events = []
-    for target_arch, pkgname in targets:
-        highest = max(
-            (
-                n
-                for i, n in attempts.items()
-                if i.repo.branch == branch
-                and i.pkgname == pkgname
-                and target_arch in ("", i.repo.arch)
-            ),
-            default=0,
+    for arch, pkgname in targets:
+        highest = world.highest(branch, arch, pkgname)
+        grants = [g for g in grants if (g.branch, g.arch, g.pkgname) != (branch, arch, pkgname)]
+        grants.append(RetryGrant(branch, arch, pkgname, highest, op.who, op.why, world.now))
+        message = f"{op.NAME} by {op.who}: {op.why}"
+        events.append(Event(world.now, _where(branch, arch), pkgname, "", "operator", message))
+    return Applied(replace(intents, retries=tuple(grants)), tuple(events))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPackage(Operation):
+    NAME = "retry"
+    HELP = "give a failed package fresh tries, starting now"
+    FIELDS = (BRANCH, ARCH, PKGNAME, WHY, WHO)
+
+    branch: str
+    arch: str
+    pkgname: str
+
+    def apply(self, intents: Intents, world: World) -> Applied:
+        return _grant(self, intents, world, self.branch, [(self.arch, self.pkgname)])
+
+
+@dataclass(frozen=True, slots=True)
+class RequeueFailed(Operation):
+    NAME = "requeue"
+    HELP = "give every failed package of a branch (or branch/arch) fresh tries"
+    FIELDS = (BRANCH, ARCH, WHY, WHO)
+
+    branch: str
+    arch: str
+
+    def apply(self, intents: Intents, world: World) -> Applied:
+        targets = [(a, p) for b, a, p in world.failing if b == self.branch and self.arch in ("", a)]
+        return _grant(self, intents, world, self.branch, targets)
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildPackage(Operation):
+    NAME = "rebuild"
+    HELP = "build a published package again at the same version and publish that"
+    FIELDS = (BRANCH, ARCH, PKGNAME, WHY, WHO)
+
+    branch: str
+    arch: str
+    pkgname: str
+
+    def apply(self, intents: Intents, world: World) -> Applied:
+        """A rebuild at the same version, for every arch (or the one named) where
+        final publishes the desired version; refused when it publishes none."""
+        branch, pkgname = self.branch, self.pkgname
+        kept = [r for r in intents.rebuilds if (r.branch, r.pkgname) != (branch, pkgname)]
+        events = []
+        for (where, name), (version, checksum) in sorted(world.published(branch, pkgname).items()):
+            if name != pkgname or self.arch not in ("", where):
+                continue
+            highest = world.highest(branch, where, pkgname, version)
+            kept.append(
+                RebuildRequest(
+                    branch,
+                    where,
+                    pkgname,
+                    version,
+                    checksum,
+                    highest,
+                    self.who,
+                    self.why,
+                    world.now,
+                )
+            )
+            message = f"rebuild of {version} asked by {self.who}: {self.why}"
+            events.append(
+                Event(world.now, f"{branch}/{where}", pkgname, version, "operator", message)
+            )
+        if not events:
+            message = (
+                f"rebuild asked by {self.who} refused: nothing of it is published ({self.why})"
+            )
+            where = _where(branch, self.arch)
+            events.append(Event(world.now, where, pkgname, "", "operator", message))
+        return Applied(replace(intents, rebuilds=tuple(kept)), tuple(events))
+
+
+@dataclass(frozen=True, slots=True)
+class FailJob(Operation):
+    NAME = "fail-job"
+    HELP = "declare a job dead: it is cancelled and counts as a failed try"
+    FIELDS = (JOB, WHY, WHO)
+
+    job: str
+
+    def apply(self, intents: Intents, world: World) -> Applied:
+        key = JobKey.from_job_id(self.job)
+        dead = DeadJob(key.job_id, self.who, self.why, world.now)
+        kept = tuple(d for d in intents.dead_jobs if d.job_id != key.job_id)
+        message = f"job {key.job_id} declared dead by {dead.who}: {dead.why}"
+        intent = key.intent
+        event = Event(
+            world.now,
+            str(intent.repo),
+            intent.pkgname,
+            intent.version,
+            "operator",
+            message,
+            job_id=key.job_id,
         )
-        grants = [
-            g for g in grants if (g.branch, g.arch, g.pkgname) != (branch, target_arch, pkgname)
-        ]
-        grants.append(RetryGrant(branch, target_arch, pkgname, highest, who, why, now))
-        where = f"{branch}/{target_arch}" if target_arch else branch
-        events.append(Event(now, where, pkgname, "", "operator", f"{op} by {who}: {why}"))
-    return replace(intents, retries=tuple(grants)), events
+        return Applied(replace(intents, dead_jobs=(*kept, dead)), (event,))
 
 
-def apply_rebuild(
-    intents: Intents,
-    data: Mapping[str, Any],
-    now: float,
-    attempts: Mapping[JobIntent, int],
-    published: Mapping[tuple[str, str], tuple[str, str]],
-) -> tuple[Intents, list[Event]]:
-    """A rebuild at the same version, for every arch (or the one named) where final
-    publishes the desired version; `published` maps (arch, pkgname) of the branch
-    to (version, checksum of the package's own apk) in final."""
-    branch, arch, pkgname = data["branch"], data.get("arch", ""), data["pkgname"]
-    who, why = data["who"], data["why"]
-    kept = [r for r in intents.rebuilds if (r.branch, r.pkgname) != (branch, pkgname)]
-    events = []
-    for (where, name), (version, checksum) in sorted(published.items()):
-        if name != pkgname or arch not in ("", where):
-            continue
-        highest = max(
-            (
-                n
-                for i, n in attempts.items()
-                if (i.repo.branch, i.repo.arch, i.pkgname, i.version)
-                == (branch, where, pkgname, version)
-            ),
-            default=0,
-        )
-        kept.append(
-            RebuildRequest(branch, where, pkgname, version, checksum, highest, who, why, now)
-        )
-        message = f"rebuild of {version} asked by {who}: {why}"
-        events.append(Event(now, f"{branch}/{where}", pkgname, version, "operator", message))
-    if not events:
-        where = f"{branch}/{arch}" if arch else branch
-        message = f"rebuild asked by {who} refused: nothing of it is published ({why})"
-        events.append(Event(now, where, pkgname, "", "operator", message))
-    return replace(intents, rebuilds=tuple(kept)), events
+@dataclass(frozen=True, slots=True)
+class RemoveBranch(Operation):
+    NAME = "remove-branch"
+    HELP = "delete the repositories of a branch no longer configured"
+    FIELDS = (BRANCH, WHOLE_BRANCH, WHY, WHO)
+
+    branch: str
+    arch: str
+
+    def apply(self, intents: Intents, world: World) -> Applied:
+        """Refused, as an event, for a branch still built; else the plan removes it."""
+        branch, who, why = self.branch, self.who, self.why
+        if branch in world.desired:
+            message = f"removal asked by {who} refused: {branch} is still built ({why})"
+            return Applied(intents, (Event(world.now, branch, "", "", "operator", message),))
+        message = f"data of {branch} removed by {who}: {why}"
+        event = Event(world.now, branch, "", "", "removed", message)
+        return Applied(intents, (event,), (BranchRemoval(branch, f"removed by {who}: {why}"),))
 
 
-def apply_fail_job(
-    intents: Intents, data: Mapping[str, Any], now: float
-) -> tuple[Intents, list[Event]]:
-    """Declare a job dead: plan cancels it and counts it as a failed try."""
-    key = JobKey.from_job_id(data["job"])
-    dead = DeadJob(key.job_id, data["who"], data["why"], now)
-    kept = tuple(d for d in intents.dead_jobs if d.job_id != key.job_id)
-    message = f"job {key.job_id} declared dead by {dead.who}: {dead.why}"
-    event = Event(
-        now,
-        str(key.intent.repo),
-        key.intent.pkgname,
-        key.intent.version,
-        "operator",
-        message,
-        job_id=key.job_id,
+OPERATIONS: Mapping[str, type[Operation]] = {
+    op.NAME: op
+    for op in (
+        RetryPackage,
+        HoldPackage,
+        ReleasePackage,
+        RequeueFailed,
+        RebuildPackage,
+        FailJob,
+        RemoveBranch,
     )
-    return replace(intents, dead_jobs=(*kept, dead)), [event]
-
-
-def highest_attempts(jobs: Mapping[JobKey, object]) -> dict[JobIntent, int]:
-    result: dict[JobIntent, int] = {}
-    for key in jobs:
-        result[key.intent] = max(result.get(key.intent, 0), key.attempt)
-    return result
-
-
-def push_retries(
-    intents: Intents,
-    desired: BranchDesired,
-    changed: set[str],
-    failing: list[tuple[str, str]],
-    attempts: Mapping[JobIntent, int],
-    commit: str,
-    now: float,
-) -> tuple[Intents, list[Event]]:
-    """Fresh tries for failing packages whose directory, or the directory of any
-    package they need (directly or not), changed in a push."""
-    specs = {(k.arch, k.splitrepo, n): s for k, r in desired.repos.items() for n, s in r.items()}
-    memo: dict[tuple[str, str, str], str | None] = {}
-
-    def cause(key: tuple[str, str, str], path: tuple[tuple[str, str, str], ...]) -> str | None:
-        if key in memo:
-            return memo[key]
-        spec = specs.get(key)
-        found = None
-        if spec is not None and key not in path:
-            if spec.path in changed:
-                found = spec.path
-            else:
-                for dep in spec.build_deps:
-                    found = cause((dep.repo.arch, dep.repo.splitrepo, dep.pkgname), (*path, key))
-                    if found:
-                        break
-        memo[key] = found
-        return found
-
-    grants = list(intents.retries)
-    events = []
-    for arch, pkgname in failing:
-        reasons = [
-            cause((arch, sr, pkgname), ()) for sr in ("", *{k.splitrepo for k in desired.repos})
-        ]
-        why = next((r for r in reasons if r), None)
-        if why is None:
-            continue
-        highest = max(
-            (
-                n
-                for i, n in attempts.items()
-                if i.repo.branch == desired.branch and i.repo.arch == arch and i.pkgname == pkgname
-            ),
-            default=0,
-        )
-        grants = [
-            g for g in grants if (g.branch, g.arch, g.pkgname) != (desired.branch, arch, pkgname)
-        ]
-        message = f"{why} changed in {commit[:12]}: fresh tries"
-        grants.append(RetryGrant(desired.branch, arch, pkgname, highest, "push", message, now))
-        events.append(Event(now, f"{desired.branch}/{arch}", pkgname, "", "operator", message))
-    return replace(intents, retries=tuple(grants)), events
+}

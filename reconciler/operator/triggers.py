@@ -1,33 +1,32 @@
-"""The trigger directory: files dropped in it wake the loop and may carry a request.
+"""Trigger files: the one format every writer uses and the daemon reads.
 
-A writer creates a file elsewhere (or as a dot-file) and renames it in. The
-watchdog observer thread only sets an Event; the loop then rescans the directory
-in name order. A well-formed file is handled and removed (wake-ups) or moved to
-`processed/`; anything else moves to `rejected/` with a `.reason` file beside it
-that names the file and the field. Nothing in a trigger file can crash the loop.
+A trigger is one JSON object of at most `MAX_TRIGGER_BYTES` with a `type`:
+`wake` (just start a pass), `push` (a pmaports branch moved: fetch it first) or
+the name of an operation (see `operations`, which validates its fields). Every
+writer (the CLI, the webhook and job-end receivers, job runners) writes through
+`write_trigger`: validated first, written aside, synced, renamed in. Reading is
+`parse_trigger`; a bad file is refused with a message naming the file and field.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-
-from reconciler.fs.atomicfile import write_text
+from reconciler.fs.atomicfile import write_bytes
+from reconciler.model.errors import InputError
 from reconciler.model.names import is_safe_branch
-from reconciler.operator.operations import OPERATIONS, IntentError, check_operation
-
-log = logging.getLogger(__name__)
+from reconciler.operator.operations import OPERATIONS, Operation
 
 MAX_TRIGGER_BYTES = 64 * 1024
 KNOWN_TYPES = ("wake", "push", *OPERATIONS)
+
+
+class TriggerError(InputError):
+    """A trigger file that is not what was expected; names the file and the field."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +34,7 @@ class Trigger:
     name: str
     type: str
     data: dict[str, Any] = field(default_factory=dict)
-
-
-class TriggerError(ValueError):
-    pass
+    operation: Operation | None = None  # for an operation's trigger: its validated value
 
 
 def parse_trigger(name: str, raw: bytes) -> Trigger:
@@ -62,89 +58,24 @@ def parse_trigger(name: str, raw: bytes) -> Trigger:
         branch = data.get("branch")
         if not isinstance(branch, str) or not is_safe_branch(branch):
             raise TriggerError(f"{name}: field 'branch': expected a branch name, got {branch!r}")
+    operation = None
     if kind in OPERATIONS:
         try:
-            check_operation(name, data)
-        except IntentError as exc:
+            operation = OPERATIONS[kind].from_trigger(name, data)
+        except InputError as exc:
             raise TriggerError(str(exc)) from exc
-    return Trigger(name, str(kind), data)
+    return Trigger(name, str(kind), data, operation)
 
 
-class _Handler(FileSystemEventHandler):
-    def __init__(self, wake: threading.Event) -> None:
-        self._wake = wake
-
-    def on_created(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
-            self._wake.set()
-
-    def on_moved(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
-            self._wake.set()
+def trigger_bytes(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, indent=1).encode()
 
 
-class TriggerDir:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.processed = directory / "processed"
-        self.rejected = directory / "rejected"
-        for path in (directory, self.processed, self.rejected):
-            path.mkdir(parents=True, exist_ok=True)
-        self.wake = threading.Event()
-        self._observer: Any = None
-
-    def start(self) -> None:
-        observer = Observer()
-        observer.schedule(_Handler(self.wake), str(self.directory), recursive=False)
-        observer.daemon = True
-        observer.start()
-        self._observer = observer
-
-    def stop(self) -> None:
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout=5)
-            self._observer = None
-
-    def wait(self, timeout: float) -> bool:
-        """Sleep until a file arrives or `timeout` passes; True when woken."""
-        woken = self.wake.wait(max(timeout, 0))
-        self.wake.clear()
-        return woken
-
-    def drain(self) -> list[Trigger]:
-        """Handle every file present, in name order."""
-        handled: list[Trigger] = []
-        try:
-            names = sorted(os.listdir(self.directory))
-        except OSError as exc:
-            log.error("cannot list trigger dir %s: %s", self.directory, exc)
-            return handled
-        for name in names:
-            path = self.directory / name
-            if name.startswith(".") or name.endswith((".tmp", ".part")) or not path.is_file():
-                continue
-            try:
-                with open(path, "rb") as handle:  # never more than the limit in memory
-                    raw = handle.read(MAX_TRIGGER_BYTES + 1)
-                trigger = parse_trigger(name, raw)
-            except (TriggerError, OSError) as exc:
-                self._reject(path, str(exc))
-                continue
-            handled.append(trigger)
-            try:
-                if trigger.type == "wake":
-                    path.unlink()
-                else:
-                    os.replace(path, self.processed / name)
-            except OSError as exc:
-                log.error("cannot move handled trigger %s: %s", path, exc)
-        return handled
-
-    def _reject(self, path: Path, reason: str) -> None:
-        log.warning("rejected trigger %s", reason)
-        try:
-            os.replace(path, self.rejected / path.name)
-            write_text(self.rejected / f"{path.name}.reason", reason + "\n")
-        except OSError as exc:
-            log.error("cannot move rejected trigger %s: %s", path, exc)
+def write_trigger(directory: Path, name: str, document: Mapping[str, Any]) -> Path:
+    """Validate `document` as the daemon will, then write it as `directory/name`
+    atomically (aside, synced, renamed in). TriggerError when it is not valid."""
+    data = trigger_bytes(document)
+    parse_trigger(name, data)
+    path = directory / name
+    write_bytes(path, data)
+    return path

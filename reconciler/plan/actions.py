@@ -1,6 +1,8 @@
 """What plan() asks execute to do: a closed union of frozen actions, and outcomes.
 
-Each action carries everything execute needs, so execute never re-plans.
+Each action carries everything execute needs (the observed apks it indexes, the
+indexes a build may read, the commit and checkout it builds from), so execute
+never looks at the repositories again to decide, and never re-plans.
 """
 
 from __future__ import annotations
@@ -9,17 +11,29 @@ from dataclasses import dataclass
 
 from reconciler.model.jobs import JobKey, JobObservation
 from reconciler.model.names import RepoKey
-from reconciler.model.packages import PkgSpec
+from reconciler.model.packages import ApkInfo, PkgSpec
+
+
+@dataclass(frozen=True, slots=True)
+class BuildIndex:
+    """An index a build may read, as observed when the build was planned."""
+
+    repo: RepoKey
+    final: bool  # the repository's final index (else its WIP index)
+    present: bool  # the index existed
+    signer: str = ""  # the key name in its signature
 
 
 @dataclass(frozen=True, slots=True)
 class SubmitBuild:
     key: JobKey
     spec: PkgSpec
-    # Repositories whose indexes the build may read, in lookup order.
-    dep_repos: tuple[RepoKey, ...]
+    # The indexes the build may read, as (WIP, final) pairs in lookup order.
+    indexes: tuple[BuildIndex, ...]
     # (name, version) pairs that must be present in those indexes.
     required: tuple[tuple[str, str], ...]
+    commit: str  # the pmaports commit the spec was read from ("" for a plain directory)
+    pmaports: str  # the branch's pmaports checkout
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +55,10 @@ class SeedFromOrigin:
 
 @dataclass(frozen=True, slots=True)
 class ReindexWip:
+    """Write the WIP index of exactly these apks (those observed in WIP)."""
+
     repo: RepoKey
+    apks: tuple[ApkInfo, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +73,8 @@ class WriteSymlinkRepo:
     """Build the unsigned index of what the repository will publish next."""
 
     repo: RepoKey
-    from_wip: tuple[str, ...]
-    from_final: tuple[str, ...]
+    from_wip: tuple[ApkInfo, ...]
+    from_final: tuple[ApkInfo, ...]
     commit: str
 
 
@@ -73,6 +90,8 @@ class PublishFinal:
     unsigned_sha256: str
     # Files whose rebuild (same name, other bytes) an operator asked for.
     replace: tuple[str, ...] = ()
+    # apks in final that the new index does not list: removed once it is live.
+    unlisted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +119,17 @@ class CancelJob:
     why: str
 
 
+@dataclass(frozen=True, slots=True)
+class RemoveBranch:
+    """Delete a branch's WIP, symlink and final repositories (every arch and split
+    repo) and, for a staging branch, the daemon's checkout of it."""
+
+    branch: str
+    splitrepos: tuple[str, ...]
+    checkout: str  # "" when the daemon keeps no checkout of it
+    why: str
+
+
 Action = (
     SubmitBuild
     | CollectBuild
@@ -112,6 +142,7 @@ Action = (
     | PruneFinal
     | MirrorFinal
     | CancelJob
+    | RemoveBranch
 )
 
 

@@ -11,7 +11,8 @@ inputs and how each is compared, cheapest first:
 - settings, which carry the operator intents (holds, retries): by equality;
 - the clock: plan() reads `now` only to tell whether a retry is due and whether a
   hold has expired, so a plan stays valid from the moment it was made until the
-  earliest retry deadline (`Plan.next_wakeup`) or hold expiry after it. A failed
+  earliest retry deadline (`Plan.next_wakeup`), hold expiry or mirror retry after
+  it. A failed
   job without an end time makes its deadline depend on `now` itself: such a plan
   is never reused.
 
@@ -27,7 +28,8 @@ from typing import TypeVar
 
 from reconciler.model.observations import ObservedState
 from reconciler.model.packages import BranchDesired
-from reconciler.plan.planner import Plan, PlanSettings, plan
+from reconciler.plan.inputs import PlanSettings
+from reconciler.plan.planner import Plan, plan
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -52,6 +54,7 @@ class _Inputs:
             and mine.jobs == observed.jobs
             and mine.rejected == observed.rejected
             and mine.mirrored == observed.mirrored
+            and mine.mirror_failures == observed.mirror_failures
             and self.settings == settings
         )
 
@@ -69,6 +72,7 @@ def valid_until(result: Plan, observed: ObservedState, settings: PlanSettings, n
         if not obs.status.is_live and not obs.ended_at:
             return now  # its retry deadline moves with the clock
     deadlines = [h.expires for h in settings.intents.holds if h.expires is not None]
+    deadlines += [t + settings.mirror_retry_seconds for t in observed.mirror_failures.values()]
     if result.next_wakeup is not None:
         deadlines.append(result.next_wakeup)
     return min((d for d in deadlines if d > now), default=math.inf)

@@ -2,10 +2,11 @@
 
 Pure: no I/O, no clock, no randomness; the same inputs always give the same plan.
 Per repository (branch, splitrepo, arch), in configured order with the native arch
-first, it walks the publish ladder: build what is missing (dependencies first,
-retries with backoff, a global cap on running builds) -> WIP complete -> unsigned
-symlink index -> sign job -> publish final -> prune. Each rung is read from disk by
-`observed`, so a restart resumes from wherever things stand.
+first, it walks the ladder: build what is missing (dependencies first, retries
+with backoff, a global cap on running builds) -> WIP complete -> the publish
+rungs (`publishing`). It also decides what nothing else may: which running jobs
+to cancel, which branch data to remove, and that nothing is submitted while the
+job service cannot be asked (it may hold the job already).
 """
 
 from __future__ import annotations
@@ -20,32 +21,72 @@ from reconciler.model.observations import ObservedState, RepoObserved
 from reconciler.model.packages import BranchDesired, PkgSpec
 from reconciler.model.progress import PkgState, PkgStatus, RepoPhase, RepoStatus
 from reconciler.plan.actions import (
+    Action,
+    BuildIndex,
     CancelJob,
     CollectBuild,
     PruneWip,
     ReindexWip,
+    RemoveBranch,
     SeedFromOrigin,
     SubmitBuild,
 )
 from reconciler.plan.cycles import find_cycles
-from reconciler.plan.ladder import BranchOrder, Plan, PlannerState, PlanSettings
+from reconciler.plan.inputs import BranchOrder, PlanSettings
+from reconciler.plan.publishing import PublishLadder
 from reconciler.plan.staging import origin_gate, origin_repo, seed_files
-from reconciler.plan.target import has_origin, published_from
+from reconciler.plan.target import has_origin, published_from, rebuild_pending
+from reconciler.plan.tries import Tries
 
-__all__ = ["BranchOrder", "Plan", "PlanSettings", "plan"]
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    actions: tuple[Action, ...]
+    packages: tuple[PkgStatus, ...]
+    repos: tuple[RepoStatus, ...]
+    # The earliest time a scheduled retry becomes due (for the loop's sleep).
+    next_wakeup: float | None = None
 
 
-@dataclass(slots=True)
-class _Planner(PlannerState):
-    def run(self) -> Plan:
-        for key, obs in sorted(self.observed.jobs.items()):
-            self.attempts.setdefault(key.intent, []).append(obs)
+def plan(
+    desired: Mapping[str, BranchDesired],
+    observed: ObservedState,
+    settings: PlanSettings,
+    now: float,
+) -> Plan:
+    """The next actions and every package's state. Pure."""
+    return Planner(desired, observed, settings, now).run()
+
+
+class Planner:
+    """One planning run: walks every repository once and collects the result."""
+
+    def __init__(
+        self,
+        desired: Mapping[str, BranchDesired],
+        observed: ObservedState,
+        settings: PlanSettings,
+        now: float,
+    ) -> None:
+        self.desired = desired
+        self.observed = observed
+        self.settings = settings
+        self.now = now
+        self.tries = Tries(observed, settings, now)
+        self.ladder = PublishLadder(observed, settings, self.tries, now)
+        self.actions: list[Action] = []
+        self.packages: list[PkgStatus] = []
+        self.repos: list[RepoStatus] = []
+        self.held: dict[tuple[RepoKey, str], str | None] = {}
         live_builds = sum(
             1
-            for k, o in self.observed.jobs.items()
+            for k, o in observed.jobs.items()
             if k.intent.kind == JobKind.BUILD and o.status.is_live
         )
-        self.slots = max(self.settings.max_parallel - live_builds, 0)
+        self.slots = max(settings.max_parallel - live_builds, 0)
+
+    def run(self) -> Plan:
+        self._remove_branches()
         for branch in self.settings.branches:
             desired = self.desired.get(branch.name)
             if desired is None:
@@ -54,12 +95,24 @@ class _Planner(PlannerState):
                 for splitrepo in ("", *self.settings.splitrepos):
                     self._plan_repo(desired, RepoKey(branch.name, splitrepo, arch), branch)
         self._cancel_superseded()
+        wakeups = self.tries.wakeups
         return Plan(
             tuple(self.actions),
             tuple(sorted(self.packages, key=lambda s: (s.repo, s.pkgname))),
             tuple(self.repos),
-            min(self.wakeups) if self.wakeups else None,
+            min(wakeups) if wakeups else None,
         )
+
+    def _remove_branches(self) -> None:
+        """What operators or the remote asked to remove, unless the branch is built."""
+        built = {b.name for b in self.settings.branches}
+        for removal in self.settings.removals:
+            if removal.branch not in built:
+                self.actions.append(
+                    RemoveBranch(
+                        removal.branch, self.settings.splitrepos, removal.checkout, removal.why
+                    )
+                )
 
     def _cancel_superseded(self) -> None:
         """Running builds of versions (or packages) no longer desired are cancelled."""
@@ -84,26 +137,13 @@ class _Planner(PlannerState):
                 self.actions.append(CancelJob(key, f"superseded by {spec.version}"))
 
     # --- one repository --------------------------------------------------------
+    def _repo(self, key: RepoKey) -> RepoObserved:
+        return self.observed.repos.get(key) or RepoObserved()
+
     def _plan_repo(self, desired: BranchDesired, key: RepoKey, branch: BranchOrder) -> None:
         specs = desired.repos.get(key, {})
         obs = self._repo(key)
-        if (obs.wip_index is None and obs.wip) or (
-            obs.wip_index is not None
-            and obs.wip_index.files != {n: i.checksum for n, i in obs.wip.items()}
-        ):
-            self.actions.append(ReindexWip(key))
-        stale = sorted(
-            name
-            for name, info in obs.wip.items()
-            if (spec := specs.get(info.origin or info.pkgname)) is None
-            or spec.version != info.version
-        )
-        if stale or obs.bad_wip:
-            self.actions.append(
-                PruneWip(key, tuple(stale + sorted(obs.bad_wip)), "no longer desired")
-            )
-        states: dict[str, PkgStatus] = {}
-        waiting: dict[str, list[str]] = {}
+        self._tidy_wip(key, specs, obs)
         seeds: dict[str, tuple[str, ...]] = {}
         if branch.origin:
             origin = origin_repo(key, branch.origin)
@@ -115,6 +155,8 @@ class _Planner(PlannerState):
             if seeds:
                 files = tuple(sorted(f for names in seeds.values() for f in names))
                 self.actions.append(SeedFromOrigin(key, origin, files))
+        states: dict[str, PkgStatus] = {}
+        waiting: dict[str, list[str]] = {}
         for name, spec in sorted(specs.items()):
             if name in seeds:
                 why = f"copying the build published in {branch.origin}"
@@ -127,7 +169,28 @@ class _Planner(PlannerState):
                 old = states[name]
                 states[name] = PkgStatus(key, name, old.version, PkgState.BROKEN, f"cycle: {text}")
         self.packages.extend(states.values())
-        self._plan_publish(desired, key, specs, obs, states)
+        actions, status = self.ladder.rungs(desired, key, specs, obs, states)
+        self.actions.extend(actions)
+        self.repos.append(status)
+
+    def _tidy_wip(self, key: RepoKey, specs: Mapping[str, PkgSpec], obs: RepoObserved) -> None:
+        """Index WIP again when its index does not list exactly its apks; remove
+        apks of versions no longer desired and unreadable files."""
+        if (obs.wip_index is None and obs.wip) or (
+            obs.wip_index is not None
+            and obs.wip_index.files != {n: i.checksum for n, i in obs.wip.items()}
+        ):
+            self.actions.append(ReindexWip(key, tuple(obs.wip.values())))
+        stale = sorted(
+            name
+            for name, info in obs.wip.items()
+            if (spec := specs.get(info.origin or info.pkgname)) is None
+            or spec.version != info.version
+        )
+        if stale or obs.bad_wip:
+            self.actions.append(
+                PruneWip(key, tuple(stale + sorted(obs.bad_wip)), "no longer desired")
+            )
 
     def _hold_back(
         self, key: RepoKey, specs: Mapping[str, PkgSpec], obs: RepoObserved, why: str
@@ -141,9 +204,13 @@ class _Planner(PlannerState):
         published = published_from(obs.final_index, "")
         self.repos.append(RepoStatus(key, RepoPhase.BUILDING, why, *published))
 
+    # --- one package -------------------------------------------------------------
     def _plan_package(
         self, spec: PkgSpec, obs: RepoObserved, branch: BranchOrder, waiting: dict[str, list[str]]
     ) -> PkgStatus:
+        """Where one package stands, and the action that moves it on (collect its
+        build, or start one when its dependencies are there and a slot is free).
+        Long because it is the build ladder's one decision, rung by rung."""
         key = spec.repo
         filename = f"{spec.pkgname}-{spec.version}.apk"
 
@@ -151,7 +218,7 @@ class _Planner(PlannerState):
             return PkgStatus(key, spec.pkgname, spec.version, state, reason, **kw)  # type: ignore[arg-type]
 
         listed = obs.final_index.files.get(filename) if obs.final_index is not None else None
-        replaced = self._rebuild_pending(spec, listed)
+        replaced = rebuild_pending(self.settings.intents, spec, listed)
         if listed is not None and replaced is None:
             return status(PkgState.PUBLISHED)
         held = self._held(key, spec.pkgname, ())
@@ -161,7 +228,7 @@ class _Planner(PlannerState):
         if has_origin(in_wip, spec.pkgname) and (in_wip and in_wip.checksum) != replaced:
             return status(PkgState.BUILT, "in WIP, waiting for the repository to publish")
         intent = JobIntent(JobKind.BUILD, key, spec.pkgname, spec.version)
-        tries = self._tries(intent)
+        tries = self.tries.of(intent)
         cap = self.settings.max_tries
         common = {"tries": tries.failures, "max_tries": cap}
         if tries.live is not None:
@@ -182,7 +249,7 @@ class _Planner(PlannerState):
         last_job = tries.last_failure.key.job_id if tries.last_failure else None
         reason = ""
         if tries.failures:
-            state, reason, due = self._retry_or_fail(intent, tries)
+            state, reason, due = self.tries.retry_or_fail(tries)
             if state is not PkgState.QUEUED:
                 return status(state, reason, job_id=last_job, next_try_at=due, **common)
         missing = self._missing_deps(spec, branch)
@@ -191,6 +258,9 @@ class _Planner(PlannerState):
             return status(
                 PkgState.WAITING, "waiting for " + ", ".join(missing), job_id=last_job, **common
             )
+        if self.observed.job_service_error:  # never submit blind: it may hold the job
+            why = "ready, waiting for the job service to answer"
+            return status(PkgState.QUEUED, why, job_id=last_job, **common)
         if self.slots <= 0:
             return status(
                 PkgState.QUEUED,
@@ -199,7 +269,7 @@ class _Planner(PlannerState):
                 **common,
             )
         self.slots -= 1
-        attempt = max((o.key.attempt for o in self.attempts.get(intent, [])), default=0) + 1
+        attempt = self.tries.next_attempt(intent)
         self.actions.append(self._submit(spec, JobKey(intent, attempt), branch))
         return status(PkgState.BUILDING, f"starting, try {attempt}/{cap}", **common)
 
@@ -228,6 +298,18 @@ class _Planner(PlannerState):
         self.held[memo_key] = reason
         return reason
 
+    def _desired_spec(self, key: RepoKey, pkgname: str) -> PkgSpec | None:
+        desired = self.desired.get(key.branch)
+        return desired.repos.get(key, {}).get(pkgname) if desired else None
+
+    def _available(self, key: RepoKey, pkgname: str, version: str, *, final_only: bool) -> bool:
+        """Listed at `version` by the repository's index(es) that builds read."""
+        obs = self._repo(key)
+        name = f"{pkgname}-{version}.apk"
+        if obs.final_index is not None and name in obs.final_index.files:
+            return True
+        return not final_only and obs.wip_index is not None and name in obs.wip_index.files
+
     def _missing_deps(self, spec: PkgSpec, branch: BranchOrder) -> list[str]:
         missing: list[str] = []
         desired = self.desired.get(spec.repo.branch)
@@ -249,6 +331,10 @@ class _Planner(PlannerState):
         return missing
 
     def _submit(self, spec: PkgSpec, job: JobKey, branch: BranchOrder) -> SubmitBuild:
+        """The build with everything its job needs: the indexes it may read (the
+        package's repository, then those of its dependencies, then native final
+        for what a cross build needs), the versions it must find there, and the
+        commit and checkout it builds from."""
         repos = [spec.repo, *sorted({d.repo for d in spec.build_deps if d.repo != spec.repo})]
         required: list[tuple[str, str]] = []
         for dep in spec.build_deps:
@@ -262,14 +348,11 @@ class _Planner(PlannerState):
                 required.append((name, dep_spec.version))
                 if native not in repos:
                     repos.append(native)
-        return SubmitBuild(job, spec, tuple(repos), tuple(required))
-
-
-def plan(
-    desired: Mapping[str, BranchDesired],
-    observed: ObservedState,
-    settings: PlanSettings,
-    now: float,
-) -> Plan:
-    """The next actions and every package's state. Pure."""
-    return _Planner(desired, observed, settings, now).run()
+        indexes: list[BuildIndex] = []
+        for repo in repos:
+            obs = self._repo(repo)
+            for final, index in ((False, obs.wip_index), (True, obs.final_index)):
+                present = index is not None
+                indexes.append(BuildIndex(repo, final, present, index.signer if index else ""))
+        commit = self.desired[spec.repo.branch].commit
+        return SubmitBuild(job, spec, tuple(indexes), tuple(required), commit, branch.pmaports)

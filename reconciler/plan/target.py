@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from reconciler.model.names import RepoKey
 from reconciler.model.observations import RepoObserved
 from reconciler.model.packages import ApkInfo, BranchDesired, PkgSpec
+from reconciler.operator.intents import Intents
 
 SAME_VERSION = "rebuilt at the same version: bump pkgrel"
 
@@ -82,3 +83,28 @@ def publish_target(
         target[name] = info.checksum
         from_wip.append(name)
     return target, from_wip, from_final, conflicts
+
+
+def rebuild_pending(intents: Intents, spec: PkgSpec, listed: str | None) -> str | None:
+    """The checksum an operator's rebuild replaces, while final still lists it."""
+    request = intents.rebuild_for(spec.repo, spec.pkgname, spec.version)
+    return request.replaced if request is not None and listed == request.replaced else None
+
+
+def rebuilt_packages(
+    intents: Intents, key: RepoKey, specs: Mapping[str, PkgSpec], obs: RepoObserved
+) -> set[str]:
+    """Packages of this repository whose asked-for rebuild waits in WIP to replace
+    final's apk (looked up from the requests: usually there are none)."""
+    rebuilt = set()
+    listed = obs.final_index.files if obs.final_index is not None else {}
+    for request in intents.rebuilds:
+        spec = specs.get(request.pkgname)
+        if spec is None or not request.applies(key, spec.pkgname, spec.version):
+            continue
+        name = f"{spec.pkgname}-{spec.version}.apk"
+        in_wip = obs.wip.get(name)
+        replaced = rebuild_pending(intents, spec, listed.get(name))
+        if in_wip is not None and replaced not in (None, in_wip.checksum):
+            rebuilt.add(spec.pkgname)
+    return rebuilt

@@ -25,6 +25,31 @@ def status_documents(
     """status.json (every branch) and status/<branch>.json: the same facts as the HTML."""
     by_name = {s.name: s for s in summaries}
     state_names = [str(s) for s in STATES]
+    packages = _package_rows(site)
+
+    def encode(branches: list[BranchInfo]) -> bytes:
+        # The keys in sorted order, as sort_keys writes them.
+        listed = ",".join(packages[b.name] for b in branches if packages[b.name])
+        docs = {b.name: _branch_doc(b, by_name[b.name], state_names) for b in branches}
+        text = (
+            f'{{"badge":{dumps(badge)}'
+            f',"branches":{dumps(docs)}'
+            f',"packages":[{listed}]'
+            f',"states":{dumps(state_names)}'
+            f',"title":{dumps(site.title)}}}\n'
+        )
+        return text.encode()
+
+    documents = {"status.json": encode(list(site.branches))}
+    for b in site.branches:
+        documents[f"status/{b.name}.json"] = encode([b])
+    return documents
+
+
+def _package_rows(site: SiteInput) -> dict[str, str]:
+    """Each configured branch's package rows as the inside of a JSON array: what
+    dumps() makes of each row {"repo": ..., "branch": ..., ...}, keys sorted,
+    without building the dicts."""
     rows: dict[str, list[str]] = {b.name: [] for b in site.branches}
     quote = encode_basestring_ascii  # what json.dumps does to a str
     repo: RepoKey | None = None
@@ -38,8 +63,6 @@ def status_documents(
             middle = f',"repo":{quote(str(repo))},"splitrepo":{quote(repo.splitrepo)},"state":'
         if found is None:
             continue
-        # What dumps() makes of the row {"repo": ..., "branch": ..., ...}, keys sorted,
-        # without building the dict.
         log = quote(log_href(None, s.job_id)) if s.job_id else '""'
         next_try = quote(iso(s.next_try_at)) if s.next_try_at else '""'
         found.append(
@@ -47,41 +70,23 @@ def status_documents(
             f',"pkgname":{quote(s.pkgname)},"reason":{quote(s.reason)}{middle}'
             f'{quote(s.state.value)},"tries":{int(s.tries)},"version":{quote(s.version)}}}'
         )
-    # Each branch's rows as the inside of a JSON array, joined once.
-    packages = {name: ",".join(branch_rows) for name, branch_rows in rows.items()}
+    return {name: ",".join(branch_rows) for name, branch_rows in rows.items()}
 
-    def branch_doc(b: BranchInfo) -> dict[str, object]:
-        summary = by_name[b.name]
-        return {
-            "ignore_errors": b.ignore_errors,
-            "commit": b.commit,
-            "published_commit": summary.published_commit,
-            "counts": dict(zip(state_names, summary.counts, strict=True)),
-            "repos": {
-                r.repo: {
-                    "phase": r.phase,
-                    "reason": r.reason,
-                    "published_commit": r.published_commit,
-                    "published_at": r.published_at,
-                    "counts": dict(zip(state_names, r.counts, strict=True)),
-                }
-                for r in summary.repos
-            },
-        }
 
-    def encode(branches: list[BranchInfo]) -> bytes:
-        # The keys in sorted order, as sort_keys writes them.
-        listed = ",".join(packages[b.name] for b in branches if packages[b.name])
-        text = (
-            f'{{"badge":{dumps(badge)}'
-            f',"branches":{dumps({b.name: branch_doc(b) for b in branches})}'
-            f',"packages":[{listed}]'
-            f',"states":{dumps(state_names)}'
-            f',"title":{dumps(site.title)}}}\n'
-        )
-        return text.encode()
-
-    documents = {"status.json": encode(list(site.branches))}
-    for b in site.branches:
-        documents[f"status/{b.name}.json"] = encode([b])
-    return documents
+def _branch_doc(b: BranchInfo, summary: BranchSummary, state_names: list[str]) -> dict[str, object]:
+    return {
+        "ignore_errors": b.ignore_errors,
+        "commit": b.commit,
+        "published_commit": summary.published_commit,
+        "counts": dict(zip(state_names, summary.counts, strict=True)),
+        "repos": {
+            r.repo: {
+                "phase": r.phase,
+                "reason": r.reason,
+                "published_commit": r.published_commit,
+                "published_at": r.published_at,
+                "counts": dict(zip(state_names, r.counts, strict=True)),
+            }
+            for r in summary.repos
+        },
+    }

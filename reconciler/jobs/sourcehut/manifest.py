@@ -24,15 +24,15 @@ from typing import Any
 
 import yaml
 
-from reconciler.jobs import pmbootstrap
-from reconciler.jobs.scripts import SIGNED_NAME, remote_sign_script, synthetic_script
+from reconciler.jobs import pmbootstrap_build
+from reconciler.jobs.scripts import remote_sign_script, synthetic_script
 from reconciler.jobs.service import JobServiceError, JobSpec
 from reconciler.model.jobs import JobKey, JobKind
+from reconciler.model.layout import INDEX_NAME
 from reconciler.model.names import is_safe_name, split_staging
 
 BUILD_ARTIFACT = "out/apks.tar.gz"  # one tarball of every apk (sourcehut keeps at most 8)
-SIGN_ARTIFACT = f"out/{SIGNED_NAME}"
-INDEX_NAME = "APKINDEX.tar.gz"
+SIGN_ARTIFACT = f"out/{INDEX_NAME}"
 GUEST_PYTHON = "python3"
 MAX_APKS = 1000  # members of a build's apk tarball
 _EOF = "RECONCILER_EOF"
@@ -95,34 +95,11 @@ def artifact_path(key: JobKey) -> str:
 
 
 def build_submission(spec: JobSpec, settings: ManifestSettings) -> Submission:
+    """The manifest, tags and note of a job: its own tasks (setup, the job's script,
+    collecting its one artifact) and, when configured, the callback task."""
     key = spec.key
     checkout = settings.reconciler_source.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
-    files = dict(spec.files)
-    script = spec.script
-    setup = ["mkdir -p ~/job/artifacts ~/job/keys ~/out", "cd ~/job"]
-    secrets: list[str] = []
-    if key.intent.kind is JobKind.SIGN:
-        url = f"{settings.symlink_url}/{key.intent.repo.relpath}/{INDEX_NAME}"
-        script = remote_sign_script(
-            url, key.intent.version, "final.rsa", settings.final_key_name, GUEST_PYTHON
-        )
-        files = {}  # the guest downloads the unsigned index itself
-        secrets = [settings.final_key_secret]
-        setup.append(f"ln -sf {_guest_path(settings.final_key_path)} final.rsa")
-        collect = f"cp artifacts/{SIGNED_NAME} ~/{SIGN_ARTIFACT}"
-    else:
-        if "build.json" in files:  # the synthetic builder: reach indexes over HTTP
-            files = _remote_build_inputs(files, settings)
-            script = synthetic_script(GUEST_PYTHON)
-        elif pmbootstrap.JOB_FILE in files:
-            files, script, clone = _remote_pmbootstrap(files, settings)
-            setup += clone
-        collect = (
-            "cd artifacts\n"
-            'set -- *.apk\n[ -e "$1" ] || { echo "the build produced no .apk"; exit 1; }\n'
-            'sha512sum -- "$@"\n'
-            f'tar -czf ~/{BUILD_ARTIFACT} -- "$@"'
-        )
+    script, files, setup, collect, secrets = _job_tasks(spec, settings)
     for name, data in sorted(files.items()):
         encoded = base64.encodebytes(data).decode()
         setup.append(f"base64 -d > {shlex.quote(name)} <<'{_EOF}'\n{encoded}{_EOF}")
@@ -140,7 +117,7 @@ def build_submission(spec: JobSpec, settings: ManifestSettings) -> Submission:
         secrets.append(settings.callback_secret)
         tasks.append({"callback": callback_task(settings, key)})
     needed = ["curl"] if settings.callback_url else []
-    needed += ["git"] if pmbootstrap.JOB_FILE in spec.files else []
+    needed += ["git"] if pmbootstrap_build.JOB_FILE in spec.files else []
     packages += [name for name in needed if name not in packages]
     manifest: dict[str, Any] = {
         "image": settings.image,
@@ -164,6 +141,39 @@ def build_submission(spec: JobSpec, settings: ManifestSettings) -> Submission:
         secrets=bool(secrets),
         artifact=artifact_path(key),
     )
+
+
+def _job_tasks(
+    spec: JobSpec, settings: ManifestSettings
+) -> tuple[str, dict[str, bytes], list[str], str, list[str]]:
+    """(script, its input files, setup lines, the collect task, secrets) of a job
+    for the guest: a sign job downloads its index and gets the final key; a build
+    reaches indexes at their public URLs."""
+    key = spec.key
+    setup = ["mkdir -p ~/job/artifacts ~/job/keys ~/out", "cd ~/job"]
+    if key.intent.kind is JobKind.SIGN:
+        url = f"{settings.symlink_url}/{key.intent.repo.relpath}/{INDEX_NAME}"
+        script = remote_sign_script(
+            url, key.intent.version, "final.rsa", settings.final_key_name, GUEST_PYTHON
+        )
+        setup.append(f"ln -sf {_guest_path(settings.final_key_path)} final.rsa")
+        collect = f"cp artifacts/{INDEX_NAME} ~/{SIGN_ARTIFACT}"
+        # The guest downloads the unsigned index itself.
+        return script, {}, setup, collect, [settings.final_key_secret]
+    files, script = dict(spec.files), spec.script
+    if "build.json" in files:  # the synthetic builder: reach indexes over HTTP
+        files = _remote_build_inputs(files, settings)
+        script = synthetic_script(GUEST_PYTHON)
+    elif pmbootstrap_build.JOB_FILE in files:
+        files, script, clone = _remote_pmbootstrap(files, settings)
+        setup += clone
+    collect = (
+        "cd artifacts\n"
+        'set -- *.apk\n[ -e "$1" ] || { echo "the build produced no .apk"; exit 1; }\n'
+        'sha512sum -- "$@"\n'
+        f'tar -czf ~/{BUILD_ARTIFACT} -- "$@"'
+    )
+    return script, files, setup, collect, []
 
 
 def extract_apks(tarball: Path, target: Path, max_bytes: int) -> str:
@@ -236,7 +246,7 @@ def _remote_pmbootstrap(
     files: dict[str, bytes], settings: ManifestSettings
 ) -> tuple[dict[str, bytes], str, list[str]]:
     """A pmbootstrap job for the guest: mirrors at public URLs, keys shipped, clones."""
-    job = pmbootstrap.PmbJob.from_json(files[pmbootstrap.JOB_FILE])
+    job = pmbootstrap_build.PmbJob.from_json(files[pmbootstrap_build.JOB_FILE])
     out = dict(files)
     mirrors = []
     for mirror in job.mirrors:
@@ -251,7 +261,7 @@ def _remote_pmbootstrap(
             location = _public_url(Path(location), settings.url_roots).rstrip("/") + "/"
         mirrors.append(replace(mirror, location=location, key_file=guest_key))
     job = replace(job, mirrors=tuple(mirrors), command="pmbootstrap.py", aports="")
-    out[pmbootstrap.JOB_FILE] = job.to_json()
+    out[pmbootstrap_build.JOB_FILE] = job.to_json()
     origin = (split_staging(job.branch) or (job.branch,))[0]  # a staging branch: its origin's
     pmaports_git = dict(settings.pmaports_git).get(origin, "")
     if not (settings.pmbootstrap_git and pmaports_git):
@@ -275,7 +285,7 @@ def _remote_pmbootstrap(
         " || sudo mount -t binfmt_misc none /proc/sys/fs/binfmt_misc || true",
         "yes '' | ~/pmbootstrap/pmbootstrap.py --aports ~/pmaports -q init",
     ]
-    script = pmbootstrap.render_script(
+    script = pmbootstrap_build.render_script(
         job, GUEST_PYTHON, command='"$HOME"/pmbootstrap/pmbootstrap.py', aports='"$HOME"/pmaports'
     )
     return out, script, clone

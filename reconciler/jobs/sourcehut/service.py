@@ -23,7 +23,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.jobs.scripts import SIGNED_NAME
 from reconciler.jobs.service import JobExistsError, JobServiceError, JobSpec
 from reconciler.jobs.sourcehut.cache import TrackedJob as _Job
 from reconciler.jobs.sourcehut.cache import download_dirs, load_jobs, prune_downloads, save_jobs
@@ -36,6 +35,7 @@ from reconciler.jobs.sourcehut.manifest import (
     key_from_tags,
 )
 from reconciler.model.jobs import JobKey, JobKind, JobObservation, JobStatus
+from reconciler.model.layout import INDEX_NAME
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +304,7 @@ class SourcehutJobService:
         download = staging / "download"
         self.client.download(url, download, limit)
         if job.key.intent.kind is JobKind.SIGN:
-            os.rename(download, staging / "artifacts" / SIGNED_NAME)
+            os.rename(download, staging / "artifacts" / INDEX_NAME)
         else:
             problem = extract_apks(download, staging / "artifacts", limit)
             download.unlink()

@@ -1,0 +1,100 @@
+"""The daemon's subcommands: `run`, `check-config` and `status`.
+
+The daemon's modules load only for the commands that run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reconciler.cli import Subcommand, config_argument
+from reconciler.config.settings import Config, load_config
+from reconciler.model.progress import PkgState
+
+if TYPE_CHECKING:
+    from reconciler.loop import PassResult
+
+
+def read_config(args: argparse.Namespace) -> Config:
+    return load_config(Path(args.config) if args.config else None)
+
+
+def summary(result: PassResult) -> str:
+    """A short text of what is not published, for `run --once`."""
+    lines = []
+    for repo in result.plan.repos:
+        if repo.phase not in ("published", "empty"):
+            lines.append(f"{repo.repo}: {repo.phase} {repo.reason}".rstrip())
+    for pkg in result.plan.packages:
+        if pkg.state is not PkgState.PUBLISHED:
+            lines.append(
+                f"  {pkg.repo} {pkg.pkgname} {pkg.version}: {pkg.state} {pkg.reason}".rstrip()
+            )
+    if result.job_service_error:
+        lines.append(f"job service unreachable: {result.job_service_error}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from reconciler.loop import Daemon
+
+    daemon = Daemon(read_config(args))
+    if args.once:
+        result = daemon.converge()
+        if result.all_published:
+            pairs = len(result.plan.packages)
+            print(f"converged: every desired package is published ({pairs} package/arch pairs)")
+            return 0
+        print("not converged:\n" + summary(result))
+        return 1
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # leave the loop the way Ctrl-C does
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        daemon.run_forever()
+    except KeyboardInterrupt:
+        print("stopped")
+    return 0
+
+
+def check_config(args: argparse.Namespace) -> int:
+    config = read_config(args)
+    print(f"{config.source}: OK ({len(config.branches)} branches)")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    from reconciler.loop import Daemon
+    from reconciler.plan.planner import plan
+
+    daemon = Daemon(read_config(args))
+    observed = daemon.observe()
+    settings = replace(daemon.settings(), branches=())
+    result = plan(daemon.read_desired(), observed, settings, time.time())
+    counts: dict[str, dict[str, int]] = {}
+    for pkg in result.packages:
+        row = counts.setdefault(str(pkg.repo), {})
+        row[pkg.state] = row.get(pkg.state, 0) + 1
+    for repo in result.repos:
+        states = ", ".join(f"{n} {s}" for s, n in sorted(counts.get(str(repo.repo), {}).items()))
+        print(f"{repo.repo!s:32} {repo.phase:11} {states}  {repo.reason}".rstrip())
+    return 0
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--once", action="store_true", help="converge once, then exit")
+    config_argument(parser)
+
+
+SUBCOMMANDS = {
+    "run": Subcommand("run the daemon", _run_arguments, run),
+    "check-config": Subcommand("validate a configuration file", config_argument, check_config),
+    "status": Subcommand("per branch/arch summary", config_argument, status),
+}

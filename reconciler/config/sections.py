@@ -1,0 +1,181 @@
+"""The configuration's smaller sections: paths, jobs, retries, loop, keys, site
+and mirror, each a frozen dataclass with its defaults and its reader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from reconciler.config.reader import NodeReader
+from reconciler.config.sourcehut import SourcehutConfig, read_sourcehut
+from reconciler.model.names import is_safe_name
+
+
+@dataclass(frozen=True, slots=True)
+class PathsConfig:
+    data: Path
+    html_out: Path
+    final_repo: Path
+    wip_repo: Path
+    symlink_repo: Path
+    jobs: Path
+    triggers: Path
+    state: Path
+
+
+@dataclass(frozen=True, slots=True)
+class JobsConfig:
+    service: str = "local"
+    max_parallel: int = 2
+    timeout_seconds: float = 3 * 3600
+    sourcehut: SourcehutConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    max_tries: int = 3
+    backoff_seconds: float = 60.0
+    backoff_max_seconds: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoopConfig:
+    resync_interval_seconds: float = 300.0
+    poll_interval_seconds: float = 5.0
+    settle_seconds: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class KeysConfig:
+    wip_private: Path
+    final_public: Path
+    final_private: Path  # handed to sign jobs only; the daemon never opens it
+    final_name: str = "reconciler-local.rsa.pub"
+    generate_missing: bool = True
+
+    @property
+    def wip_public(self) -> Path:
+        return self.wip_private.with_name(self.wip_private.name + ".pub")
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    url: str = "http://localhost:8080/"
+    title: str = "reconciler"
+    monitoring_max_failures: int = 10
+    monitoring_footer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorConfig:
+    rsync: str = ""  # e.g. rsync://mirror.example.org/postmarketos/ ("" = no mirror)
+    retry_seconds: float = 60.0  # wait after a failed transfer before the next try
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.rsync)
+
+
+def read_paths(r: NodeReader, node: yaml.Node | None) -> PathsConfig:
+    names = {"data", "html_out", "final_repo", "wip_repo", "symlink_repo", "jobs", "triggers"}
+    p = r.mapping(node, "paths", names | {"state"})
+    data = r.path(p.get("data"), "paths.data", Path("_data"))
+    return PathsConfig(
+        data=data,
+        html_out=r.path(p.get("html_out"), "paths.html_out", Path("_html_out")),
+        final_repo=r.path(p.get("final_repo"), "paths.final_repo", data / "repo" / "final"),
+        wip_repo=r.path(p.get("wip_repo"), "paths.wip_repo", data / "repo" / "wip"),
+        symlink_repo=r.path(p.get("symlink_repo"), "paths.symlink_repo", data / "repo" / "symlink"),
+        jobs=r.path(p.get("jobs"), "paths.jobs", data / "jobs"),
+        triggers=r.path(p.get("triggers"), "paths.triggers", data / "triggers"),
+        state=r.path(p.get("state"), "paths.state", data / "state"),
+    )
+
+
+def read_jobs(r: NodeReader, node: yaml.Node | None) -> JobsConfig:
+    j = r.mapping(node, "jobs", {"service", "max_parallel", "timeout_seconds", "sourcehut"})
+    service = r.choice(j.get("service"), "jobs.service", "local", ("local", "sourcehut"))
+    if service == "sourcehut" and j.get("sourcehut") is None:
+        r.error(j.get("service"), "jobs.sourcehut: missing, required with jobs.service: sourcehut")
+    return JobsConfig(
+        service=service,
+        max_parallel=r.integer(j.get("max_parallel"), "jobs.max_parallel", 2, minimum=1),
+        timeout_seconds=r.number(j.get("timeout_seconds"), "jobs.timeout_seconds", 10800.0),
+        sourcehut=read_sourcehut(r, j.get("sourcehut")),
+    )
+
+
+def read_retries(r: NodeReader, node: yaml.Node | None) -> RetryConfig:
+    t = r.mapping(node, "retries", {"max_tries", "backoff_seconds", "backoff_max_seconds"})
+    return RetryConfig(
+        max_tries=r.integer(t.get("max_tries"), "retries.max_tries", 3, minimum=1),
+        backoff_seconds=r.number(t.get("backoff_seconds"), "retries.backoff_seconds", 60.0),
+        backoff_max_seconds=r.number(
+            t.get("backoff_max_seconds"), "retries.backoff_max_seconds", 3600.0
+        ),
+    )
+
+
+def read_loop(r: NodeReader, node: yaml.Node | None) -> LoopConfig:
+    lp = r.mapping(
+        node, "loop", {"resync_interval_seconds", "poll_interval_seconds", "settle_seconds"}
+    )
+    return LoopConfig(
+        resync_interval_seconds=r.number(
+            lp.get("resync_interval_seconds"), "loop.resync_interval_seconds", 300.0
+        ),
+        poll_interval_seconds=r.number(
+            lp.get("poll_interval_seconds"), "loop.poll_interval_seconds", 5.0
+        ),
+        settle_seconds=r.number(lp.get("settle_seconds"), "loop.settle_seconds", 0.2),
+    )
+
+
+def read_keys(
+    r: NodeReader, node: yaml.Node | None, data: Path, where: yaml.Node | None
+) -> KeysConfig:
+    """The keys section; key files default to `<data>/keys/`, `where` is the node
+    an error about a missing final_name points at."""
+    k = r.mapping(
+        node,
+        "keys",
+        {"wip_private", "final_public", "final_private", "final_name", "generate_missing"},
+    )
+    keys_dir = data / "keys"
+    final_name = r.string(k.get("final_name"), "keys.final_name", "reconciler-local.rsa.pub")
+    if not (is_safe_name(final_name) and final_name.endswith(".pub")):
+        r.error(k.get("final_name") or where, "keys.final_name: expected a file name ending .pub")
+    return KeysConfig(
+        wip_private=r.path(k.get("wip_private"), "keys.wip_private", keys_dir / "wip.rsa"),
+        final_public=r.path(k.get("final_public"), "keys.final_public", keys_dir / "final.rsa.pub"),
+        final_private=r.path(k.get("final_private"), "keys.final_private", keys_dir / "final.rsa"),
+        final_name=final_name,
+        generate_missing=r.boolean(k.get("generate_missing"), "keys.generate_missing", True),
+    )
+
+
+def read_site(r: NodeReader, node: yaml.Node | None) -> SiteConfig:
+    s = r.mapping(node, "site", {"url", "title", "monitoring_max_failures", "monitoring_footer"})
+    return SiteConfig(
+        url=r.string(s.get("url"), "site.url", "http://localhost:8080/"),
+        title=r.string(s.get("title"), "site.title", "reconciler"),
+        monitoring_max_failures=r.integer(
+            s.get("monitoring_max_failures"), "site.monitoring_max_failures", 10, minimum=1
+        ),
+        monitoring_footer=r.string(s.get("monitoring_footer"), "site.monitoring_footer", ""),
+    )
+
+
+def read_mirror(r: NodeReader, node: yaml.Node | None) -> MirrorConfig:
+    m = r.mapping(node, "mirror", {"rsync", "retry_seconds"})
+    target = r.string(m.get("rsync"), "mirror.rsync", "")
+    if target and (target.startswith("-") or "\n" in target or "\x00" in target):
+        r.error(m.get("rsync"), "mirror.rsync: expected an rsync destination")
+        target = ""
+    return MirrorConfig(
+        rsync=target.rstrip("/") + "/" if target else "",
+        retry_seconds=r.number(m.get("retry_seconds"), "mirror.retry_seconds", 60.0),
+    )

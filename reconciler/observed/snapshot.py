@@ -1,0 +1,44 @@
+"""One pass's snapshot: every repository, the job service's jobs and what the
+daemon remembers, as one frozen ObservedState that plan() reads.
+
+Nothing here writes. A job service that cannot be asked is reported in the
+snapshot (and no job is listed), never raised: the plan then submits nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from reconciler.jobs.service import JobService, JobServiceError
+from reconciler.memory.cache import Memory
+from reconciler.model.names import RepoKey
+from reconciler.model.observations import ObservedState
+from reconciler.observed.scanner import RepoScanner
+
+log = logging.getLogger(__name__)
+
+
+def observe(
+    scanner: RepoScanner,
+    repos: Iterable[RepoKey],
+    jobs: JobService,
+    memory: Memory,
+    *,
+    full: bool = False,
+) -> ObservedState:
+    """The whole snapshot for one pass; `full` lists every directory again."""
+    error = ""
+    try:
+        job_map = dict(jobs.list_jobs())
+    except JobServiceError as exc:
+        log.error("job service unreachable: %s", exc)
+        job_map, error = {}, str(exc)
+    return ObservedState(
+        repos={key: scanner.scan(key, full=full) for key in repos},
+        jobs=job_map,
+        rejected=dict(memory.rejected),
+        job_service_error=error,
+        mirrored=dict(memory.mirrored),
+        mirror_failures=dict(memory.mirror_failures),
+    )

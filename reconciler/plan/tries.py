@@ -1,0 +1,91 @@
+"""How the tries of one intent stand: running, succeeded, failed n times, due again.
+
+Pure. The job service's jobs are the attempts; an operator's retry grant or
+rebuild request makes earlier attempts stop counting, a job declared dead counts
+as a failure, and a refused result counts as one too. After a failure the next
+try waits `backoff_seconds · 2^(failures−1)`, up to `max_tries` tries.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from reconciler.model.jobs import JobIntent, JobKind, JobObservation
+from reconciler.model.observations import ObservedState
+from reconciler.model.progress import PkgState
+from reconciler.plan.inputs import PlanSettings
+
+
+@dataclass(frozen=True, slots=True)
+class TryState:
+    """The outcome of the attempts made so far for one intent."""
+
+    failures: int
+    live: JobObservation | None
+    success: JobObservation | None
+    last_failure: JobObservation | None
+    last_reason: str
+
+
+class Tries:
+    """The attempts of one planning run, by intent; collects the retry deadlines."""
+
+    def __init__(self, observed: ObservedState, settings: PlanSettings, now: float) -> None:
+        self._attempts: dict[JobIntent, list[JobObservation]] = {}
+        for key, obs in sorted(observed.jobs.items()):
+            self._attempts.setdefault(key.intent, []).append(obs)
+        self._rejected = observed.rejected
+        self._settings = settings
+        self._now = now
+        self.wakeups: list[float] = []  # when scheduled retries become due
+
+    def of(self, intent: JobIntent) -> TryState:
+        failures = 0
+        live = success = last_failure = None
+        reason = ""
+        intents = self._settings.intents
+        forgiven = intents.retried_after(intent.repo, intent.pkgname)
+        rebuild = intents.rebuild_for(intent.repo, intent.pkgname, intent.version)
+        if rebuild is not None and intent.kind is JobKind.BUILD:
+            forgiven = max(forgiven, rebuild.after_attempt)
+        for obs in self._attempts.get(intent, []):
+            if obs.key.attempt <= forgiven and not obs.status.is_live:
+                continue  # an operator granted fresh tries after this one
+            rejected = self._rejected.get(obs.key.job_id)
+            dead = intents.dead(obs.key.job_id)
+            if dead is not None:
+                failures += 1
+                last_failure = obs
+                reason = f"declared dead by {dead.who}: {dead.why}"
+                success = None
+            elif obs.status.is_live:
+                live = obs
+            elif obs.status.is_failure or rejected:
+                failures += 1
+                last_failure = obs
+                reason = rejected or obs.reason or f"job {obs.status}"
+                success = None
+            else:
+                success = obs
+        return TryState(failures, live, success, last_failure, reason)
+
+    def next_attempt(self, intent: JobIntent) -> int:
+        return max((o.key.attempt for o in self._attempts.get(intent, [])), default=0) + 1
+
+    def retry_or_fail(self, tries: TryState) -> tuple[PkgState, str, float | None]:
+        """After a failure: whether another try may start now (QUEUED), later, or never."""
+        n, cap = tries.failures, self._settings.max_tries
+        if n >= cap:
+            return PkgState.FAILED, f"failed, try {n}/{cap}: {tries.last_reason}", None
+        ended = (tries.last_failure.ended_at if tries.last_failure else None) or self._now
+        due = ended + self._settings.backoff(n)
+        if due > self._now:
+            self.wakeups.append(due)
+            when = time.strftime("%H:%M:%S", time.gmtime(due))
+            return (
+                PkgState.RETRYING,
+                f"failed, try {n}/{cap}, next try at {when} UTC: {tries.last_reason}",
+                due,
+            )
+        return PkgState.QUEUED, f"retrying after failure {n}/{cap}: {tries.last_reason}", None
