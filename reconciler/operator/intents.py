@@ -1,5 +1,5 @@
-"""What operators' requests leave standing: holds, retry grants, rebuild requests and
-jobs declared dead, and `Intents`, the durable set of them that plan() obeys.
+"""What operators' requests leave standing: holds, retry grants, rebuild requests,
+jobs declared dead and paused branches, and `Intents`, the durable set of them that plan() obeys.
 
 Frozen dataclasses only. Operations (`operations`) make them, the store keeps them
 (`store`: one list per field of `Intents`, so a new kind needs no other change),
@@ -92,6 +92,26 @@ class DeadJob:
 
 
 @dataclass(frozen=True, slots=True)
+class Pause:
+    """An operator pauses a branch (or one arch of it): no new job starts there;
+    running jobs finish and what they built is collected and published."""
+
+    branch: str
+    arch: str  # "" for every arch
+    who: str
+    why: str
+    since: float
+    expires: float | None = None
+
+    def applies(self, repo: RepoKey, now: float) -> bool:
+        return (
+            self.branch == repo.branch
+            and self.arch in ("", repo.arch)
+            and (self.expires is None or now < self.expires)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Intents:
     """What operators asked for; durable, never derived."""
 
@@ -99,6 +119,7 @@ class Intents:
     retries: tuple[RetryGrant, ...] = ()
     rebuilds: tuple[RebuildRequest, ...] = ()
     dead_jobs: tuple[DeadJob, ...] = ()
+    pauses: tuple[Pause, ...] = ()
 
     def rebuild_for(self, repo: RepoKey, pkgname: str, version: str) -> RebuildRequest | None:
         return next((r for r in self.rebuilds if r.applies(repo, pkgname, version)), None)
@@ -108,6 +129,9 @@ class Intents:
 
     def hold_for(self, repo: RepoKey, pkgname: str, now: float) -> Hold | None:
         return next((h for h in self.holds if h.applies(repo, pkgname, now)), None)
+
+    def pause_for(self, repo: RepoKey, now: float) -> Pause | None:
+        return next((p for p in self.pauses if p.applies(repo, now)), None)
 
     def retried_after(self, repo: RepoKey, pkgname: str) -> int:
         """Attempts up to this number do not count any more (0: none granted)."""

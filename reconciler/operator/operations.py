@@ -27,6 +27,7 @@ from reconciler.operator.intents import (
     DeadJob,
     Hold,
     Intents,
+    Pause,
     RebuildRequest,
     RetryGrant,
 )
@@ -110,6 +111,18 @@ EXPIRES = Field(
     _time,
     "--expires-hours",
     "end the hold by itself",
+    default=None,
+    required=False,
+    from_cli=lambda hours, at: at + hours * 3600 if hours else None,
+    cli_type=float,
+)
+
+
+RESUMES = Field(
+    "expires",
+    _time,
+    "--expires-hours",
+    "resume by itself after this many hours",
     default=None,
     required=False,
     from_cli=lambda hours, at: at + hours * 3600 if hours else None,
@@ -360,6 +373,42 @@ class RemoveBranch(Operation):
         return Applied(intents, (event,), (BranchRemoval(branch, f"removed by {who}: {why}"),))
 
 
+@dataclass(frozen=True, slots=True)
+class PauseBranch(Operation):
+    NAME = "pause"
+    HELP = "start no new job on a branch (or branch/arch); running ones finish and publish"
+    FIELDS = (BRANCH, ARCH, WHY, WHO, RESUMES)
+
+    branch: str
+    arch: str
+    expires: float | None = None
+
+    def apply(self, intents: Intents, world: World) -> Applied:
+        pause = Pause(self.branch, self.arch, self.who, self.why, world.now, self.expires)
+        kept = tuple(p for p in intents.pauses if (p.branch, p.arch) != (self.branch, self.arch))
+        message = f"paused by {self.who}: {self.why}"
+        event = Event(world.now, _where(self.branch, self.arch), "", "", "operator", message)
+        return Applied(replace(intents, pauses=(*kept, pause)), (event,))
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeBranch(Operation):
+    NAME = "resume"
+    HELP = "end a pause"
+    FIELDS = (BRANCH, ARCH, WHY, WHO)
+
+    branch: str
+    arch: str
+
+    def apply(self, intents: Intents, world: World) -> Applied:
+        kept = tuple(
+            p for p in intents.pauses if not (p.branch == self.branch and self.arch in ("", p.arch))
+        )
+        message = f"resumed by {self.who}: {self.why}"
+        event = Event(world.now, _where(self.branch, self.arch), "", "", "operator", message)
+        return Applied(replace(intents, pauses=kept), (event,))
+
+
 OPERATIONS: Mapping[str, type[Operation]] = {
     op.NAME: op
     for op in (
@@ -370,5 +419,7 @@ OPERATIONS: Mapping[str, type[Operation]] = {
         RebuildPackage,
         FailJob,
         RemoveBranch,
+        PauseBranch,
+        ResumeBranch,
     )
 }

@@ -7,8 +7,10 @@ memo compares them by equality.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
+from reconciler.model.names import RepoKey
 from reconciler.operator.intents import BranchRemoval, Intents
 
 
@@ -33,6 +35,14 @@ class PlanSettings:
     mirror: bool = False  # a mirror is configured: published repositories go there too
     mirror_retry_seconds: float = 60.0  # after a failed transfer, wait this long
     removals: tuple[BranchRemoval, ...] = ()
+
+    def paused(self, repo: RepoKey, now: float) -> str:
+        """Why no new job may start in `repo` ("" when it may)."""
+        pause = self.intents.pause_for(repo, now)
+        if pause is None:
+            return ""
+        since = time.strftime("%Y-%m-%d %H:%M", time.gmtime(pause.since))
+        return f"paused by {pause.who} since {since} UTC: {pause.why}"
 
     def backoff(self, failures: int) -> float:
         delay: float = self.backoff_seconds * 2.0 ** max(failures - 1, 0)

@@ -11,8 +11,8 @@ inputs and how each is compared, cheapest first:
 - settings, which carry the operator intents (holds, retries): by equality;
 - the clock: plan() reads `now` only to tell whether a retry is due and whether a
   hold has expired, so a plan stays valid from the moment it was made until the
-  earliest retry deadline (`Plan.next_wakeup`), hold expiry or mirror retry after
-  it. A failed
+  earliest retry deadline (`Plan.next_wakeup`), hold or pause expiry or mirror
+  retry after it. A failed
   job without an end time makes its deadline depend on `now` itself: such a plan
   is never reused.
 
@@ -71,7 +71,9 @@ def valid_until(result: Plan, observed: ObservedState, settings: PlanSettings, n
     for obs in observed.jobs.values():
         if not obs.status.is_live and not obs.ended_at:
             return now  # its retry deadline moves with the clock
-    deadlines = [h.expires for h in settings.intents.holds if h.expires is not None]
+    intents = settings.intents
+    expiries = [h.expires for h in intents.holds] + [p.expires for p in intents.pauses]
+    deadlines = [t for t in expiries if t is not None]
     deadlines += [t + settings.mirror_retry_seconds for t in observed.mirror_failures.values()]
     if result.next_wakeup is not None:
         deadlines.append(result.next_wakeup)

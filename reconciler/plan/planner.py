@@ -261,6 +261,9 @@ class Planner:
         if self.observed.job_service_error:  # never submit blind: it may hold the job
             why = "ready, waiting for the job service to answer"
             return status(PkgState.QUEUED, why, job_id=last_job, **common)
+        paused = self.settings.paused(key, self.now)
+        if paused:
+            return status(PkgState.QUEUED, f"ready; {paused}", job_id=last_job, **common)
         if self.slots <= 0:
             return status(
                 PkgState.QUEUED,

@@ -148,5 +148,8 @@ class PublishLadder:
                 return [], status(RepoPhase.BLOCKED, f"sign job {why}")
         if self.observed.job_service_error:  # never submit blind: it may hold the job
             return [], status(RepoPhase.SIGNING, "the sign job waits for the job service")
+        paused = self.settings.paused(key, self.now)
+        if paused:
+            return [], status(RepoPhase.SIGNING, f"the sign job waits: {paused}")
         sign = SubmitSign(JobKey(intent, self.tries.next_attempt(intent)))
         return [sign], status(RepoPhase.SIGNING, "submitting the sign job")
