@@ -41,7 +41,7 @@ from reconciler.model.errors import InputError
 from reconciler.model.layout import INDEX_NAME, RepoRoots
 from reconciler.model.names import RepoKey, is_safe_branch, is_safe_name, split_staging
 from reconciler.model.packages import ApkInfo, PkgSpec
-from reconciler.plan.target import SAME_VERSION
+from reconciler.plan.next_publish import SAME_VERSION
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ from reconciler.plan.actions import (
 )
 from reconciler.plan.cycles import find_cycles
 from reconciler.plan.inputs import BranchOrder, PlanSettings
+from reconciler.plan.next_publish import has_origin, published_from, rebuild_pending
 from reconciler.plan.publishing import PublishLadder
 from reconciler.plan.staging import origin_gate, origin_repo, seed_files
-from reconciler.plan.target import has_origin, published_from, rebuild_pending
 from reconciler.plan.tries import Tries
 
 

@@ -26,7 +26,7 @@ from reconciler.plan.actions import (
     WriteSymlinkRepo,
 )
 from reconciler.plan.inputs import PlanSettings
-from reconciler.plan.target import publish_target, published_from, rebuilt_packages
+from reconciler.plan.next_publish import publish_target, published_from, rebuilt_packages
 from reconciler.plan.tries import Tries
 
 DONE_STATES = (PkgState.PUBLISHED, PkgState.BUILT, PkgState.HELD)

@@ -44,13 +44,9 @@ def _metric(
     lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
 
 
-def format_metrics(plan: Plan, figures: PassFigures) -> str:
-    """The whole exposition of one pass."""
-    return plan_metrics(plan) + pass_metrics(figures)
-
-
 class MetricsFormatter:
-    """format_metrics that formats a plan's part only when the plan is another object."""
+    """The whole exposition of one pass; the plan's part is formatted again only
+    when the plan is another object."""
 
     def __init__(self) -> None:
         self._plan: Plan | None = None
