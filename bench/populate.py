@@ -28,7 +28,6 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from reconciler.config.settings import Config, load_config
 from reconciler.desired.reader import DesiredReader
-from reconciler.execute.executor import repo_keys
 from reconciler.formats.apk import read_apk_bytes
 from reconciler.formats.apkindex import build_index_archive, format_index, sign_archive
 from reconciler.formats.apkwrite import build_apk
@@ -86,7 +85,7 @@ def populate(config: Config, now: float | None = None) -> dict[str, int]:
     counts = {"apks": 0, "bytes": 0, "repos": 0, "empty repos": 0, "packages": 0}
     cache: dict[tuple[str, ...], tuple[bytes, ApkInfo]] = {}
     desired = {b.name: DesiredReader(config.splitrepos).read_branch(b) for b in config.branches}
-    for key in repo_keys(config):
+    for key in config.repositories():
         specs = desired[key.branch].repos.get(key, {})
         directory = config.paths.final_repo / key.relpath
         if directory.exists():
