@@ -106,7 +106,11 @@ class Daemon:
         config: Config,
         clock: Callable[[], float] = time.time,
         jobs: JobService | None = None,
+        wait: Callable[[float], bool] | None = None,
     ) -> None:
+        """`clock` and `wait` (sleep up to so many seconds; True when a trigger file
+        arrived) are injected so that tests run on a fake clock; `jobs` defaults to
+        the configured job service."""
         self.config = config
         self.clock = clock
         paths = config.paths
@@ -115,6 +119,7 @@ class Daemon:
         ensure_keys(config)
         os.chmod(config.keys.wip_private, 0o600)
         self.triggers = TriggerDir(paths.triggers)
+        self.wait = wait if wait is not None else self.triggers.wait
         self.jobs: JobService = jobs if jobs is not None else make_job_service(config, clock)
         # A restart parses no APKBUILD again that did not change.
         self.desired_reader = DesiredReader(config.splitrepos, ParseCache(paths.state))
@@ -377,9 +382,9 @@ class Daemon:
                 result = self.run_pass()
                 continue
             if result.live_jobs:
-                self.triggers.wait(self.config.loop.poll_interval_seconds)
+                self.wait(self.config.loop.poll_interval_seconds)
             elif result.plan.next_wakeup is not None and not stuck:
-                self.triggers.wait(max(result.plan.next_wakeup - self.clock(), 0) + 0.01)
+                self.wait(max(result.plan.next_wakeup - self.clock(), 0) + 0.01)
             else:
                 return result
             result = self.run_pass()
@@ -399,8 +404,8 @@ class Daemon:
                     timeout = min(timeout, loop.poll_interval_seconds)
                 if result.plan.next_wakeup is not None:
                     timeout = min(timeout, result.plan.next_wakeup - self.clock())
-                if self.triggers.wait(max(timeout, 0)):
-                    self.triggers.wait(loop.settle_seconds)
+                if self.wait(max(timeout, 0)):
+                    self.wait(loop.settle_seconds)
                 full = self.clock() - last_full >= loop.resync_interval_seconds
                 if full:
                     last_full = self.clock()
@@ -408,6 +413,6 @@ class Daemon:
                     result = self.run_pass(full=full)
                 except Exception:  # the per-pass boundary: log, wait, try again
                     log.exception("pass failed")
-                    self.triggers.wait(loop.poll_interval_seconds)
+                    self.wait(loop.poll_interval_seconds)
         finally:
             self.triggers.stop()

@@ -5,7 +5,9 @@ clone this repository unpinned, run it by this name. The program is
 `reconciler.jobs.synthetic`.
 """
 
+import sys
+
 from reconciler.jobs.synthetic import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

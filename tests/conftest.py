@@ -15,6 +15,11 @@ import pytest
 import reconciler.desired.reader
 from reconciler.config.settings import Config, load_config
 from reconciler.formats.apkbuild import Apkbuild, parse_apkbuild
+from reconciler.loop import Daemon
+
+from .fake_clock import FakeClock
+from .fake_daemon import fake_daemon as make_fake_daemon
+from .memory_jobs import JobTable
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_TREE = ROOT / "examples" / "pmaports"
@@ -41,6 +46,7 @@ def make_config(tmp_path: Path, pmaports: Path) -> ConfigFactory:
         builder: str = "duration_seconds: 0",
         loop: str = "poll_interval_seconds: 0.5, settle_seconds: 0",
         paths: str | None = None,
+        retries: str = "backoff_seconds: 0.05, backoff_max_seconds: 0.2",
     ) -> Config:
         branches_yaml = branches or textwrap.dedent(
             f"""\
@@ -57,9 +63,7 @@ def make_config(tmp_path: Path, pmaports: Path) -> ConfigFactory:
                 jobs:
                   max_parallel: 2
                 builder: {{{builder}}}
-                retries:
-                  backoff_seconds: 0.05
-                  backoff_max_seconds: 0.2
+                retries: {{{retries}}}
                 loop: {{{loop}}}
                 """
             )
@@ -69,6 +73,32 @@ def make_config(tmp_path: Path, pmaports: Path) -> ConfigFactory:
         path = tmp_path / "config.yaml"
         path.write_text(text, encoding="utf-8")
         return load_config(path)
+
+    return factory
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def job_table(tmp_path: Path) -> JobTable:
+    """The in-memory job service's side: it outlives every daemon of a test."""
+    return JobTable(tmp_path / "memory-jobs")
+
+
+DaemonFactory = Callable[[Config], Daemon]
+
+
+@pytest.fixture
+def fake_daemon(clock: FakeClock, job_table: JobTable) -> DaemonFactory:
+    """Daemons on the fake clock with the in-memory job service: a scenario runs
+    through builds, backoffs and restarts without sleeping. Each call is a
+    (re)started daemon over the same jobs."""
+
+    def factory(config: Config) -> Daemon:
+        return make_fake_daemon(config, clock, job_table)
 
     return factory
 

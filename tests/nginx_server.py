@@ -2,7 +2,7 @@
 
 `generate_site` copies the sample tree, writes a config the way conftest does
 (with one package failing on purpose, so there is a failure with a log) and
-runs `Daemon(config).converge()`. `NginxServer.start` turns the *shipped*
+converges a daemon (fake clock, in-memory jobs). `NginxServer.start` turns the *shipped*
 deploy/nginx.conf into a test server block by replacing only its production
 paths and its `listen 80;`, wraps it in a minimal main config under a private
 prefix and runs nginx in the foreground until `stop()`.
@@ -29,7 +29,11 @@ from pathlib import Path
 import pytest
 
 from reconciler.config.settings import Config, load_config
-from reconciler.loop import Daemon, PassResult
+from reconciler.loop import PassResult
+
+from .fake_clock import FakeClock
+from .fake_daemon import fake_daemon
+from .memory_jobs import JobTable
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_TREE = ROOT / "examples" / "pmaports"
@@ -77,7 +81,7 @@ class GeneratedSite:
     pmaports: Path
     config: Config
     result: PassResult
-    started: float  # wall clock around the converge, to check the pages' pass times
+    started: float  # the clock around the converge, to check the pages' pass times
     finished: float
 
     @property
@@ -147,9 +151,11 @@ def generate_site(
     if prepare is not None:
         prepare(pmaports)
     config = write_config(root, pmaports, arches=arches, fail=fail)
-    started = time.time()
-    result = Daemon(config).converge(max_seconds=CONVERGE_SECONDS)
-    return GeneratedSite(root, pmaports, config, result, started, time.time())
+    clock = FakeClock(time.time())
+    started = clock()
+    daemon = fake_daemon(config, clock, JobTable(root / "memory-jobs"))
+    result = daemon.converge(max_seconds=CONVERGE_SECONDS)
+    return GeneratedSite(root, pmaports, config, result, started, clock())
 
 
 # -- nginx ---------------------------------------------------------------------

@@ -1,41 +1,46 @@
-"""A failing package: retried with backoff, shown with its log, blocking only its repo."""
+"""A failing package: retried with backoff, shown with its log, blocking only its repo.
+
+On the fake clock with the in-memory job service: the backoffs are minutes long,
+as in production, and cost no time.
+"""
 
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
-from reconciler.loop import Daemon
-from reconciler.model.jobs import JobKey
+from reconciler.jobs.service import JobService
 from reconciler.model.progress import PkgState, RepoPhase
 
 from .apkcheck import read_index
-from .conftest import ConfigFactory, set_field
+from .conftest import ConfigFactory, DaemonFactory, set_field
+
+RETRIES = "max_tries: 3, backoff_seconds: 60, backoff_max_seconds: 3600"
 
 
-def job_times(jobs_root: Path, pkgname: str, version: str) -> list[tuple[int, float, float]]:
-    """(attempt, submitted_at, ended_at) of every job for pkgname, from the job dirs."""
-    rows = []
-    for job_dir in (jobs_root / "done").iterdir():
-        key = JobKey.from_job_id(job_dir.name)
-        if (key.intent.pkgname, key.intent.version) != (pkgname, version):
-            continue
-        meta = json.loads((job_dir / "job.json").read_text())
-        status = json.loads((job_dir / "status.json").read_text())
-        rows.append((key.attempt, meta["submitted_at"], status["ended_at"]))
-    return sorted(rows)
+def job_times(jobs: JobService, pkgname: str, version: str) -> list[tuple[int, float, float]]:
+    """(attempt, submitted_at, ended_at) of every job for pkgname, as the service says."""
+    return sorted(
+        (key.attempt, obs.submitted_at, obs.ended_at or 0.0)
+        for key, obs in jobs.list_jobs().items()
+        if (key.intent.pkgname, key.intent.version) == (pkgname, version)
+    )
 
 
-def test_failure_blocks_only_its_repository(make_config: ConfigFactory, pmaports: Path) -> None:
-    config = make_config()
-    assert Daemon(config).converge(max_seconds=120).all_published
+def test_failure_blocks_only_its_repository(
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path
+) -> None:
+    config = make_config(retries=RETRIES)
+    assert fake_daemon(config).converge(max_seconds=120).all_published
 
     set_field(pmaports / "main/hello-x86/APKBUILD", "pkgrel", "1")
     set_field(pmaports / "device/main/linux-demo/APKBUILD", "pkgrel", "2")
-    failing = make_config(builder='duration_seconds: 0, fail: ["main/x86_64/hello-x86"]')
-    daemon = Daemon(failing)
-    result = daemon.converge(max_seconds=120)
+    failing = make_config(
+        builder='duration_seconds: 30, fail: ["main/x86_64/hello-x86"]',
+        retries=RETRIES,
+    )
+    daemon = fake_daemon(failing)
+    result = daemon.converge(max_seconds=3 * 3600)
 
     states = {(str(p.repo), p.pkgname): p for p in result.plan.packages}
     hello = states[("main/x86_64", "hello-x86")]
@@ -52,12 +57,12 @@ def test_failure_blocks_only_its_repository(make_config: ConfigFactory, pmaports
     x86 = read_index(config.paths.final_repo / "main/x86_64/APKINDEX.tar.gz")
     assert "hello-x86-1.0.0-r0" in {f"{e['P']}-{e['V']}" for e in x86.entries}
 
-    # Three tries, each after the backoff (0.05 s, then 0.1 s) had passed.
-    tries = job_times(config.paths.jobs, "hello-x86", "1.0.0-r1")
+    # Three tries of 30 s each, each after its backoff (60 s, then 120 s) had passed.
+    tries = job_times(daemon.jobs, "hello-x86", "1.0.0-r1")
     assert [attempt for attempt, _, _ in tries] == [1, 2, 3]
+    assert all(ended - submitted >= 30 for _, submitted, ended in tries)
     for (_, _, ended), (attempt, submitted, _) in itertools.pairwise(tries):
-        backoff = failing.retries.backoff_seconds * 2 ** (attempt - 2)
-        assert submitted - ended >= min(backoff, failing.retries.backoff_max_seconds) - 0.001
+        assert submitted - ended >= 60 * 2 ** (attempt - 2)
 
     # The page names the failure and links its log, which the site serves.
     page = (config.paths.html_out / "index.html").read_text()

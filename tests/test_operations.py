@@ -1,10 +1,12 @@
-"""Manual operations: hold, release, retry and requeue through the CLI and trigger files."""
+"""Manual operations: hold, release, retry and requeue through the CLI and trigger files.
+
+The daemons run on the fake clock with the in-memory job service; the command
+line is the real one, run in this process.
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from reconciler.config.settings import Config
@@ -12,19 +14,14 @@ from reconciler.loop import Daemon
 from reconciler.model.progress import PkgState, RepoPhase
 
 from .apkcheck import read_index
-from .conftest import ROOT, ConfigFactory, set_field
+from .command_line import Ran, run_cli
+from .conftest import ConfigFactory, DaemonFactory, set_field
 
 FAIL_HELLO = 'duration_seconds: 0, fail: ["main/x86_64/hello-x86"]'
 
 
-def cli(config: Config, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args, "--config", config.source],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def cli(config: Config, *args: str) -> Ran:
+    return run_cli(*args, "--config", config.source)
 
 
 def states(daemon: Daemon) -> dict[tuple[str, str], tuple[PkgState, str]]:
@@ -38,13 +35,13 @@ def final_entries(config: Config, repo: str) -> set[str]:
 
 
 def test_hold_lets_the_rest_publish_and_survives_a_lost_cache(
-    make_config: ConfigFactory, pmaports: Path
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path
 ) -> None:
-    assert Daemon(make_config()).converge(max_seconds=120).all_published
+    assert fake_daemon(make_config()).converge(max_seconds=120).all_published
     set_field(pmaports / "main/hello-x86/APKBUILD", "pkgrel", "1")
     set_field(pmaports / "main/foo-gui/APKBUILD", "pkgrel", "1")
     config = make_config(builder=FAIL_HELLO)
-    got = states(Daemon(config))
+    got = states(fake_daemon(config))
     assert got[("main/x86_64", "hello-x86")][0] is PkgState.FAILED
     assert "foo-gui-2.0.1-r1" not in final_entries(config, "main/x86_64")
 
@@ -53,7 +50,7 @@ def test_hold_lets_the_rest_publish_and_survives_a_lost_cache(
     )
     assert done.returncode == 0, done.stderr
     (config.paths.state / "cache.json").unlink()  # the cache may go; intents stay
-    daemon = Daemon(config)
+    daemon = fake_daemon(config)
     result = daemon.converge(max_seconds=120)
     hello = {(str(p.repo), p.pkgname): p for p in result.plan.packages}[
         ("main/x86_64", "hello-x86")
@@ -72,16 +69,18 @@ def test_hold_lets_the_rest_publish_and_survives_a_lost_cache(
 
     done = cli(config, "release", "--branch", "main", "hello-x86", "--why", "fixed", "--who", "ana")
     assert done.returncode == 0, done.stderr
-    got = states(Daemon(config))
+    got = states(fake_daemon(config))
     assert got[("main/x86_64", "hello-x86")][0] is PkgState.FAILED  # still failing: tried again
 
 
-def test_retry_and_requeue_give_fresh_tries(make_config: ConfigFactory, pmaports: Path) -> None:
+def test_retry_and_requeue_give_fresh_tries(
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path
+) -> None:
     config = make_config(builder=FAIL_HELLO)
-    got = states(Daemon(config))
+    got = states(fake_daemon(config))
     assert got[("main/x86_64", "hello-x86")][1].startswith("failed, try 3/3")
     fixed = make_config()  # the "fix": the builder no longer fails it
-    daemon = Daemon(fixed)
+    daemon = fake_daemon(fixed)
     assert states(daemon)[("main/x86_64", "hello-x86")][0] is PkgState.FAILED, "no tries left"
     done = cli(
         fixed, "retry", "--branch", "main", "--arch", "x86_64", "hello-x86", "--why", "flaky"
@@ -91,21 +90,23 @@ def test_retry_and_requeue_give_fresh_tries(make_config: ConfigFactory, pmaports
     assert result.all_published
     assert "hello-x86-1.0.0-r0" in final_entries(fixed, "main/x86_64")
     jobs = sorted(
-        p.name for p in (fixed.paths.jobs / "done").glob("build@main@main@x86_64@hello-x86@*")
+        key.attempt
+        for key in daemon.jobs.list_jobs()
+        if key.job_id.startswith("build@main@main@x86_64@hello-x86@")
     )
-    assert [j.rsplit("@", 1)[1] for j in jobs] == ["1", "2", "3", "4"]
+    assert jobs == [1, 2, 3, 4]
 
     # requeue: every failed package of the branch gets fresh tries.
     set_field(pmaports / "main/libfoo/APKBUILD", "pkgrel", "2")
     failing = make_config(builder='duration_seconds: 0, fail: ["libfoo"]')
-    got = states(Daemon(failing))
+    got = states(fake_daemon(failing))
     assert got[("main/x86_64", "libfoo")][0] is PkgState.FAILED
     done = cli(make_config(), "requeue", "--branch", "main", "--why", "mirror was down")
     assert done.returncode == 0, done.stderr
-    assert Daemon(make_config()).converge(max_seconds=120).all_published
+    assert fake_daemon(make_config()).converge(max_seconds=120).all_published
 
 
-def test_bad_operations_are_refused(make_config: ConfigFactory) -> None:
+def test_bad_operations_are_refused(make_config: ConfigFactory, fake_daemon: DaemonFactory) -> None:
     config = make_config()
     done = cli(config, "hold", "--branch", "../etc", "x", "--why", "w")
     assert done.returncode == 2
@@ -113,6 +114,6 @@ def test_bad_operations_are_refused(make_config: ConfigFactory) -> None:
     triggers = config.paths.triggers
     triggers.mkdir(parents=True, exist_ok=True)
     (triggers / "bad.json").write_text(json.dumps({"type": "hold", "branch": "main", "why": "w"}))
-    Daemon(config).run_pass()
+    fake_daemon(config).run_pass()
     reason = (triggers / "rejected" / "bad.json.reason").read_text()
     assert "bad.json" in reason and "field 'pkgname'" in reason

@@ -1,21 +1,30 @@
 """Manual operations that replace or remove things: rebuild at the same version,
-declaring a job dead, removing a deleted branch's data."""
+declaring a job dead, removing a deleted branch's data.
+
+The daemons run on the fake clock with the in-memory job service; the command
+line is the real one, run in this process.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 from pathlib import Path
 
 from reconciler.config.settings import Config
-from reconciler.loop import Daemon
+from reconciler.jobs.service import JobService
 from reconciler.model.progress import PkgState
 
 from .apkcheck import apk_checksum, read_index, verifies
-from .conftest import ConfigFactory
-from .test_operations import cli
+from .command_line import Ran, run_cli
+from .conftest import ConfigFactory, DaemonFactory
+
+
+def cli(config: Config, *args: str) -> Ran:
+    return run_cli(*args, "--config", config.source)
+
+
+def attempts(jobs: JobService, prefix: str) -> list[int]:
+    return sorted(key.attempt for key in jobs.list_jobs() if key.job_id.startswith(prefix))
 
 
 def one_branch(pmaports: Path, name: str = "main") -> str:
@@ -23,10 +32,10 @@ def one_branch(pmaports: Path, name: str = "main") -> str:
 
 
 def test_rebuild_replaces_the_published_apk_through_a_normal_publish(
-    make_config: ConfigFactory, pmaports: Path
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path
 ) -> None:
     config = make_config(branches=one_branch(pmaports))
-    daemon = Daemon(config)
+    daemon = fake_daemon(config)
     assert daemon.converge(max_seconds=120).all_published
     final = config.paths.final_repo / "main/x86_64"
     apk = final / "hello-x86-1.0.0-r0.apk"
@@ -46,30 +55,21 @@ def test_rebuild_replaces_the_published_apk_through_a_normal_publish(
         assert entry["C"] == apk_checksum(path) and int(entry["S"]) == path.stat().st_size
     assert len(index.entries) == len(list(final.glob("*.apk")))
     assert entries["hello-x86"]["V"] == "1.0.0-r0"
-    builds = sorted(p.name for p in (config.paths.jobs / "done").glob("build@*@hello-x86@*"))
-    assert [b.rsplit("@", 1)[1] for b in builds] == ["1", "2"]
+    hello = "build@main@main@x86_64@hello-x86@"
+    assert attempts(daemon.jobs, hello) == [1, 2]
     intents = json.loads((config.paths.state / "intents.json").read_text())
     assert intents["rebuilds"] == [], "a finished rebuild leaves the intents"
     assert "rebuild of 1.0.0-r0 asked by" in (config.paths.html_out / "index.html").read_text()
     # Nothing more happens afterwards: the request does not repeat.
     daemon.converge(max_seconds=120)
-    assert len(list((config.paths.jobs / "done").glob("build@*@hello-x86@*"))) == 2
+    assert attempts(daemon.jobs, hello) == [1, 2]
 
 
 def test_a_job_declared_dead_is_cancelled_and_counts_as_a_failed_try(
-    make_config: ConfigFactory, pmaports: Path
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path
 ) -> None:
     config = make_config(branches=one_branch(pmaports), builder="duration_seconds: 60")
-    try:
-        declare_dead(config)
-    finally:  # stop the other builds this test left running
-        for pid in (config.paths.jobs / "live").glob("*/pid"):
-            with contextlib.suppress(OSError, ValueError):
-                os.killpg(int(pid.read_text()), signal.SIGTERM)
-
-
-def declare_dead(config: Config) -> None:
-    daemon = Daemon(config)
+    daemon = fake_daemon(config)
     result = daemon.run_pass(full=True)
     building = [p for p in result.plan.packages if p.state is PkgState.BUILDING]
     assert building
@@ -88,16 +88,16 @@ def declare_dead(config: Config) -> None:
 
 
 def test_a_removed_branch_keeps_its_data_until_an_operator_removes_it(
-    make_config: ConfigFactory, pmaports: Path
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path
 ) -> None:
     both = one_branch(pmaports) + one_branch(pmaports, "old").removeprefix("branches:\n")
     config = make_config(branches=both)
-    assert Daemon(config).converge(max_seconds=120).all_published
+    assert fake_daemon(config).converge(max_seconds=120).all_published
     old = config.paths.final_repo / "old"
     assert (old / "x86_64/APKINDEX.tar.gz").is_file()
 
     config = make_config(branches=one_branch(pmaports))
-    daemon = Daemon(config)
+    daemon = fake_daemon(config)
     assert daemon.converge(max_seconds=120).all_published
     assert (old / "x86_64/APKINDEX.tar.gz").is_file(), "kept until an operator removes it"
     assert cli(config, "remove-branch", "--branch", "main", "--why", "oops").returncode == 0

@@ -84,15 +84,14 @@ def available_packages(indexes: list[dict[str, str]]) -> set[tuple[str, str]]:
     return found
 
 
-def build(job: dict[str, Any], out: Path) -> None:
-    time.sleep(float(job.get("duration_seconds", 0)))
+def build(job: dict[str, Any], out: Path, builddate: int) -> None:
+    """Check the job's indexes and write its apks into `out`; BuildFailure says why not."""
     if job.get("fail"):
         raise BuildFailure(f"{job['pkgname']}: failing on purpose (builder.fail in the config)")
     available = available_packages(job["indexes"])
     missing = [f"{n}={v}" for n, v in job["required"] if (n, v) not in available]
     if missing:
         raise BuildFailure("missing build dependencies: " + ", ".join(missing))
-    builddate = int(time.time())
     packages = [
         {
             "name": job["pkgname"],
@@ -132,35 +131,41 @@ USAGE = (
 )
 
 
-def main() -> None:
-    args = sys.argv[1:]
+def run_build(job: dict[str, Any], out: Path, builddate: int) -> int:
+    """One build as its job's log tells it; the exit code of the job."""
+    what = f"{job['pkgname']} {job['version']} for {job['repo']}"
+    print(f"synthetic build of {what}, try {job['attempt']}")
+    try:
+        build(job, out, builddate)
+    except BuildFailure as exc:
+        print(f"ERROR: {exc}")
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
     if not (len(args) == 2 and args[0] != "fetch") and not (
         len(args) == 4 and args[0] == "fetch" and args[3].isdigit()
     ):
         print(USAGE, file=sys.stderr)
-        sys.exit(2)
-    if sys.argv[1] == "fetch":  # fetch URL FILE MAX_BYTES
+        return 2
+    if args[0] == "fetch":  # fetch URL FILE MAX_BYTES
         try:
-            data = fetch(sys.argv[2], int(sys.argv[4]))
+            data = fetch(args[1], int(args[3]))
         except BuildFailure as exc:
             print(f"ERROR: {exc}")
-            sys.exit(1)
+            return 1
         if data is None:
-            print(f"ERROR: {sys.argv[2]}: not found")
-            sys.exit(1)
-        write_bytes(Path(sys.argv[3]), data)
-        print(f"fetched {sys.argv[2]} ({len(data)} bytes)")
-        return
-    job = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
-    out = Path(sys.argv[2])
-    what = f"{job['pkgname']} {job['version']} for {job['repo']}"
-    print(f"synthetic build of {what}, try {job['attempt']}")
-    try:
-        build(job, out)
-    except BuildFailure as exc:
-        print(f"ERROR: {exc}")
-        sys.exit(1)
+            print(f"ERROR: {args[1]}: not found")
+            return 1
+        write_bytes(Path(args[2]), data)
+        print(f"fetched {args[1]} ({len(data)} bytes)")
+        return 0
+    job = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    time.sleep(float(job.get("duration_seconds", 0)))  # what a build takes
+    return run_build(job, Path(args[1]), int(time.time()))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

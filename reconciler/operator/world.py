@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation
+from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
 from reconciler.model.observations import ObservedState
 from reconciler.model.packages import BranchDesired
-from reconciler.operator.intents import Intents
+from reconciler.operator.intents import Intents, RebuildRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +61,9 @@ class World:
 
     def settle(self, intents: Intents) -> Intents:
         """The intents without the requests that are done: rebuilds whose old bytes
-        final no longer lists at a still desired version, and dead jobs the job
-        service has forgotten (kept while it cannot be asked)."""
+        final no longer lists at a still desired version or that made those very
+        bytes again (a reproducible build: nothing to replace), and dead jobs the
+        job service has forgotten (kept while it cannot be asked)."""
         if not intents.rebuilds and not intents.dead_jobs:
             return intents
         rebuilds = tuple(
@@ -70,12 +71,32 @@ class World:
             for r in intents.rebuilds
             if self.published(r.branch, r.pkgname).get((r.arch, r.pkgname))
             == (r.version, r.replaced)
+            and not self._reproduced(r)
         )
         dead = intents.dead_jobs
         if not self.observed.job_service_error:
             known = {k.job_id for k in self.observed.jobs}
             dead = tuple(d for d in dead if d.job_id in known)
         return replace(intents, rebuilds=rebuilds, dead_jobs=dead)
+
+    def _reproduced(self, request: RebuildRequest) -> bool:
+        """A build asked for by the request succeeded and WIP holds the bytes final
+        already has under that name."""
+        rebuilt = any(
+            key.intent.kind is JobKind.BUILD
+            and (key.intent.repo.branch, key.intent.repo.arch) == (request.branch, request.arch)
+            and (key.intent.pkgname, key.intent.version) == (request.pkgname, request.version)
+            and key.attempt > request.after_attempt
+            and obs.status is JobStatus.SUCCESS
+            for key, obs in self.observed.jobs.items()
+        )
+        if not rebuilt:
+            return False
+        name = f"{request.pkgname}-{request.version}.apk"
+        for key, obs in self.observed.repos.items():
+            if (key.branch, key.arch) == (request.branch, request.arch) and name in obs.wip:
+                return obs.wip[name].checksum == request.replaced
+        return False
 
 
 def highest_attempts(jobs: Mapping[JobKey, object]) -> dict[JobIntent, int]:
