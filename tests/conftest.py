@@ -84,8 +84,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def job_table(tmp_path: Path) -> JobTable:
-    """The in-memory job service's side: it outlives every daemon of a test."""
-    return JobTable(tmp_path / "memory-jobs")
+    """The in-memory job service's side: it outlives every daemon of a test. Its
+    job directories are where the configs put the local service's (data/jobs)."""
+    return JobTable(tmp_path / "data" / "jobs" / "memory")
 
 
 DaemonFactory = Callable[[Config], Daemon]

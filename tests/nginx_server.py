@@ -14,6 +14,7 @@ Fixtures (import them into a test module to use them; they are module-scoped):
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import shutil
@@ -25,8 +26,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import pytest
+import requests
 
 from reconciler.config.settings import Config, load_config
 from reconciler.loop import PassResult
@@ -349,3 +352,48 @@ def nginx_url_fixture(
         yield server.base_url
     finally:
         server.stop()
+
+
+TIMEOUT = 10.0
+
+
+SECRET = "reconciler-test-secret"  # written into every probe that must never be served
+
+
+def url_of(base: str, relpath: str) -> str:
+    return base + quote(relpath)
+
+
+def media_type(response: requests.Response) -> tuple[str, str]:
+    """(media type, charset) of the response's Content-Type, lower-cased."""
+    value = response.headers.get("Content-Type", "")
+    kind, _, params = value.partition(";")
+    charset = ""
+    for param in params.split(";"):
+        name, _, val = param.strip().partition("=")
+        if name.lower() == "charset":
+            charset = val.strip().strip('"').lower()
+    return kind.strip().lower(), charset
+
+
+def raw_get(base: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """GET `path` exactly as written (no client-side normalisation of `..` or `%2e`)."""
+    parts = urlsplit(base)
+    assert parts.hostname == "127.0.0.1"
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
+    try:
+        conn.putrequest("GET", path, skip_accept_encoding=True)
+        for name, value in (headers or {}).items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def repo_index(root: Path) -> tuple[Path, str]:
+    """An APKINDEX.tar.gz under root with apks beside it, and its path relative to root."""
+    found = sorted(p for p in root.rglob("APKINDEX.tar.gz") if any(p.parent.glob("*.apk")))
+    assert found, f"no APKINDEX.tar.gz with apks beside it under {root}"
+    return found[0], found[0].relative_to(root).as_posix()

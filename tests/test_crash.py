@@ -13,7 +13,7 @@ from reconciler.loop import Daemon
 from reconciler.model.jobs import JobKey
 
 from .conftest import ROOT, ConfigFactory, wait_until
-from .test_end_to_end import expected_files
+from .sample_tree import expected_files
 
 
 def job_dirs(jobs_root: Path) -> list[Path]:

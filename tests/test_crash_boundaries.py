@@ -21,7 +21,7 @@ from reconciler.fs.crashpoint import BOUNDARIES, ENV
 from reconciler.loop import Daemon
 
 from .apkcheck import apk_checksum, read_index, verifies
-from .conftest import ROOT, ConfigFactory, set_field
+from .conftest import ROOT, ConfigFactory, DaemonFactory, set_field
 
 X86_ONLY = """\
 branches:
@@ -52,10 +52,11 @@ def check_live_index(config: Config, relpath: str, *, exact: bool) -> dict[str, 
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 def test_sigkill_at_each_boundary_then_restart(
-    boundary: str, make_config: ConfigFactory, pmaports: Path
+    boundary: str, make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path
 ) -> None:
     config = make_config(branches=X86_ONLY.format(tree=pmaports))
-    assert Daemon(config).converge(max_seconds=120).all_published
+    # The published starting point, made quickly (fake clock, in-memory jobs).
+    assert fake_daemon(config).converge(max_seconds=120).all_published
     before = check_live_index(config, "main/x86_64", exact=True)
     # A change that needs every step: a new version to copy, a deletion to prune.
     set_field(pmaports / "main/foo-gui/APKBUILD", "pkgrel", "1")
@@ -73,6 +74,7 @@ def test_sigkill_at_each_boundary_then_restart(
     for relpath in ("main/x86_64", "extra-repos/systemd/main/x86_64"):
         check_live_index(config, relpath, exact=False)  # never a dangling entry
 
+    # The restart is real: the local job service, the jobs the crash left running.
     result = Daemon(config).converge(max_seconds=120)
     assert result.all_published, result.plan.repos
     after = check_live_index(config, "main/x86_64", exact=True)

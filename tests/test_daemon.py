@@ -1,4 +1,5 @@
-"""The daemon as users run it: `reconciler run` reacting to trigger files, and idle passes."""
+"""The daemon as users run it: `reconciler run` reacting to trigger files (a real process
+with real jobs), and idle passes (on the fake clock with the in-memory job service)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reconciler.loop import Daemon
-
 from .apkcheck import read_index
-from .conftest import ROOT, ConfigFactory, set_field, wait_until
+from .conftest import ROOT, ConfigFactory, DaemonFactory, set_field, wait_until
 
 
 def listed(index: Path) -> set[str]:
@@ -50,9 +49,11 @@ def test_run_reacts_to_a_trigger_and_stops_on_sigterm(
             daemon.wait()
 
 
-def test_idle_pass_opens_no_apk_and_writes_only_heartbeats(make_config: ConfigFactory) -> None:
+def test_idle_pass_opens_no_apk_and_writes_only_heartbeats(
+    make_config: ConfigFactory, fake_daemon: DaemonFactory
+) -> None:
     config = make_config()
-    daemon = Daemon(config)
+    daemon = fake_daemon(config)
     assert daemon.converge(max_seconds=120).all_published
     daemon.run_pass()  # let directory listings age past the racy window
     opened = daemon.scanner.apks_opened

@@ -14,10 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.loop import Daemon
-
 from .apkcheck import apk_checksum, read_index, verifies
-from .conftest import ConfigFactory, set_field
+from .conftest import ConfigFactory, DaemonFactory, set_field
 
 
 @pytest.fixture
@@ -63,13 +61,13 @@ def check_final(final: Path, public_key: bytes) -> dict[str, str]:
 
 
 def test_full_final_disk_keeps_the_published_repository(
-    make_config: ConfigFactory, pmaports: Path, tiny_mount: Path
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path, tiny_mount: Path
 ) -> None:
     base = tiny_mount.parent
     config = make_config(
         paths=f"data: {base}/data, html_out: {base}/html, final_repo: {tiny_mount}/final"
     )
-    daemon = Daemon(config)
+    daemon = fake_daemon(config)
     assert daemon.converge(max_seconds=120).all_published
     key = config.keys.final_public.read_bytes()
     final = config.paths.final_repo / "main/x86_64"
@@ -90,10 +88,10 @@ def test_full_final_disk_keeps_the_published_repository(
 
 
 def test_full_site_disk_keeps_the_old_pages_and_reports_it(
-    make_config: ConfigFactory, pmaports: Path, tiny_mount: Path
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path, tiny_mount: Path
 ) -> None:
     config = make_config(paths=f"data: {tiny_mount.parent}/data, html_out: {tiny_mount}/html")
-    daemon = Daemon(config)
+    daemon = fake_daemon(config)
     assert daemon.converge(max_seconds=120).all_published
     index_page = config.paths.html_out / "index.html"
     old = index_page.read_bytes()

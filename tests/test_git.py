@@ -6,11 +6,10 @@ import shutil
 from pathlib import Path
 
 from reconciler.config.settings import Config
-from reconciler.loop import Daemon
 from reconciler.model.progress import PkgState
 
 from .apkcheck import read_index
-from .conftest import ConfigFactory, git, set_field
+from .conftest import ConfigFactory, DaemonFactory, git, set_field
 
 
 def push(work: Path, message: str) -> str:
@@ -51,11 +50,11 @@ def branch_yaml(checkout: Path, remote: Path) -> str:
 
 
 def test_follows_pushes_bumps_new_and_deleted_packages(
-    make_config: ConfigFactory, pmaports: Path, tmp_path: Path
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path, tmp_path: Path
 ) -> None:
     remote, work = setup_remote(tmp_path, pmaports)
     config = make_config(branches=branch_yaml(tmp_path / "checkout", remote))
-    daemon = Daemon(config)
+    daemon = fake_daemon(config)
     assert daemon.converge(max_seconds=120).all_published
     head = git(work, "rev-parse", "HEAD")
     assert daemon.read_desired()["main"].commit == head
@@ -78,21 +77,25 @@ def test_follows_pushes_bumps_new_and_deleted_packages(
 
 
 def test_a_push_touching_a_dependency_gives_a_failed_package_fresh_tries(
-    make_config: ConfigFactory, pmaports: Path, tmp_path: Path
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path, tmp_path: Path
 ) -> None:
     remote, work = setup_remote(tmp_path, pmaports)
     config = make_config(
         branches=branch_yaml(tmp_path / "checkout", remote),
         builder='duration_seconds: 0, fail: ["foo-gui"]',
     )
-    daemon = Daemon(config)
+    daemon = fake_daemon(config)
     result = daemon.converge(max_seconds=120)
     states = {(str(p.repo), p.pkgname): p for p in result.plan.packages}
     assert states[("main/x86_64", "foo-gui")].state is PkgState.FAILED
 
     def attempts() -> list[str]:
-        names = (config.paths.jobs / "done").glob("build@main@main@x86_64@foo-gui@*")
-        return sorted(p.name.rsplit("@", 1)[1] for p in names)
+        prefix = "build@main@main@x86_64@foo-gui@"
+        return sorted(
+            k.job_id.rsplit("@", 1)[1]
+            for k in daemon.jobs.list_jobs()
+            if k.job_id.startswith(prefix)
+        )
 
     assert attempts() == ["1", "2", "3"]
     # A change to a file of libfoo (a dependency), without a version change.
@@ -111,11 +114,11 @@ def test_a_push_touching_a_dependency_gives_a_failed_package_fresh_tries(
 
 
 def test_a_staging_branch_builds_only_its_differences_and_goes_when_deleted(
-    make_config: ConfigFactory, pmaports: Path, tmp_path: Path
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path, tmp_path: Path
 ) -> None:
     remote, work = setup_remote(tmp_path, pmaports)
     config = make_config(branches=branch_yaml(tmp_path / "checkout", remote))
-    daemon = Daemon(config)
+    daemon = fake_daemon(config)
     assert daemon.converge(max_seconds=120).all_published
     main_final = config.paths.final_repo / "main/x86_64"
     staged_final = config.paths.final_repo / "staging/try/main/x86_64"
@@ -136,7 +139,9 @@ def test_a_staging_branch_builds_only_its_differences_and_goes_when_deleted(
     assert {p: v for p, v in staged.items() if p != "foo-gui"} == {
         p: v for p, v in main.items() if p != "foo-gui"
     }, "everything else is the origin's published packages"
-    builds = sorted(p.name for p in (config.paths.jobs / "done").glob("build@main_staging_try@*"))
+    builds = sorted(
+        k.job_id for k in daemon.jobs.list_jobs() if k.job_id.startswith("build@main_staging_try@")
+    )
     assert [b.split("@")[4] for b in builds] == ["foo-gui"], "only the difference was built"
     same = "crossdirect-" + main["crossdirect"] + ".apk"
     assert (staged_final / same).read_bytes() == (main_final / same).read_bytes()

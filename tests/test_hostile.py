@@ -11,12 +11,11 @@ import pytest
 from reconciler.execute.repos import RefusedError, RepoStore, SigningKeys
 from reconciler.formats.apkwrite import build_apk
 from reconciler.formats.keys import generate_private_key
-from reconciler.loop import Daemon
 from reconciler.model.layout import RepoRoots
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import PkgSpec
 
-from .conftest import ConfigFactory
+from .conftest import ConfigFactory, DaemonFactory
 
 X86 = RepoKey("main", "", "x86_64")
 
@@ -38,7 +37,7 @@ def files_outside(root: Path, inside: tuple[Path, ...]) -> set[Path]:
 
 
 def test_hostile_apkbuilds_are_refused_and_nothing_escapes(
-    make_config: ConfigFactory, pmaports: Path, tmp_path: Path
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path, tmp_path: Path
 ) -> None:
     for name, text in HOSTILE.items():
         directory = pmaports / "main" / name
@@ -49,7 +48,7 @@ def test_hostile_apkbuilds_are_refused_and_nothing_escapes(
     cwd = os.getcwd()
     os.chdir(tmp_path)  # a `touch pwned` that ran would land here
     try:
-        daemon = Daemon(config)
+        daemon = fake_daemon(config)
         desired = daemon.read_desired()["main"]
         reasons = {b.pkgname: b.reason for b in desired.broken}
         assert set(reasons) == set(HOSTILE)

@@ -27,7 +27,8 @@ from reconciler.operator.triggers import parse_trigger
 
 from .conftest import wait_until
 from .fake_sourcehut import SOURCE, FakeSourcehut, checked_fake
-from .test_sourcehut import (
+from .receiver_helpers import serving
+from .sourcehut_helpers import (
     APKS,
     make_service,
     manifests,
@@ -35,7 +36,6 @@ from .test_sourcehut import (
     sourcehut_config,
     spec,
 )
-from .test_webhook import serving
 
 CALLBACK_SECRET = "99999999-8888-7777-6666-555544443333"
 JOB = "build@main@main@x86_64@hello@1.0-r0@1"

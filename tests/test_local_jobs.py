@@ -7,11 +7,14 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from reconciler.fs.crashpoint import ENV, JOB_PREPARED
 from reconciler.jobs.local import LocalJobService
 from reconciler.jobs.service import JobExistsError, JobSpec
 from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
@@ -265,16 +268,28 @@ def test_restarted_service_reattaches(service: LocalJobService, root: Path) -> N
     assert observe(LocalJobService(root, None), job) == finished
 
 
-def test_submitted_but_never_started_job_is_started(
-    root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A daemon that died between creating the job directory and starting its runner."""
-    service = LocalJobService(root, None)
+def test_submitted_but_never_started_job_is_started(root: Path) -> None:
+    """A daemon killed between creating the job directory and starting its runner."""
     job = key("orphan")
-    started: list[Path] = []
-    monkeypatch.setattr(service, "_start", started.append)
-    service.submit(spec(job, "echo late start"))
-    assert started == [live(root, job)]
+    submit = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from reconciler.jobs.local import LocalJobService\n"
+        "from reconciler.jobs.service import JobSpec\n"
+        "from reconciler.model.jobs import JobKey\n"
+        "key = JobKey.from_job_id(sys.argv[2])\n"
+        "script = '#!/bin/bash\\necho late start\\n'\n"
+        "LocalJobService(Path(sys.argv[1]), None).submit(JobSpec(key, script, 'late', 60.0))\n"
+    )
+    crashed = subprocess.run(
+        [sys.executable, "-c", submit, str(root), job.job_id],
+        env={**os.environ, ENV: JOB_PREPARED},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert live(root, job).is_dir()
     assert not (live(root, job) / "log").exists()
 
     restarted = LocalJobService(root, None)

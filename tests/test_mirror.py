@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.loop import Daemon
-
-from .conftest import ConfigFactory, set_field, wait_until
+from .conftest import ConfigFactory, DaemonFactory, set_field, wait_until
 
 
 def free_port() -> int:
@@ -63,11 +61,14 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 def test_mirror_equals_final_after_each_publish(
-    make_config: ConfigFactory, pmaports: Path, rsync_daemon: tuple[str, Path]
+    make_config: ConfigFactory,
+    fake_daemon: DaemonFactory,
+    pmaports: Path,
+    rsync_daemon: tuple[str, Path],
 ) -> None:
     target, module = rsync_daemon
     config = make_config(f"mirror:\n  rsync: {target}\n")
-    daemon = Daemon(config)
+    daemon = fake_daemon(config)
     assert daemon.converge(max_seconds=120).all_published
     assert tree(module) == tree(config.paths.final_repo)
     assert (module / "main/x86_64/APKINDEX.tar.gz").is_file()

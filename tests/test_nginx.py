@@ -10,28 +10,30 @@ served (the symlink repository and the job routes: test_nginx_jobs.py). On CI
 from __future__ import annotations
 
 import gzip
-import http.client
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import pytest
 import requests
 
 from .nginx_server import (
     DEPLOY_CONF,
+    SECRET,
+    TIMEOUT,
     GeneratedSite,
     free_port,
     generated_site_fixture,  # noqa: F401 (fixture)
     main_config,
+    media_type,
     nginx_url_fixture,  # noqa: F401 (fixture)
+    raw_get,
     render_server_block,
+    repo_index,
     require_tool,
+    url_of,
 )
-
-TIMEOUT = 10.0
-SECRET = "reconciler-test-secret"  # written into every probe that must never be served
 
 # page kind -> (function giving the path under html_out, expected media type)
 PageSpec = tuple[Callable[[GeneratedSite], str], str]
@@ -67,38 +69,6 @@ PAGES: dict[str, PageSpec] = {
 }
 # Text formats whose Content-Type must say charset=utf-8.
 UTF8_TYPES = {"text/html", "text/plain", "text/css"}
-
-
-def url_of(base: str, relpath: str) -> str:
-    return base + quote(relpath)
-
-
-def media_type(response: requests.Response) -> tuple[str, str]:
-    """(media type, charset) of the response's Content-Type, lower-cased."""
-    value = response.headers.get("Content-Type", "")
-    kind, _, params = value.partition(";")
-    charset = ""
-    for param in params.split(";"):
-        name, _, val = param.strip().partition("=")
-        if name.lower() == "charset":
-            charset = val.strip().strip('"').lower()
-    return kind.strip().lower(), charset
-
-
-def raw_get(base: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """GET `path` exactly as written (no client-side normalisation of `..` or `%2e`)."""
-    parts = urlsplit(base)
-    assert parts.hostname == "127.0.0.1"
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
-    try:
-        conn.putrequest("GET", path, skip_accept_encoding=True)
-        for name, value in (headers or {}).items():
-            conn.putheader(name, value)
-        conn.endheaders()
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -244,13 +214,6 @@ def test_log_stored_only_compressed(nginx_url: str, probes: dict[str, Path]) -> 
     status, body = raw_get(nginx_url, "/logs/gz-only-probe.log")
     assert status == 200
     assert body == expected
-
-
-def repo_index(root: Path) -> tuple[Path, str]:
-    """An APKINDEX.tar.gz under root with apks beside it, and its path relative to root."""
-    found = sorted(p for p in root.rglob("APKINDEX.tar.gz") if any(p.parent.glob("*.apk")))
-    assert found, f"no APKINDEX.tar.gz with apks beside it under {root}"
-    return found[0], found[0].relative_to(root).as_posix()
 
 
 @pytest.mark.parametrize("repo", ["final", "wip"])

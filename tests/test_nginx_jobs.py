@@ -10,11 +10,16 @@ import pytest
 import requests
 
 from .nginx_server import (
+    SECRET,
+    TIMEOUT,
     GeneratedSite,
     generated_site_fixture,  # noqa: F401 (fixture)
+    media_type,
     nginx_url_fixture,  # noqa: F401 (fixture)
+    raw_get,
+    repo_index,
+    url_of,
 )
-from .test_nginx import SECRET, TIMEOUT, media_type, raw_get, repo_index, url_of
 
 
 def test_symlink_repository_is_served_with_its_links_followed(

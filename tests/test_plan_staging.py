@@ -12,7 +12,7 @@ from reconciler.plan.inputs import BranchOrder, PlanSettings
 from reconciler.plan.planner import Plan, plan
 from reconciler.plan.staging import seed_files
 
-from .test_plan import NOW, apk, repo, spec
+from .plan_values import NOW, apk, repo, spec
 
 MAIN = RepoKey("main", "", "x86_64")
 STAGE = RepoKey("main_staging_try", "", "x86_64")

@@ -16,7 +16,7 @@ from reconciler.plan.inputs import BranchOrder, PlanSettings
 from reconciler.plan.memo import PlanMemo
 from reconciler.plan.planner import Plan, plan
 
-from .test_plan import NOW, X86, apk, job, repo, spec
+from .plan_values import NOW, X86, apk, job, repo, spec
 
 SETTINGS = PlanSettings((BranchOrder("main", ("x86_64",)),), (), 4, 3, 60, 600)
 

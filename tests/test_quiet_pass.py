@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,13 +15,12 @@ import pytest
 import reconciler.desired.reader
 from reconciler.config.branches import BranchConfig
 from reconciler.desired.reader import DesiredReader
-from reconciler.loop import Daemon, PassResult
+from reconciler.loop import PassResult
 from reconciler.model.progress import PkgState
 from reconciler.plan.actions import PruneWip, ReindexWip, SubmitBuild
 
-from .conftest import ConfigFactory, git, set_field, wait_until
-
-BACKOFF = "retries: {max_tries: 3, backoff_seconds: 1000, backoff_max_seconds: 1000}\n"
+from .conftest import ConfigFactory, DaemonFactory, git, set_field
+from .fake_clock import FakeClock
 
 
 def state(result: PassResult, repo: str, pkgname: str) -> PkgState:
@@ -33,21 +30,24 @@ def state(result: PassResult, repo: str, pkgname: str) -> PkgState:
 
 
 def test_cached_passes_react_to_the_clock_triggers_and_new_apks(
-    make_config: ConfigFactory,
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, clock: FakeClock
 ) -> None:
-    offset = [0.0]
-    config = make_config(builder='duration_seconds: 0, fail: ["main/x86_64/hello-x86"]')
-    retries = replace(config.retries, backoff_seconds=1000, backoff_max_seconds=1000)
-    config = replace(config, retries=retries)
-    daemon = Daemon(config, clock=lambda: time.time() + offset[0])
+    config = make_config(
+        builder='duration_seconds: 0, fail: ["main/x86_64/hello-x86"]',
+        retries="max_tries: 3, backoff_seconds: 1000, backoff_max_seconds: 1000",
+    )
+    daemon = fake_daemon(config)
     results = [daemon.run_pass(full=True)]
 
-    def settled() -> bool:
-        results.append(daemon.run_pass())
-        last = results[-1]
-        return not last.live_jobs and not last.progressed
+    def settle() -> None:
+        """Passes until nothing runs and nothing happens (the jobs take no time)."""
+        for _ in range(200):
+            results.append(daemon.run_pass())
+            if not results[-1].live_jobs and not results[-1].progressed:
+                return
+        raise AssertionError("the daemon did not settle")
 
-    wait_until(settled, timeout=120, step=0.05)
+    settle()
     assert state(results[-1], "main/x86_64", "hello-x86") is PkgState.RETRYING
     # Idle: the same plan object again, no actions.
     hits = daemon.plans.hits
@@ -56,13 +56,13 @@ def test_cached_passes_react_to_the_clock_triggers_and_new_apks(
     assert idle.outcomes == []
 
     # The clock passes the retry deadline: the next pass starts try 2.
-    offset[0] += 2000
+    clock.advance(2000)
     due = daemon.run_pass()
     assert due.plan is not idle.plan
     submitted = [o.action for o in due.outcomes if isinstance(o.action, SubmitBuild)]
     assert [a.key.intent.pkgname for a in submitted] == ["hello-x86"]
     assert submitted[0].key.attempt == 2
-    wait_until(settled, timeout=120, step=0.05)
+    settle()
 
     # An operator's trigger: the package is held.
     trigger = {"type": "hold", "branch": "main", "pkgname": "hello-x86", "who": "a", "why": "w"}
@@ -71,7 +71,7 @@ def test_cached_passes_react_to_the_clock_triggers_and_new_apks(
     held = daemon.run_pass()
     assert state(held, "main/x86_64", "hello-x86") is PkgState.HELD
 
-    wait_until(settled, timeout=120, step=0.05)
+    settle()
 
     # A new apk appears in a WIP directory: it is indexed and pruned (published).
     final = config.paths.final_repo / "main/x86_64"

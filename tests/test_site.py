@@ -1,15 +1,16 @@
-"""The status site: incremental writes, escaping, badge and monitoring rules."""
+"""The status site: incremental writes, escaping, badge and monitoring rules.
+
+The daemon scenario runs on the fake clock with the in-memory job service.
+"""
 
 from __future__ import annotations
 
 import json
 import random
-import re
 from dataclasses import replace
 from pathlib import Path
 
 from reconciler.fs.atomicfile import TREE_PREFIX
-from reconciler.loop import Daemon
 from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import DepRef, PkgSpec
@@ -20,7 +21,7 @@ from reconciler.site.feeds import badge_state, monitoring_lines
 from reconciler.site.model import STATES, BranchInfo, SiteInput, branch_summaries, iso
 from reconciler.site.writer import SiteWriter
 
-from .conftest import ConfigFactory, set_field
+from .conftest import ConfigFactory, DaemonFactory, set_field
 
 WATCHED = (".html", ".atom", ".svg", ".json", ".txt")
 
@@ -35,10 +36,10 @@ def snapshot(out: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_unchanged_pass_writes_nothing_and_a_change_rewrites_only_its_pages(
-    make_config: ConfigFactory, pmaports: Path
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path
 ) -> None:
     config = make_config()
-    daemon = Daemon(config)
+    daemon = fake_daemon(config)
     assert daemon.converge(max_seconds=120).all_published
     out = config.paths.html_out
     before = snapshot(out)
@@ -125,20 +126,6 @@ def test_untrusted_text_is_escaped_everywhere(tmp_path: Path) -> None:
             assert 'onmouseover="x' not in text, path
     page = (tmp_path / "failures.html").read_text()
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&#34; onmouseover=&#34;x" in page
-
-
-def test_metrics_are_prometheus_text(make_config: ConfigFactory) -> None:
-    config = make_config()
-    daemon = Daemon(config)
-    daemon.converge(max_seconds=120)
-    text = (config.paths.html_out / "metrics.prom").read_text()
-    sample = re.compile(r'^[a-z_]+(\{([a-z_]+="[^"\n]*",?)+\})? [0-9.e+-]+$')
-    for line in text.splitlines():
-        assert line.startswith("# ") or sample.match(line), line
-    assert (
-        'reconciler_packages{branch="main",splitrepo="main",arch="x86_64",state="published"} 10'
-        in text
-    )
 
 
 def test_status_json_is_the_plain_json_dump_of_its_document() -> None:

@@ -10,44 +10,37 @@ from __future__ import annotations
 import io
 import logging
 import tarfile
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from tenacity import wait_none
 
 from reconciler.config.settings import load_config
-from reconciler.jobs.service import JobExistsError, JobServiceError, JobSpec
-from reconciler.jobs.sourcehut.client import GraphQLClient
+from reconciler.jobs.service import JobExistsError, JobServiceError
 from reconciler.jobs.sourcehut.manifest import (
-    ManifestSettings,
     build_submission,
     extract_apks,
     job_tags,
 )
-from reconciler.jobs.sourcehut.service import SourcehutJobService, SourcehutSettings
+from reconciler.jobs.sourcehut.service import SourcehutJobService
 from reconciler.model.errors import ConfigError
-from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
+from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobStatus
 from reconciler.model.names import RepoKey
 
 from .conftest import wait_until
-from .fake_sourcehut import SOURCE, TOKEN, FakeSourcehut, Fault, checked_fake
-
-SECRET = "0a1b2c3d-0000-1111-2222-333344445555"
-REPO = RepoKey("main", "", "x86_64")
-
-
-def key(pkgname: str = "hello", attempt: int = 1, version: str = "1.0-r0") -> JobKey:
-    return JobKey(JobIntent(JobKind.BUILD, REPO, pkgname, version), attempt)
-
-
-def spec(job_key: JobKey, script: str) -> JobSpec:
-    return JobSpec(job_key, f"#!/bin/bash\nset -eu\n{script}\n", "test job", 60.0)
-
-
-APKS = "echo a > artifacts/hello-1.0-r0.apk\necho b > artifacts/hello-doc-1.0-r0.apk"
+from .fake_sourcehut import SOURCE, FakeSourcehut, Fault, checked_fake
+from .sourcehut_helpers import (
+    APKS,
+    REPO,
+    SECRET,
+    key,
+    make_service,
+    manifests,
+    settled,
+    sourcehut_config,
+    spec,
+)
 
 
 @pytest.fixture
@@ -56,45 +49,9 @@ def fake(tmp_path: Path) -> Iterator[FakeSourcehut]:
         yield server
 
 
-def manifests(fake: FakeSourcehut, tmp_path: Path) -> ManifestSettings:
-    return ManifestSettings(
-        image="alpine/edge",
-        packages=("python3", "py3-cryptography"),
-        reconciler_source=SOURCE,
-        final_key_secret=SECRET,
-        final_key_path="~/.final.rsa",
-        final_key_name="test.rsa.pub",
-        url_roots=(
-            (tmp_path / "wip", f"{fake.url}/repo/wip"),
-            (tmp_path / "final", f"{fake.url}/repo/final"),
-        ),
-        symlink_url=f"{fake.url}/repo/symlink",
-    )
-
-
-def make_service(
-    fake: FakeSourcehut, tmp_path: Path, token: str = TOKEN, cache: str = "cache"
-) -> SourcehutJobService:
-    client = GraphQLClient(f"{fake.url}/query", token, timeout=(2.0, 0.5), wait=wait_none())
-    settings = SourcehutSettings(user="ops", poll_interval_seconds=0)
-    return SourcehutJobService(client, manifests(fake, tmp_path), settings, tmp_path / cache)
-
-
 @pytest.fixture
 def service(fake: FakeSourcehut, tmp_path: Path) -> SourcehutJobService:
     return make_service(fake, tmp_path)
-
-
-def settled(service: SourcehutJobService, job_key: JobKey) -> JobObservation:
-    found: list[JobObservation] = []
-
-    def done() -> bool:
-        obs = service.list_jobs().get(job_key)
-        found[:] = [obs] if obs is not None and not obs.status.is_live else []
-        return bool(found)
-
-    wait_until(done, timeout=30)
-    return found[0]
 
 
 # --- submitting and collecting ------------------------------------------------------
@@ -370,15 +327,6 @@ def test_a_restarted_daemon_reattaches_with_or_without_its_cache(
 
 
 # --- configuration ---------------------------------------------------------------------
-
-
-def sourcehut_config(tmp_path: Path, section: str) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        "branches:\n  - {name: main, pmaports: /tmp, arches: [x86_64]}\n"
-        "jobs:\n  service: sourcehut\n  sourcehut:\n" + textwrap.indent(section, "    ")
-    )
-    return path
 
 
 def test_the_sourcehut_section_is_read_and_checked(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, Jo
 from reconciler.model.names import RepoKey
 
 from .fake_sourcehut import TOKEN, FakeSourcehut, checked_fake
-from .test_sourcehut import APKS, manifests, settled, spec
+from .sourcehut_helpers import APKS, manifests, settled, spec
 
 REPO = RepoKey("main", "", "x86_64")
 DAY = 86400.0

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from reconciler.config.settings import load_config
+from reconciler.jobs.factory import make_job_service
 from reconciler.jobs.sourcehut.service import SourcehutJobService
 from reconciler.loop import Daemon
 
 from .apkcheck import read_index, verifies
 from .fake_sourcehut import SOURCE, TOKEN, FakeSourcehut, checked_fake
-from .test_end_to_end import check_final, expected_files
-
-SECRET = "0a1b2c3d-0000-1111-2222-333344445555"
+from .sample_tree import check_final, expected_files
+from .sourcehut_helpers import SECRET
 
 
 @pytest.fixture
@@ -67,9 +67,9 @@ def test_sample_tree_publishes_through_sourcehut_despite_faults(
         )
     )
     config = load_config(config_path)
-    daemon = Daemon(config)
-    assert isinstance(daemon.jobs, SourcehutJobService)
-    daemon.jobs.client._retrying.sleep = lambda seconds: None  # no backoff waits in tests
+    jobs = make_job_service(config, sleep=lambda seconds: None)  # retries without waiting
+    assert isinstance(jobs, SourcehutJobService)
+    daemon = Daemon(config, jobs=jobs)
     fake.static = {
         "repo/wip": config.paths.wip_repo,
         "repo/final": config.paths.final_repo,

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import random
 
-from reconciler.loop import Daemon
-
-from .conftest import ConfigFactory
+from .conftest import ConfigFactory, DaemonFactory
 
 
 def garbage(rng: random.Random, index: int) -> bytes:
@@ -34,9 +32,11 @@ def garbage(rng: random.Random, index: int) -> bytes:
     return b'{"type": "push", "branch": "main"' + rng.randbytes(5)
 
 
-def test_a_flood_of_bad_triggers_is_rejected_with_reasons(make_config: ConfigFactory) -> None:
+def test_a_flood_of_bad_triggers_is_rejected_with_reasons(
+    make_config: ConfigFactory, fake_daemon: DaemonFactory
+) -> None:
     config = make_config()
-    daemon = Daemon(config)
+    daemon = fake_daemon(config)
     assert daemon.converge(max_seconds=120).all_published
     rng = random.Random(1234)
     triggers = config.paths.triggers

@@ -15,7 +15,6 @@ import socket
 import textwrap
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from reconciler.operator.trigger_dir import TriggerDir
 from reconciler.operator.triggers import parse_trigger
 
 from .conftest import ROOT
+from .receiver_helpers import serving
 
 BEFORE = "a" * 40
 AFTER = "0123456789abcdef0123456789abcdef01234567"
@@ -94,20 +94,6 @@ def push(branch: str = "main", **extra: Any) -> dict[str, Any]:
     }
     event.update(extra)
     return event
-
-
-@contextmanager
-def serving(settings: WebhookSettings) -> Iterator[int]:
-    """The receiver, answering on a loopback port (yielded) until the block ends."""
-    server = make_server(settings, "127.0.0.1:0")
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

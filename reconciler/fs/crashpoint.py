@@ -22,6 +22,8 @@ BOUNDARIES = (
     "publish-after-index",  # the new index is live, old apks not yet removed
     "publish-pruning",  # some old apks were removed from final
 )
+# In the local job service: a job's directory is in place, its runner not started.
+JOB_PREPARED = "job-prepared"
 
 
 def crashpoint(name: str) -> None:

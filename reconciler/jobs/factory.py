@@ -19,7 +19,13 @@ from reconciler.jobs.sourcehut.service import SourcehutJobService, SourcehutSett
 from reconciler.model.errors import ConfigError
 
 
-def make_job_service(config: Config, clock: Callable[[], float] = time.time) -> JobService:
+def make_job_service(
+    config: Config,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> JobService:
+    """The configured service; `sleep` is how builds.sr.ht retries wait (injected by
+    tests, which do not wait)."""
     if config.jobs.service != "sourcehut":
         return LocalJobService(config.paths.jobs, config.paths.triggers, clock)
     sh = config.jobs.sourcehut
@@ -36,7 +42,10 @@ def make_job_service(config: Config, clock: Callable[[], float] = time.time) -> 
             [f"{config.source}:1: jobs.sourcehut.token_file {sh.token_file} is empty"]
         )
     client = GraphQLClient(
-        sh.endpoint, token, timeout=(sh.connect_timeout_seconds, sh.read_timeout_seconds)
+        sh.endpoint,
+        token,
+        timeout=(sh.connect_timeout_seconds, sh.read_timeout_seconds),
+        sleep=sleep,
     )
     manifests = ManifestSettings(
         image=sh.image,

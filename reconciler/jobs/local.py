@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from reconciler.fs.atomicfile import write_bytes, write_text
+from reconciler.fs.crashpoint import crashpoint
 from reconciler.jobs.service import JobExistsError, JobServiceError, JobSpec
 from reconciler.model.jobs import JobKey, JobObservation, JobStatus
 
@@ -107,6 +108,7 @@ class LocalJobService:
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise JobExistsError(f"job {job_id} was already submitted") from exc
+        crashpoint("job-prepared")
         self._start(path)
         log.info("submitted job %s", job_id)
         return JobObservation(
