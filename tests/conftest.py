@@ -15,6 +15,8 @@ import pytest
 import reconciler.desired.reader
 from reconciler.config.settings import Config, load_config
 from reconciler.formats.apkbuild import Apkbuild, parse_apkbuild
+from reconciler.formats.keys import generate_private_key
+from reconciler.fs.keyfiles import write_private_key, write_public_key
 from reconciler.loop import Daemon
 
 from .fake_clock import FakeClock
@@ -36,9 +38,21 @@ def pmaports(tmp_path: Path) -> Path:
 ConfigFactory = Callable[..., Config]
 
 
+@pytest.fixture(scope="session")
+def key_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The WIP and final key pairs, made once per run (RSA key generation is slow)."""
+    directory = tmp_path_factory.mktemp("keys")
+    for name in ("wip.rsa", "final.rsa"):
+        key = generate_private_key(2048)
+        write_private_key(directory / name, key)
+        write_public_key(directory / f"{name}.pub", key)
+    return directory
+
+
 @pytest.fixture
-def make_config(tmp_path: Path, pmaports: Path) -> ConfigFactory:
-    """Write a config for the sample tree under tmp_path; keyword args add YAML."""
+def make_config(tmp_path: Path, pmaports: Path, key_files: Path) -> ConfigFactory:
+    """Write a config for the sample tree under tmp_path; keyword args add YAML. The
+    daemon finds its keys already made (copies of this run's), as after a first start."""
 
     def factory(
         extra: str = "",
@@ -72,7 +86,11 @@ def make_config(tmp_path: Path, pmaports: Path) -> ConfigFactory:
         )
         path = tmp_path / "config.yaml"
         path.write_text(text, encoding="utf-8")
-        return load_config(path)
+        config = load_config(path)
+        keys = config.keys.wip_private.parent
+        if not keys.exists():
+            shutil.copytree(key_files, keys)
+        return config
 
     return factory
 

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import shlex
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,9 @@ class InMemoryJobService:
                     return program(job.directory, words[at + 2 :], job.ends_at)
                 except SystemExit as exc:
                     return int(exc.code or 0)
+                except Exception:  # a real job's program would die with its traceback
+                    traceback.print_exc()
+                    return 1
         print("the script names no program")
         return 127
 
