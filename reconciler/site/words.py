@@ -19,6 +19,8 @@ from reconciler.plan.actions import (
     PruneWip,
     PublishFinal,
     ReindexWip,
+    RemoveBranch,
+    SeedFromOrigin,
     SubmitBuild,
     SubmitSign,
     WriteSymlinkRepo,
@@ -48,6 +50,10 @@ def describe_action(action: Action) -> str:
             return f"copy {repo} to the mirror"
         case PruneFinal(repo=repo, filenames=names):
             return f"remove {len(names)} unlisted apk(s) from final {repo}"
+        case SeedFromOrigin(repo=repo, origin=origin, filenames=names):
+            return f"copy {len(names)} apk(s) published in {origin} into WIP {repo}"
+        case RemoveBranch(branch=branch, why=why):
+            return f"remove the repositories of {branch} ({why})"
     return type(action).__name__
 
 

@@ -1,0 +1,121 @@
+"""What the daemon remembers: state transitions become events, the cache survives a
+restart (and its loss costs nothing but repeated events), the event history is
+appended to and read back newest first, past a line a crash tore."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reconciler.memory.cache import CACHE_FILE, Memory
+from reconciler.memory.history import EVENTS_FILE, EventLog
+from reconciler.model.names import RepoKey
+from reconciler.model.progress import Event, PkgState, PkgStatus, RepoPhase, RepoStatus
+
+X86 = RepoKey("main", "", "x86_64")
+NOW = 1_800_000_000.0
+
+
+def status(state: PkgState, version: str = "1-r0", tries: int = 0) -> PkgStatus:
+    return PkgStatus(X86, "a", version, state, f"reason {state}", tries, 3, "job-a")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "kind"),
+    [
+        (None, PkgState.QUEUED, ""),
+        (None, PkgState.PUBLISHED, ""),  # first sight of a published package: no news
+        (PkgState.BUILDING, PkgState.FAILED, "failed"),
+        (PkgState.BUILDING, PkgState.RETRYING, "retrying"),
+        (PkgState.FAILED, PkgState.BUILT, "fixed"),
+        (PkgState.RETRYING, PkgState.PUBLISHED, "fixed"),
+        (PkgState.FAILED, PkgState.BUILDING, ""),  # tried again: not fixed yet
+        (PkgState.QUEUED, PkgState.BROKEN, "broken"),
+        (PkgState.BUILDING, PkgState.BUILT, "built"),
+        (PkgState.BUILT, PkgState.PUBLISHED, "published"),
+        (PkgState.WAITING, PkgState.HELD, ""),
+    ],
+)
+def test_a_state_change_is_an_event_of_its_kind(
+    tmp_path: Path, before: PkgState | None, after: PkgState, kind: str
+) -> None:
+    memory = Memory(tmp_path)
+    if before is not None:
+        memory.transitions([status(before)], [], NOW - 10)
+    events = memory.transitions([status(after)], [], NOW)
+    assert [e.kind for e in events] == ([kind] if kind else [])
+    if kind:
+        assert events[0].message == f"reason {after}" and events[0].job_id == "job-a"
+
+
+def test_an_unchanged_state_is_no_event_and_nothing_to_save(tmp_path: Path) -> None:
+    memory = Memory(tmp_path)
+    memory.transitions([status(PkgState.FAILED, tries=3)], [], NOW)
+    memory.save()
+    saved = (tmp_path / CACHE_FILE).stat().st_mtime_ns
+    assert memory.transitions([status(PkgState.FAILED, tries=3)], [], NOW + 1) == []
+    memory.save()
+    assert (tmp_path / CACHE_FILE).stat().st_mtime_ns == saved
+
+
+def test_a_package_that_leaves_and_a_repository_that_publishes_are_events(
+    tmp_path: Path,
+) -> None:
+    memory = Memory(tmp_path)
+    memory.transitions([status(PkgState.PUBLISHED)], [RepoStatus(X86, RepoPhase.BUILDING)], NOW)
+    events = memory.transitions([], [RepoStatus(X86, RepoPhase.PUBLISHED)], NOW + 1)
+    assert [(e.kind, e.pkgname, e.message) for e in events] == [
+        ("removed", "a", "no longer in pmaports"),
+        ("published", "", "repository published"),
+    ]
+
+
+def test_the_cache_comes_back_after_a_restart_and_its_loss_is_harmless(tmp_path: Path) -> None:
+    memory = Memory(tmp_path)
+    memory.transitions([status(PkgState.FAILED)], [], NOW)
+    memory.reject("build@main@main@x86_64@a@1-r0@1", "results refused: lies")
+    memory.mark_mirrored("main/x86_64", "s" * 64)
+    memory.mark_mirror_failed("main/aarch64", NOW)
+    memory.save()
+    again = Memory(tmp_path)
+    assert again.rejected == {"build@main@main@x86_64@a@1-r0@1": "results refused: lies"}
+    assert again.mirrored == {"main/x86_64": "s" * 64}
+    assert again.mirror_failures == {}, "a restart simply tries the mirror at once"
+    assert again.transitions([status(PkgState.FAILED)], [], NOW + 1) == []
+    (tmp_path / CACHE_FILE).write_text("{ torn")
+    lost = Memory(tmp_path)
+    assert lost.rejected == {}
+    assert [e.kind for e in lost.transitions([status(PkgState.FAILED)], [], NOW + 2)] == ["failed"]
+
+
+def test_a_cache_of_another_schema_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / CACHE_FILE).write_text(json.dumps({"schema_version": 99, "rejected": {"x": "y"}}))
+    assert Memory(tmp_path).rejected == {}
+
+
+def event(n: int) -> Event:
+    return Event(NOW + n, "main/x86_64", f"p{n}", "1-r0", "built", f"event {n}")
+
+
+def test_the_history_is_appended_and_read_back_newest_first_past_a_torn_line(
+    tmp_path: Path,
+) -> None:
+    log = EventLog(tmp_path)
+    log.append([event(1), event(2)])
+    log.append([])
+    with open(tmp_path / EVENTS_FILE, "a") as handle:
+        handle.write('{"time": 1, "repo": "torn')  # a crash in the middle of a line
+    restarted = EventLog(tmp_path)
+    assert [e.pkgname for e in restarted.recent()] == ["p2", "p1"]
+    restarted.append([event(3)])  # not glued to the torn line
+    assert [e.pkgname for e in restarted.recent()] == ["p3", "p2", "p1"]
+    assert [e.pkgname for e in EventLog(tmp_path).recent()] == ["p3", "p2", "p1"]
+
+
+def test_the_history_keeps_the_newest_hundred_in_memory(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    log.append([event(n) for n in range(150)])
+    assert len(log.recent()) == 100 and log.recent()[0].pkgname == "p149"
+    assert EventLog(tmp_path).recent()[-1].pkgname == "p50"
