@@ -1,10 +1,13 @@
-"""The operator's command line, run as real subprocesses of `python -m reconciler`."""
+"""The operator's format tools on the command line: run in this process through the
+real parser and exit codes (tests/command_line.py), and once as a real
+`python -m reconciler` subprocess."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import zlib
@@ -26,23 +29,37 @@ from reconciler.fs.apkfiles import read_apk
 from reconciler.fs.keyfiles import write_public_key
 from reconciler.model.packages import ApkInfo
 
+from . import command_line
+from .command_line import Ran
 from .conftest import ROOT
 
 
-def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        cwd=cwd,
+def run_cli(*args: str) -> Ran:
+    """The command, run from the checkout (apkbuild paths are relative to it)."""
+    before = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return command_line.run_cli(*args)
+    finally:
+        os.chdir(before)
+
+
+def assert_clean_exit(result: Ran, code: int) -> None:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def test_the_command_line_runs_as_python_dash_m() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "version-compare", "1.0", "1.0_x"],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-
-
-def assert_clean_exit(result: subprocess.CompletedProcess[str], code: int) -> None:
-    assert result.returncode == code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
 
 
 # --- version-compare ---------------------------------------------------------------
