@@ -27,7 +27,7 @@ def job_dirs(jobs_root: Path) -> list[Path]:
 
 
 def test_sigkill_mid_build_then_restart(make_config: ConfigFactory, pmaports: Path) -> None:
-    config = make_config(builder="duration_seconds: 0.3")
+    config = make_config(builder="duration_seconds: 0.15")
     config_path = Path(config.source)
     daemon = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "run", "--config", str(config_path)],

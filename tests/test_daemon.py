@@ -25,7 +25,8 @@ def test_run_reacts_to_a_trigger_and_stops_on_sigterm(
 ) -> None:
     # A resync interval far longer than the test: only the trigger can start the pass.
     config = make_config(
-        loop="resync_interval_seconds: 3600, poll_interval_seconds: 0.5, settle_seconds: 0"
+        loop="resync_interval_seconds: 3600, poll_interval_seconds: 0.5, settle_seconds: 0",
+        branches=f"branches:\n  - {{name: main, pmaports: {pmaports}, arches: [x86_64]}}\n",
     )
     index = config.paths.final_repo / "main/x86_64/APKINDEX.tar.gz"
     daemon = subprocess.Popen(

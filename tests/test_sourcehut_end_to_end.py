@@ -59,7 +59,7 @@ def test_sample_tree_publishes_through_sourcehut_despite_faults(
                 final_url: {fake.url}/repo/final
                 symlink_url: {fake.url}/repo/symlink
                 poll_interval_seconds: 0
-                read_timeout_seconds: 0.3
+                read_timeout_seconds: 0.15
             builder: {{duration_seconds: 0}}
             retries: {{backoff_seconds: 0.05, backoff_max_seconds: 0.2}}
             loop: {{poll_interval_seconds: 0.1, settle_seconds: 0}}
@@ -78,7 +78,7 @@ def test_sample_tree_publishes_through_sourcehut_despite_faults(
     # The final private key lives only with the job service, as a secret file.
     fake.secret_files[SECRET] = ("~/.final.rsa", config.keys.final_private.read_bytes())
     fake.fault_rate = 1 / 3
-    fake.hold_seconds = 0.4  # a "timeout" fault answers after the client gave up
+    fake.hold_seconds = 0.2  # a "timeout" fault answers after the client gave up
 
     deadline = time.monotonic() + 240
     errors = 0
