@@ -1,4 +1,4 @@
-"""The operator registry, the pass's world and the durable store, table by table.
+"""The operator registry, pushes, the pass's world and the durable store, table by table.
 
 Each operation's `apply` on hand-made intents and worlds; `World.settle` for the
 requests that are done; the intents file written and read back, refused when
@@ -16,7 +16,7 @@ import pytest
 from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
 from reconciler.model.names import RepoKey
 from reconciler.model.observations import ObservedState, RepoObserved
-from reconciler.model.packages import BranchDesired, PkgSpec
+from reconciler.model.packages import BranchDesired, DepRef, PkgSpec
 from reconciler.operator.intents import DeadJob, Hold, Intents, Pause, RebuildRequest, RetryGrant
 from reconciler.operator.operations import (
     OPERATIONS,
@@ -29,6 +29,7 @@ from reconciler.operator.operations import (
     RequeueFailed,
     RetryPackage,
 )
+from reconciler.operator.pushes import apply_pushes
 from reconciler.operator.store import IntentError, load_intents, save_intents
 from reconciler.operator.world import World
 
@@ -240,3 +241,36 @@ def test_an_unreadable_intents_file_is_an_error_never_no_intents(
     path.write_text(content)
     with pytest.raises(IntentError, match=r"intents\.json"):
         load_intents(path)
+
+
+# --- pushes ---------------------------------------------------------------------------
+
+
+def test_a_push_gives_fresh_tries_to_failing_packages_it_touched_directly_or_not() -> None:
+    lib = PkgSpec(X86, "lib", "1-r0", "main/lib", "x86_64")
+    app = PkgSpec(X86, "app", "1-r0", "main/app", "x86_64", build_deps=(DepRef(X86, "lib"),))
+    other = PkgSpec(X86, "other", "1-r0", "main/other", "x86_64")
+    desired = {
+        "main": BranchDesired("main", "c0ffee", {X86: {"lib": lib, "app": app, "other": other}})
+    }
+    jobs = (
+        build("app", JobStatus.FAILED, 3),
+        build("other", JobStatus.FAILED, 2),
+        build("lib", JobStatus.SUCCESS, 1),
+    )
+    observed = ObservedState({}, {j.key: j for j in jobs}, {})
+    pushed = World.of(observed, desired, NOW)
+    changes = {"main": ("a" * 40, "b" * 40, {"main/lib"})}
+    applied = apply_pushes(Intents(), changes, pushed)
+    assert [(g.pkgname, g.after_attempt, g.who) for g in applied.intents.retries] == [
+        ("app", 3, "push")
+    ], "app needs lib, which changed; other did not change"
+    messages = [e.message for e in applied.events]
+    assert messages[0] == f"pmaports {'a' * 12} -> {'b' * 12}: 1 changed"
+    assert messages[1] == f"main/lib changed in {'b' * 12}: fresh tries"
+
+
+def test_a_push_to_a_branch_that_is_not_built_is_only_an_event() -> None:
+    applied = apply_pushes(Intents(), {"old": ("", "c" * 40, set())}, world())
+    assert applied.intents == Intents()
+    assert [e.message for e in applied.events] == [f"pmaports (new) -> {'c' * 12}: 0 changed"]
