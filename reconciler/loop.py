@@ -40,9 +40,10 @@ from reconciler.model.names import RepoKey
 from reconciler.model.observations import ObservedState, RepoObserved
 from reconciler.model.packages import BranchDesired, PkgSpec
 from reconciler.model.progress import Event, PkgState
-from reconciler.observed.scanner import RepoScanner
+from reconciler.observed.scanner import RepoScanner, stored_branches
 from reconciler.observed.snapshot import observe
 from reconciler.operator.intents import BranchRemoval
+from reconciler.operator.operations import RemoveBranch
 from reconciler.operator.pushes import apply_pushes
 from reconciler.operator.store import INTENTS_FILE, load_intents, save_intents
 from reconciler.operator.trigger_dir import TriggerDir
@@ -224,7 +225,9 @@ class Daemon:
         """Operations and pushes change the durable intents; requests that are done
         leave them. Returns the branch removals asked for in this pass."""
         before = self.intents
-        world = World.of(observed, desired, now)
+        removing = any(isinstance(t.operation, RemoveBranch) for t in triggers)
+        stored = stored_branches(self.scanner.roots) if removing else frozenset()
+        world = World.of(observed, desired, now, stored)
         events: list[Event] = []
         removals = list(synced.removals)
         for trigger in triggers:

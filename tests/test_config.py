@@ -378,3 +378,9 @@ def test_staging_arches_default_to_the_branch_arches(tmp_path: Path) -> None:
         "branches:\n  - name: main\n    pmaports: p\n    arches: [x86_64, armv7]\n",
     )
     assert load_config(path).branches[0].staging_arches == ("x86_64", "armv7")
+
+
+def test_a_split_repository_may_not_be_called_main(tmp_path: Path) -> None:
+    text = "branches:\n  - {name: a, pmaports: p, arches: [x86_64]}\nsplitrepos: [main]\n"
+    with pytest.raises(ConfigError, match=r"splitrepos\[0\]: 'main' is not a valid name"):
+        parse_config(text, "c.yaml", tmp_path)

@@ -108,3 +108,27 @@ def test_a_removed_branch_keeps_its_data_until_an_operator_removes_it(
     events = (config.paths.state / "events.jsonl").read_text()
     assert "removal asked by" in events and "main is still built" in events
     assert "data of old removed by" in events
+
+
+def test_remove_branch_refuses_layout_names_forged_names_and_branches_without_data(
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path
+) -> None:
+    config = make_config(branches=one_branch(pmaports))  # splitrepos: [systemd] by default
+    daemon = fake_daemon(config)
+    assert daemon.converge(max_seconds=120).all_published
+    final = config.paths.final_repo
+    split = sorted(final.glob("extra-repos/systemd/main/x86_64/*.apk"))
+    assert split, "the sample tree publishes into the systemd split repository"
+    for name in ("extra-repos", "staging", "main\n", "main\nforged: line"):
+        bad = cli(config, "remove-branch", "--branch", name, "--why", "oops")
+        assert bad.returncode == 2 and "field 'branch'" in bad.stderr, name
+    # A trigger written by hand is read the same way and rejected with its reason.
+    forged = {"type": "remove-branch", "who": "x", "why": "y", "branch": "extra-repos"}
+    (config.paths.triggers / "forged.json").write_text(json.dumps(forged))
+    assert cli(config, "remove-branch", "--branch", "gone", "--why", "typo").returncode == 0
+    daemon.converge(max_seconds=120)
+    assert sorted(final.glob("extra-repos/systemd/main/x86_64/*.apk")) == split
+    reason = (config.paths.triggers / "rejected/forged.json.reason").read_text()
+    assert "field 'branch': expected a branch name" in reason
+    events = (config.paths.state / "events.jsonl").read_text()
+    assert "refused: gone has no repositories" in events

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -154,12 +155,54 @@ def test_fail_job_declares_the_job_dead() -> None:
     assert applied.events[0].job_id == job_id
 
 
-def test_remove_branch_is_refused_for_a_built_branch_else_asks_for_a_removal() -> None:
-    built = RemoveBranch(who="ops", why="oops", branch="main", arch="").apply(Intents(), world())
-    assert built.removals == () and "refused" in built.events[0].message
-    gone = RemoveBranch(who="ops", why="EOL", branch="old", arch="").apply(Intents(), world())
+def test_remove_branch_removes_only_an_unconfigured_branch_that_has_data() -> None:
+    stored = replace(world(), stored=frozenset({"main", "old"}))
+    built = RemoveBranch(who="ops", why="oops", branch="main", arch="").apply(Intents(), stored)
+    assert built.removals == () and "refused: main is still built" in built.events[0].message
+    gone = RemoveBranch(who="ops", why="EOL", branch="old", arch="").apply(Intents(), stored)
     assert [r.branch for r in gone.removals] == ["old"]
     assert gone.events[0].kind == "removed"
+    typo = RemoveBranch(who="ops", why="EOL", branch="olde", arch="").apply(Intents(), stored)
+    assert typo.removals == () and "refused: olde has no repositories" in typo.events[0].message
+
+
+@pytest.mark.parametrize(
+    "branch",
+    ["extra-repos", "staging", "main\n", "main\r", "old/../main", "", "a" * 101, "-x", "m\u00e4in"],
+)
+@pytest.mark.parametrize("name", ["remove-branch", "hold", "pause", "requeue"])
+def test_a_branch_field_is_full_matched_and_never_a_layout_directory(
+    name: str, branch: str
+) -> None:
+    data = {"type": name, **WHO, "branch": branch, "pkgname": "a"}
+    with pytest.raises(OperationError, match=r"field 'branch': expected a branch name"):
+        OPERATIONS[name].from_trigger("t.json", data)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("pkgname", "a\n"),
+        ("arch", "x86_64\n"),
+        ("job", "build@main@main@x86_64@a@1-r0@1\n"),
+        ("job", "build@main@main@x86_64@a@1-r0@\u0661"),
+        ("expires", float("inf")),
+        ("expires", float("nan")),
+        ("expires", -1.0),
+        ("expires", 1e300),
+        ("expires", True),
+    ],
+)
+def test_names_are_full_matched_and_numbers_finite_and_in_range(field: str, value: object) -> None:
+    name = "fail-job" if field == "job" else "hold"
+    data = {"type": name, **WHO, "branch": "main", "pkgname": "a", field: value}
+    with pytest.raises(OperationError, match=rf"field '{field}'"):
+        OPERATIONS[name].from_trigger("t.json", data)
+
+
+def test_a_non_finite_requested_time_is_taken_as_unknown() -> None:
+    data = {"type": "hold", **WHO, "branch": "main", "pkgname": "a", "requested_at": float("nan")}
+    assert OPERATIONS["hold"].from_trigger("t.json", data).requested_at == 0.0
 
 
 # --- what is done -------------------------------------------------------------------

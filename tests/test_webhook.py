@@ -237,6 +237,9 @@ def test_malformed_bodies_are_400(hook: Hook, body: bytes) -> None:
         ("Push Hook", push("mainline")),
         ("Push Hook", push("main_staging_../x")),
         ("Push Hook", push("main/sub")),
+        ("Push Hook", push("main_staging_x\n")),
+        ("Push Hook", push("main\n")),
+        ("Push Hook", push("main_staging_x\nforged log line")),
     ],
 )
 def test_tags_and_other_branches_are_200_without_trigger(

@@ -16,7 +16,7 @@ from pathlib import Path
 from reconciler.cli import Subcommand, config_argument
 from reconciler.config.settings import load_config
 from reconciler.model.errors import UsageError
-from reconciler.operator.operations import OPERATIONS, Field, Operation
+from reconciler.operator.operations import OPERATIONS, Field, Operation, OperationError
 from reconciler.operator.triggers import TriggerError, write_trigger
 
 
@@ -58,7 +58,10 @@ def request(operation: type[Operation], args: argparse.Namespace) -> int:
             continue
         value = getattr(args, _dest(field)) if field.flag is not None else field.default
         if field.from_cli is not None:
-            value = field.from_cli(value, now)
+            try:
+                value = field.from_cli(value, now)
+            except OperationError as exc:
+                raise UsageError(str(exc)) from exc
         if value is not None:
             document[field.name] = value
     name = f"{operation.NAME}-{int(now * 1000)}-{os.getpid()}.json"

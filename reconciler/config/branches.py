@@ -10,10 +10,10 @@ from pathlib import Path
 import yaml
 
 from reconciler.config.reader import NodeReader
-from reconciler.model.names import STAGING_SEPARATOR, is_safe_arch, is_safe_branch
+from reconciler.model.names import LAYOUT_NAMES, STAGING_SEPARATOR, is_safe_arch, is_safe_branch
 
 # Directory names in the repository layout that a configured branch may not take.
-RESERVED_BRANCHES = ("staging", "extra-repos")
+RESERVED_BRANCHES = tuple(sorted(LAYOUT_NAMES, reverse=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +65,15 @@ def _read_branch(r: NodeReader, item: yaml.Node, where: str, seen: set[str]) -> 
         },
     )
     name = r.string(m.get("name"), f"{where}.name", None)
-    if name is not None and not is_safe_branch(name):
-        r.error(m.get("name") or item, f"{where}.name: {name!r} is not a safe branch name")
-    elif name is not None and (name in RESERVED_BRANCHES or STAGING_SEPARATOR in name):
+    if name is not None and (name in RESERVED_BRANCHES or STAGING_SEPARATOR in name):
         r.error(
             m.get("name") or item,
-            f"{where}.name: {name!r} is reserved for staging repositories"
+            f"{where}.name: {name!r} is a directory of the repository layout"
             f" (a configured branch may not be {' or '.join(RESERVED_BRANCHES)}"
             f" nor contain {STAGING_SEPARATOR!r})",
         )
+    elif name is not None and not is_safe_branch(name):
+        r.error(m.get("name") or item, f"{where}.name: {name!r} is not a safe branch name")
     if name in seen:
         r.error(m.get("name") or item, f"{where}.name: branch {name!r} is listed twice")
     seen.add(name or "")

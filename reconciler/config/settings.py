@@ -110,6 +110,12 @@ def parse_config(text: str, source: str, base: Path) -> Config:
     return config
 
 
+def _is_splitrepo_name(name: str) -> bool:
+    """A split repository's name: safe in a path, and not "main", which job ids
+    use for the main repository."""
+    return is_safe_name(name) and name != "main"
+
+
 def _read_config(r: NodeReader, root: yaml.Node | None) -> Config:
     top = r.mapping(
         root,
@@ -120,7 +126,7 @@ def _read_config(r: NodeReader, root: yaml.Node | None) -> Config:
     branches = read_branches(r, top.get("branches"))  # first: a missing list is on line 1
     paths = read_paths(r, top.get("paths"))
     splitrepos = tuple(
-        r.str_list(top.get("splitrepos"), "splitrepos", ["systemd"], check=is_safe_name)
+        r.str_list(top.get("splitrepos"), "splitrepos", ["systemd"], check=_is_splitrepo_name)
     )
     return Config(
         source=r.source,

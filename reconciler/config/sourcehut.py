@@ -46,7 +46,7 @@ class SourcehutConfig:
     look_now_url: str = ""
 
 
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _SH_NUMBERS = (
     "poll_interval_seconds",
     "lookback_days",
@@ -85,10 +85,10 @@ def read_sourcehut(r: NodeReader, node: yaml.Node | None) -> SourcehutConfig | N
     if user and not is_safe_name(user):
         r.error(m.get("user"), f"{w}user: {user!r} is not a sourcehut user name")
     secret = r.string(m.get("final_key_secret"), w + "final_key_secret", None) or ""
-    if secret and not _UUID_RE.match(secret):
+    if secret and not _UUID_RE.fullmatch(secret):
         r.error(m.get("final_key_secret"), f"{w}final_key_secret: expected a secret's UUID")
     callback_secret = r.string(m.get("callback_secret"), w + "callback_secret", "")
-    if callback_secret and not _UUID_RE.match(callback_secret):
+    if callback_secret and not _UUID_RE.fullmatch(callback_secret):
         r.error(m.get("callback_secret"), f"{w}callback_secret: expected a secret's UUID")
     optional: dict[str, Any] = {n: url(n, "") for n in _SH_OPTIONAL_URLS}
     if optional["callback_url"] and not callback_secret:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-_SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_SHA_RE = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
 def git_dir(worktree: Path) -> Path | None:
@@ -36,7 +36,7 @@ def read_ref(gitdir: Path, ref: str) -> str:
         if value.startswith("ref:"):
             ref = value.removeprefix("ref:").strip()
             continue
-        return value if _SHA_RE.match(value) else ""
+        return value if _SHA_RE.fullmatch(value) else ""
     return ""
 
 

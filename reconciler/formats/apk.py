@@ -46,8 +46,8 @@ MAX_MEMBERS = 64
 MAX_MEMBER_OUTPUT = 16 * 1024**3
 _CHUNK = 64 * 1024
 _OUTPUT_STEP = 1024 * 1024
-_INT_RE = re.compile(r"^[0-9]{1,18}$")
-_DATAHASH_RE = re.compile(r"^[0-9a-f]{64}$")
+_INT_RE = re.compile(r"[0-9]{1,18}")
+_DATAHASH_RE = re.compile(r"[0-9a-f]{64}")
 _INTERNED_KEYS = frozenset(
     ("pkgname", "pkgver", "arch", "pkgdesc", "url", "license", "origin", "maintainer", "commit")
 )
@@ -152,7 +152,7 @@ def _entries(content: bytes, source: str, what: str) -> list[TarEntry]:
 
 
 def _int(value: str, key: str, source: str) -> int:
-    if not _INT_RE.match(value):
+    if not _INT_RE.fullmatch(value):
         raise ApkError(f"{source}: .PKGINFO {key} = {value!r}, expected a decimal integer")
     return int(value)
 
@@ -177,7 +177,7 @@ def parse_pkginfo(text: str, source: str, *, size: int, checksum: str) -> ApkInf
         if not scalars.get(required):
             raise ApkError(f"{source}: .PKGINFO lacks a non-empty {required!r} line")
     datahash = scalars.get("datahash")
-    if datahash is not None and not _DATAHASH_RE.match(datahash):
+    if datahash is not None and not _DATAHASH_RE.fullmatch(datahash):
         raise ApkError(f"{source}: .PKGINFO datahash {datahash!r} is not 64 lowercase hex digits")
     # Interned: the same names, versions, texts and dependency tokens recur in
     # every arch and branch of a repository set, and in the indexes listing them.

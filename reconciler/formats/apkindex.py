@@ -45,7 +45,7 @@ from reconciler.model.errors import InputError
 from reconciler.model.packages import ApkInfo
 
 MAX_INDEX_SIZE = 64 * 1024 * 1024  # decompressed, all members together
-_INT_RE = re.compile(r"^-?[0-9]{1,19}$")
+_INT_RE = re.compile(r"-?[0-9]{1,19}")
 
 
 class IndexFormatError(InputError):
@@ -176,7 +176,7 @@ class EntryCache:
 
 
 def _int(value: str, where: str, letter: str) -> int:
-    if not _INT_RE.match(value):
+    if not _INT_RE.fullmatch(value):
         raise IndexFormatError(f"{where}, field {letter}: {value!r} is not an integer")
     return int(value)
 

@@ -66,9 +66,9 @@ ROUTES = (ROUTE, CALLBACK_ROUTE, LOOK_NOW_ROUTE)
 DEFAULT_LISTEN = "127.0.0.1:8081"
 DEFAULT_TOKEN_NAME = "push-hook"
 MAX_BODY_BYTES = 2 * 1024 * 1024  # nginx: client_max_body_size 2m
-SHA_RE = re.compile(r"^[0-9a-f]{40}$")
-ADDRESS_RE = re.compile(r"^[0-9A-Fa-f:.]{1,45}$")
-LENGTH_RE = re.compile(r"^\s*[0-9]{1,18}\s*$")
+SHA_RE = re.compile(r"[0-9a-f]{40}")
+ADDRESS_RE = re.compile(r"[0-9A-Fa-f:.]{1,45}")
+LENGTH_RE = re.compile(r"\s*[0-9]{1,18}\s*")
 HEADS = "refs/heads/"
 
 
@@ -128,7 +128,7 @@ def trigger_for(event: Any, configured: tuple[str, ...], now: datetime) -> Answe
     shas: dict[str, str] = {}
     for field in ("before", "after"):
         value = event.get(field)
-        if not isinstance(value, str) or not SHA_RE.match(value.lower()):
+        if not isinstance(value, str) or not SHA_RE.fullmatch(value.lower()):
             return Answer(HTTPStatus.BAD_REQUEST, f"field {field!r}: expected 40 hex digits")
         shas[field] = value.lower()
     received = now.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -204,7 +204,7 @@ class Handler(BaseHTTPRequestHandler):
         """The peer, plus nginx's `X-Real-IP` when it looks like an address."""
         peer = str(self.client_address[0])
         real = self.headers.get("X-Real-IP", "") if self.headers else ""
-        return f"{peer} for {real}" if ADDRESS_RE.match(real) and real != peer else peer
+        return f"{peer} for {real}" if ADDRESS_RE.fullmatch(real) and real != peer else peer
 
     def _path(self) -> str:
         return self.path.split("?", 1)[0]
@@ -263,7 +263,7 @@ class Handler(BaseHTTPRequestHandler):
         declared = self.headers.get("Content-Length")
         if declared is None:
             return Answer(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
-        if not LENGTH_RE.match(declared):
+        if not LENGTH_RE.fullmatch(declared):
             return Answer(HTTPStatus.BAD_REQUEST, "bad Content-Length")
         length = int(declared)
         if length > limit:

@@ -86,7 +86,7 @@ class JobKey:
         if len(parts) != 7:
             raise ValueError(f"job id {job_id!r}: expected 7 '@'-separated fields")
         kind, branch, splitrepo, arch, pkgname, version, attempt = parts
-        if not attempt.isdigit() or int(attempt) < 1:
+        if not (attempt.isascii() and attempt.isdigit()) or len(attempt) > 9 or int(attempt) < 1:
             raise ValueError(f"job id {job_id!r}: attempt must be a positive integer")
         if not (is_safe_branch(branch) and is_safe_arch(arch) and is_safe_version(version)):
             raise ValueError(f"job id {job_id!r}: unsafe branch, arch or version")

@@ -13,29 +13,38 @@ from dataclasses import dataclass
 # Names that end up in paths, command lines and pages. apk allows these
 # characters in package names (apk-formats.md §2.2); we refuse everything else
 # before any path is built.
-PKGNAME_RE = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9._+-]*$")
-ARCH_RE = re.compile(r"^[a-z0-9_]+$")
-BRANCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+PKGNAME_RE = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9._+-]*")
+ARCH_RE = re.compile(r"[a-z0-9_]+")
+BRANCH_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # A version as it may appear in a file name: the grammar itself is checked by
 # apkversion; this only keeps path-hostile characters out.
-VERSION_CHARS_RE = re.compile(r"^[A-Za-z0-9._~+-]+$")
+VERSION_CHARS_RE = re.compile(r"[A-Za-z0-9._~+-]+")
+# Directory names of the repository layout (RepoKey.relpath): a branch of this
+# name would be a path prefix of other branches' repositories.
+LAYOUT_NAMES = frozenset({"staging", "extra-repos"})
 
 
 def is_safe_name(name: str) -> bool:
     """A package, subpackage or splitrepo name that is safe to use in a path."""
-    return bool(PKGNAME_RE.match(name)) and name not in {".", ".."} and len(name) <= 128
+    return bool(PKGNAME_RE.fullmatch(name)) and name not in {".", ".."} and len(name) <= 128
 
 
 def is_safe_version(version: str) -> bool:
-    return bool(VERSION_CHARS_RE.match(version)) and ".." not in version and len(version) <= 128
+    return bool(VERSION_CHARS_RE.fullmatch(version)) and ".." not in version and len(version) <= 128
 
 
 def is_safe_arch(arch: str) -> bool:
-    return bool(ARCH_RE.match(arch)) and len(arch) <= 32
+    return bool(ARCH_RE.fullmatch(arch)) and len(arch) <= 32
 
 
 def is_safe_branch(branch: str) -> bool:
-    return bool(BRANCH_RE.match(branch)) and ".." not in branch and len(branch) <= 100
+    """A branch name that is safe in a path and is not a directory of the layout."""
+    return (
+        bool(BRANCH_RE.fullmatch(branch))
+        and ".." not in branch
+        and len(branch) <= 100
+        and branch not in LAYOUT_NAMES
+    )
 
 
 # A staging branch is `<origin>_staging_<name>`: a pmaports branch that tries a

@@ -22,7 +22,13 @@ from reconciler.formats.apkindex import IndexFormatError, parse_index_text, read
 from reconciler.formats.keys import parse_signature_name
 from reconciler.fs.apkfiles import read_apk
 from reconciler.model.layout import INDEX_NAME, RepoRoots
-from reconciler.model.names import RepoKey, is_safe_name
+from reconciler.model.names import (
+    LAYOUT_NAMES,
+    STAGING_SEPARATOR,
+    RepoKey,
+    is_safe_branch,
+    is_safe_name,
+)
 from reconciler.model.observations import IndexView, RepoObserved
 from reconciler.model.packages import ApkInfo
 
@@ -201,3 +207,34 @@ def signer_of(signatures: tuple[tuple[str, bytes], ...]) -> str:
     parsed = parse_signature_name(signatures[0][0]) if signatures else None
     name = parsed[0] if parsed is not None else ""
     return name if "/" not in name and not name.startswith(".") else ""
+
+
+def stored_branches(roots: RepoRoots) -> frozenset[str]:
+    """The branches with a repository directory in WIP, symlink or final: those at
+    the top, under `staging/<name>/<origin>` and under `extra-repos/<split>/`."""
+    found: set[str] = set()
+
+    def branches_in(base: Path) -> None:
+        for name in _subdirectories(base):
+            if name not in LAYOUT_NAMES and is_safe_branch(name):
+                found.add(name)
+        for name in _subdirectories(base / "staging"):
+            for origin in _subdirectories(base / "staging" / name):
+                branch = f"{origin}{STAGING_SEPARATOR}{name}"
+                if is_safe_branch(branch):
+                    found.add(branch)
+
+    for root in (roots.wip, roots.symlink, roots.final):
+        branches_in(root)
+        for split in _subdirectories(root / "extra-repos"):
+            branches_in(root / "extra-repos" / split)
+    return frozenset(found)
+
+
+def _subdirectories(path: Path) -> list[str]:
+    """Names of the real directories in `path` (none when it is not one)."""
+    try:
+        with os.scandir(path) as entries:
+            return [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []

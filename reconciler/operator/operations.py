@@ -14,6 +14,7 @@ A trigger file of an operation is one JSON object: `type` (the name), `who`,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Self
@@ -77,10 +78,38 @@ def _job(source: str, name: str, value: Any) -> str:
         raise OperationError(f"{source}: field {name!r}: expected a job id ({exc})") from exc
 
 
+# Unix times an operation may carry: from 2000 to the year 3000.
+EARLIEST_TIME = 946_684_800.0
+LATEST_TIME = 32_503_680_000.0
+
+
+def is_unix_time(value: Any) -> bool:
+    """A finite number of seconds within [EARLIEST_TIME, LATEST_TIME]."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and EARLIEST_TIME <= value <= LATEST_TIME
+    )
+
+
 def _time(source: str, name: str, value: Any) -> float | None:
-    if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
-        raise OperationError(f"{source}: field {name!r}: expected a unix time or nothing")
-    return value
+    if value is not None and not is_unix_time(value):
+        raise OperationError(
+            f"{source}: field {name!r}: expected a unix time between 2000 and 3000, or nothing;"
+            f" got {value!r}"
+        )
+    return None if value is None else float(value)
+
+
+def _hours(hours: float, at: float) -> float | None:
+    """The unix time `hours` after `at` (None for no hours); refused when not finite
+    or more than 100 years."""
+    if not hours:
+        return None
+    if not (math.isfinite(hours) and 0 < hours <= 100 * 365 * 24):
+        raise OperationError(f"--expires-hours: expected hours between 0 and 876000, got {hours!r}")
+    return at + hours * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +142,7 @@ EXPIRES = Field(
     "end the hold by itself",
     default=None,
     required=False,
-    from_cli=lambda hours, at: at + hours * 3600 if hours else None,
+    from_cli=_hours,
     cli_type=float,
 )
 
@@ -125,7 +154,7 @@ RESUMES = Field(
     "resume by itself after this many hours",
     default=None,
     required=False,
-    from_cli=lambda hours, at: at + hours * 3600 if hours else None,
+    from_cli=_hours,
     cli_type=float,
 )
 
@@ -160,7 +189,7 @@ class Operation:
         file and the first field that is not what was expected."""
         values = {f.name: f.check(source, f.name, data.get(f.name, f.default)) for f in cls.FIELDS}
         requested_at = data.get("requested_at", 0.0)
-        if not isinstance(requested_at, int | float) or isinstance(requested_at, bool):
+        if not is_unix_time(requested_at):
             requested_at = 0.0
         return cls(requested_at=float(requested_at), **values)
 
@@ -363,10 +392,16 @@ class RemoveBranch(Operation):
     arch: str
 
     def apply(self, intents: Intents, world: World) -> Applied:
-        """Refused, as an event, for a branch still built; else the plan removes it."""
+        """Refused, as an event, for a branch still built or one with nothing on
+        disk; else the plan removes it."""
         branch, who, why = self.branch, self.who, self.why
+        refusal = ""
         if branch in world.desired:
-            message = f"removal asked by {who} refused: {branch} is still built ({why})"
+            refusal = f"{branch} is still built"
+        elif branch not in world.stored:
+            refusal = f"{branch} has no repositories"
+        if refusal:
+            message = f"removal asked by {who} refused: {refusal} ({why})"
             return Applied(intents, (Event(world.now, branch, "", "", "operator", message),))
         message = f"data of {branch} removed by {who}: {why}"
         event = Event(world.now, branch, "", "", "removed", message)

@@ -42,7 +42,7 @@ def parse_trigger(name: str, raw: bytes) -> Trigger:
     if len(raw) > MAX_TRIGGER_BYTES:
         raise TriggerError(f"{name}: larger than {MAX_TRIGGER_BYTES} bytes")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise TriggerError(f"{name}: not a JSON document: {exc}") from exc
     except RecursionError as exc:
@@ -67,14 +67,23 @@ def parse_trigger(name: str, raw: bytes) -> Trigger:
     return Trigger(name, str(kind), data, operation)
 
 
+def _refuse_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: refused, not read as floats."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def trigger_bytes(document: Mapping[str, Any]) -> bytes:
-    return json.dumps(document, indent=1).encode()
+    """The file's bytes; ValueError for a value JSON cannot hold (NaN, Infinity)."""
+    return json.dumps(document, indent=1, allow_nan=False).encode()
 
 
 def write_trigger(directory: Path, name: str, document: Mapping[str, Any]) -> Path:
     """Validate `document` as the daemon will, then write it as `directory/name`
     atomically (aside, synced, renamed in). TriggerError when it is not valid."""
-    data = trigger_bytes(document)
+    try:
+        data = trigger_bytes(document)
+    except ValueError as exc:
+        raise TriggerError(f"{name}: {exc}") from exc
     parse_trigger(name, data)
     path = directory / name
     write_bytes(path, data)

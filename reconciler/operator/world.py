@@ -23,11 +23,20 @@ class World:
     now: float
     attempts: Mapping[JobIntent, int]  # the highest attempt per intent
     failing: tuple[tuple[str, str, str], ...]  # (branch, arch, pkgname) whose last try failed
+    # Branches with repositories on disk (WIP, symlink or final); only looked for
+    # in a pass that carries a removal request.
+    stored: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, observed: ObservedState, desired: Mapping[str, BranchDesired], now: float) -> World:
+    def of(
+        cls,
+        observed: ObservedState,
+        desired: Mapping[str, BranchDesired],
+        now: float,
+        stored: frozenset[str] = frozenset(),
+    ) -> World:
         attempts = highest_attempts(observed.jobs)
-        return cls(observed, desired, now, attempts, failing(observed.jobs, attempts))
+        return cls(observed, desired, now, attempts, failing(observed.jobs, attempts), stored)
 
     def highest(self, branch: str, arch: str, pkgname: str, version: str | None = None) -> int:
         """The highest build attempt of a package on a branch ("" arch: any arch)."""
