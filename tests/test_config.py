@@ -116,7 +116,7 @@ def test_example_file_equals_embedded_defaults() -> None:
     compared = [f.name for f in fields(Config) if f.name != "source"]
     assert compared == [
         "paths", "branches", "splitrepos", "jobs", "builder",
-        "retries", "loop", "keys", "site", "mirror",
+        "retries", "loop", "keys", "site", "mirror", "inputs", "retention",
     ]  # fmt: skip
     for name in compared:
         assert getattr(example, name) == getattr(defaults, name), name

@@ -1,5 +1,6 @@
-"""The configuration's smaller sections: paths, jobs, retries, loop, keys, site
-and mirror, each a frozen dataclass with its defaults and its reader.
+"""The configuration's smaller sections: paths, jobs, retries, loop, keys, site,
+mirror, inputs and retention, each a frozen dataclass with its defaults and its
+reader.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ class PathsConfig:
     symlink_repo: Path
     jobs: Path
     triggers: Path
-    state: Path
+    state: Path  # caches: deleting it costs a full re-read, nothing else
+    durable: Path  # operators' decisions and tokens: never deleted with the caches
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ class KeysConfig:
     final_public: Path
     final_private: Path  # handed to sign jobs only; the daemon never opens it
     final_name: str = "reconciler-local.rsa.pub"
+    # Make missing keys at start: the WIP pair always may be made; the final pair
+    # only for local jobs (a sourcehut setup holds its private key elsewhere).
     generate_missing: bool = True
 
     @property
@@ -79,9 +83,31 @@ class MirrorConfig:
         return bool(self.rsync)
 
 
+@dataclass(frozen=True, slots=True)
+class InputsConfig:
+    """Limits on what is read from a pmaports tree."""
+
+    max_apkbuild_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long, and up to how much, history is kept on disk: whatever is older
+    than its days or beyond its size (oldest first) is deleted."""
+
+    trigger_days: float = 30.0  # processed/ and rejected/ trigger files
+    trigger_max_files: int = 10_000  # in each of the two
+    event_days: float = 180.0  # events.jsonl lines
+    event_max_bytes: int = 32 * 1024 * 1024
+    job_days: float = 30.0  # finished local job directories (log, artifacts)
+    job_max_bytes: int = 20 * 1024**3
+    log_days: float = 30.0  # the site's copies of job logs (those still shown stay)
+    log_max_bytes: int = 2 * 1024**3
+
+
 def read_paths(r: NodeReader, node: yaml.Node | None) -> PathsConfig:
     names = {"data", "html_out", "final_repo", "wip_repo", "symlink_repo", "jobs", "triggers"}
-    p = r.mapping(node, "paths", names | {"state"})
+    p = r.mapping(node, "paths", names | {"state", "durable"})
     data = r.path(p.get("data"), "paths.data", Path("_data"))
     return PathsConfig(
         data=data,
@@ -92,6 +118,7 @@ def read_paths(r: NodeReader, node: yaml.Node | None) -> PathsConfig:
         jobs=r.path(p.get("jobs"), "paths.jobs", data / "jobs"),
         triggers=r.path(p.get("triggers"), "paths.triggers", data / "triggers"),
         state=r.path(p.get("state"), "paths.state", data / "state"),
+        durable=r.path(p.get("durable"), "paths.durable", data / "durable"),
     )
 
 
@@ -135,10 +162,13 @@ def read_loop(r: NodeReader, node: yaml.Node | None) -> LoopConfig:
 
 
 def read_keys(
-    r: NodeReader, node: yaml.Node | None, data: Path, where: yaml.Node | None
+    r: NodeReader, node: yaml.Node | None, data: Path, where: yaml.Node | None, service: str
 ) -> KeysConfig:
     """The keys section; key files default to `<data>/keys/`, `where` is the node
-    an error about a missing final_name points at."""
+    an error about a missing final_name points at. `generate_missing` defaults to
+    true for local jobs only, and is refused for another job service: there the
+    final private key lives with the signer, and a key made here would replace
+    the public key every client trusts."""
     k = r.mapping(
         node,
         "keys",
@@ -153,8 +183,21 @@ def read_keys(
         final_public=r.path(k.get("final_public"), "keys.final_public", keys_dir / "final.rsa.pub"),
         final_private=r.path(k.get("final_private"), "keys.final_private", keys_dir / "final.rsa"),
         final_name=final_name,
-        generate_missing=r.boolean(k.get("generate_missing"), "keys.generate_missing", True),
+        generate_missing=_generate_missing(r, k.get("generate_missing"), service),
     )
+
+
+def _generate_missing(r: NodeReader, node: yaml.Node | None, service: str) -> bool:
+    local = service == "local"
+    generate = r.boolean(node, "keys.generate_missing", local)
+    if generate and not local:
+        r.error(
+            node,
+            f"keys.generate_missing: must be false with jobs.service: {service}"
+            " (the final key pair is made once, with the signer, never by the daemon)",
+        )
+        return False
+    return generate
 
 
 def read_site(r: NodeReader, node: yaml.Node | None) -> SiteConfig:
@@ -178,4 +221,35 @@ def read_mirror(r: NodeReader, node: yaml.Node | None) -> MirrorConfig:
     return MirrorConfig(
         rsync=target.rstrip("/") + "/" if target else "",
         retry_seconds=r.number(m.get("retry_seconds"), "mirror.retry_seconds", 60.0),
+    )
+
+
+def read_inputs(r: NodeReader, node: yaml.Node | None) -> InputsConfig:
+    i = r.mapping(node, "inputs", {"max_apkbuild_bytes"})
+    return InputsConfig(
+        max_apkbuild_bytes=r.integer(
+            i.get("max_apkbuild_bytes"), "inputs.max_apkbuild_bytes", 1024 * 1024, minimum=1024
+        )
+    )
+
+
+def read_retention(r: NodeReader, node: yaml.Node | None) -> RetentionConfig:
+    d = RetentionConfig()
+    t = r.mapping(node, "retention", set(RetentionConfig.__dataclass_fields__))
+
+    def days(name: str, default: float) -> float:
+        return r.number(t.get(name), f"retention.{name}", default)
+
+    def amount(name: str, default: int) -> int:
+        return r.integer(t.get(name), f"retention.{name}", default, minimum=1)
+
+    return RetentionConfig(
+        trigger_days=days("trigger_days", d.trigger_days),
+        trigger_max_files=amount("trigger_max_files", d.trigger_max_files),
+        event_days=days("event_days", d.event_days),
+        event_max_bytes=amount("event_max_bytes", d.event_max_bytes),
+        job_days=days("job_days", d.job_days),
+        job_max_bytes=amount("job_max_bytes", d.job_max_bytes),
+        log_days=days("log_days", d.log_days),
+        log_max_bytes=amount("log_max_bytes", d.log_max_bytes),
     )

@@ -18,18 +18,22 @@ from reconciler.config.branches import BranchConfig, read_branches
 from reconciler.config.builder import BuilderConfig, read_builder
 from reconciler.config.reader import NodeReader
 from reconciler.config.sections import (
+    InputsConfig,
     JobsConfig,
     KeysConfig,
     LoopConfig,
     MirrorConfig,
     PathsConfig,
+    RetentionConfig,
     RetryConfig,
     SiteConfig,
+    read_inputs,
     read_jobs,
     read_keys,
     read_loop,
     read_mirror,
     read_paths,
+    read_retention,
     read_retries,
     read_site,
 )
@@ -50,6 +54,8 @@ class Config:
     keys: KeysConfig
     site: SiteConfig
     mirror: MirrorConfig = field(default_factory=MirrorConfig)
+    inputs: InputsConfig = field(default_factory=InputsConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     def branch(self, name: str) -> BranchConfig:
         for branch in self.branches:
@@ -121,23 +127,26 @@ def _read_config(r: NodeReader, root: yaml.Node | None) -> Config:
         root,
         "top level",
         {"paths", "branches", "splitrepos", "jobs", "builder", "retries", "loop", "keys"}
-        | {"site", "mirror"},
+        | {"site", "mirror", "inputs", "retention"},
     )
     branches = read_branches(r, top.get("branches"))  # first: a missing list is on line 1
     paths = read_paths(r, top.get("paths"))
     splitrepos = tuple(
         r.str_list(top.get("splitrepos"), "splitrepos", ["systemd"], check=_is_splitrepo_name)
     )
+    jobs = read_jobs(r, top.get("jobs"))
     return Config(
         source=r.source,
         paths=paths,
         branches=branches,
         splitrepos=splitrepos,
-        jobs=read_jobs(r, top.get("jobs")),
+        jobs=jobs,
         builder=read_builder(r, top.get("builder"), {b.name for b in branches}),
         retries=read_retries(r, top.get("retries")),
         loop=read_loop(r, top.get("loop")),
-        keys=read_keys(r, top.get("keys"), paths.data, root),
+        keys=read_keys(r, top.get("keys"), paths.data, root, jobs.service),
         site=read_site(r, top.get("site")),
         mirror=read_mirror(r, top.get("mirror")),
+        inputs=read_inputs(r, top.get("inputs")),
+        retention=read_retention(r, top.get("retention")),
     )
