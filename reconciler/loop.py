@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from pathlib import Path
 
 from reconciler.config.branches import BranchConfig
 from reconciler.config.settings import Config
@@ -24,13 +25,15 @@ from reconciler.desired.parsecache import ParseCache
 from reconciler.desired.reader import DesiredReader
 from reconciler.execute.executor import Executor
 from reconciler.execute.repos import RepoStore, SigningKeys
-from reconciler.formats.keys import generate_private_key
+from reconciler.formats.keys import KeyFileError, generate_private_key
+from reconciler.fs.durable import adopt_legacy
 from reconciler.fs.keyfiles import (
     load_private_key,
     load_public_key,
     write_private_key,
     write_public_key,
 )
+from reconciler.hooks.tokens import STORE_FILE_NAME as TOKENS_FILE
 from reconciler.jobs.factory import make_job_service
 from reconciler.jobs.service import JobService
 from reconciler.memory.cache import Memory
@@ -42,7 +45,7 @@ from reconciler.model.packages import BranchDesired, PkgSpec
 from reconciler.model.progress import Event, PkgState
 from reconciler.observed.scanner import RepoScanner, stored_branches
 from reconciler.observed.snapshot import observe
-from reconciler.operator.intents import BranchRemoval
+from reconciler.operator.intents import BranchRemoval, Intents
 from reconciler.operator.operations import RemoveBranch
 from reconciler.operator.pushes import apply_pushes
 from reconciler.operator.store import INTENTS_FILE, load_intents, save_intents
@@ -52,7 +55,7 @@ from reconciler.operator.world import World
 from reconciler.plan.actions import CancelJob, Outcome, SubmitBuild, SubmitSign
 from reconciler.plan.inputs import BranchOrder, PlanSettings
 from reconciler.plan.memo import PlanMemo, same_items
-from reconciler.plan.planner import Plan
+from reconciler.plan.planner import Plan, plan
 from reconciler.site.metrics import MetricsFormatter, PassFigures
 from reconciler.site.model import BranchInfo, SiteInput, versions_from
 from reconciler.site.writer import SiteWriter
@@ -62,6 +65,8 @@ log = logging.getLogger(__name__)
 SpecTable = dict[tuple[RepoKey, str], PkgSpec]
 Versions = dict[tuple[RepoKey, str], tuple[str, str]]
 STAGING_CHECKOUTS = "staging-pmaports"  # below paths.data
+# What paths.state held before paths.durable existed, moved there at start.
+DURABLE_FILES = (INTENTS_FILE, TOKENS_FILE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,18 +90,71 @@ class PassResult:
 
 
 def ensure_keys(config: Config) -> None:
-    """Create the WIP key pair (and, for local use, the final one) when missing."""
+    """Make the WIP key pair when missing (the daemon's own), and the final pair
+    only when `keys.generate_missing` (local jobs) and neither half exists. An
+    existing final public key is never replaced: it is what every client trusts.
+    Without one the daemon cannot check a signature and does not start."""
     keys = config.keys
-    pairs = [(keys.wip_private, keys.wip_public)]
-    if keys.generate_missing:
-        pairs.append((keys.final_private, keys.final_public))
-    for private, public in pairs:
-        if private.exists():
-            continue
-        log.info("generating RSA key %s", private)
-        key = generate_private_key(2048)
-        write_private_key(private, key)
-        write_public_key(public, key)
+    if not keys.wip_private.exists():
+        _generate(keys.wip_private, keys.wip_public)
+    if keys.generate_missing and not keys.final_public.exists():
+        if keys.final_private.exists():  # the public half can be derived
+            log.info("writing the public half of %s to %s", keys.final_private, keys.final_public)
+            write_public_key(keys.final_public, load_private_key(keys.final_private))
+        else:
+            _generate(keys.final_private, keys.final_public)
+    if not keys.final_public.exists():
+        raise KeyFileError(
+            f"{keys.final_public}: the final public key (keys.final_public) is missing;"
+            " install the public half of the signer's key there"
+        )
+    if keys.generate_missing and not keys.final_private.exists():
+        log.warning("%s is missing: sign jobs will fail", keys.final_private)
+
+
+def _generate(private: Path, public: Path) -> None:
+    log.info("generating RSA key %s", private)
+    key = generate_private_key(2048)
+    write_private_key(private, key)
+    write_public_key(public, key)
+
+
+def plan_settings(
+    config: Config,
+    branches: tuple[BranchConfig, ...],
+    intents: Intents,
+    removals: tuple[BranchRemoval, ...] = (),
+) -> PlanSettings:
+    """What the plan is told besides desired and observed state."""
+    return PlanSettings(
+        branches=tuple(
+            BranchOrder(b.name, b.arches, b.ignore_errors, b.origin, str(b.pmaports))
+            for b in branches
+        ),
+        splitrepos=config.splitrepos,
+        max_parallel=config.jobs.max_parallel,
+        max_tries=config.retries.max_tries,
+        backoff_seconds=config.retries.backoff_seconds,
+        backoff_max_seconds=config.retries.backoff_max_seconds,
+        intents=intents,
+        mirror=config.mirror.enabled,
+        mirror_retry_seconds=config.mirror.retry_seconds,
+        removals=removals,
+    )
+
+
+def look(config: Config, now: float) -> Plan:
+    """The plan a pass would make from what is on disk, writing nothing (no key,
+    cache, state or job directory): for read-only commands. Jobs are not asked."""
+    reader = DesiredReader(config.splitrepos)
+    desired = {b.name: reader.read_branch(b) for b in config.branches}
+    roots = RepoRoots(config.paths.wip_repo, config.paths.final_repo, config.paths.symlink_repo)
+    scanner = RepoScanner(roots)
+    repos = {key: scanner.scan(key, full=True) for key in config.repositories()}
+    observed = ObservedState(repos, {}, {}, job_service_error="not asked (read-only)")
+    durable = config.paths.durable / INTENTS_FILE
+    intents = load_intents(durable if durable.exists() else config.paths.state / INTENTS_FILE)
+    return plan(desired, observed, plan_settings(config, config.branches, intents), now)
 
 
 class Daemon:
@@ -117,8 +175,8 @@ class Daemon:
         paths = config.paths
         for directory in (paths.data, paths.html_out):
             directory.mkdir(parents=True, exist_ok=True)
+        adopt_legacy(paths.durable, paths.state, DURABLE_FILES)
         ensure_keys(config)
-        os.chmod(config.keys.wip_private, 0o600)
         self.triggers = TriggerDir(paths.triggers)
         self.wait = wait if wait is not None else self.triggers.wait
         self.jobs: JobService = jobs if jobs is not None else make_job_service(config, clock)
@@ -127,8 +185,10 @@ class Daemon:
         self.checkouts = Checkouts(config.branches, paths.data / STAGING_CHECKOUTS)
         roots = RepoRoots(paths.wip_repo, paths.final_repo, paths.symlink_repo)
         self.scanner = RepoScanner(roots)
+        wip_private = load_private_key(config.keys.wip_private)
+        os.chmod(config.keys.wip_private, 0o600)  # a key, now known: readable by us only
         signing = SigningKeys(
-            wip_private=load_private_key(config.keys.wip_private),
+            wip_private=wip_private,
             wip_name=config.keys.wip_public.name,
             final_public=load_public_key(config.keys.final_public),
             final_name=config.keys.final_name,
@@ -136,7 +196,7 @@ class Daemon:
         self.store = RepoStore(roots, signing)
         self.memory = Memory(paths.state)
         self.history = EventLog(paths.state)
-        self.intents_path = paths.state / INTENTS_FILE
+        self.intents_path = paths.durable / INTENTS_FILE
         self.intents = load_intents(self.intents_path)
         self.plans = PlanMemo()  # a pass whose inputs did not change reuses the last plan
         self.executor = Executor(config, self.jobs, self.store, self.memory, clock)
@@ -170,22 +230,7 @@ class Daemon:
 
     def settings(self, removals: tuple[BranchRemoval, ...] = ()) -> PlanSettings:
         """What the plan is told besides desired and observed state."""
-        config = self.config
-        return PlanSettings(
-            branches=tuple(
-                BranchOrder(b.name, b.arches, b.ignore_errors, b.origin, str(b.pmaports))
-                for b in self.branches()
-            ),
-            splitrepos=config.splitrepos,
-            max_parallel=config.jobs.max_parallel,
-            max_tries=config.retries.max_tries,
-            backoff_seconds=config.retries.backoff_seconds,
-            backoff_max_seconds=config.retries.backoff_max_seconds,
-            intents=self.intents,
-            mirror=config.mirror.enabled,
-            mirror_retry_seconds=config.mirror.retry_seconds,
-            removals=removals,
-        )
+        return plan_settings(self.config, self.branches(), self.intents, removals)
 
     # --- one pass ----------------------------------------------------------------
     def run_pass(self, *, full: bool = False) -> PassResult:

@@ -57,7 +57,7 @@ def test_rebuild_replaces_the_published_apk_through_a_normal_publish(
     assert entries["hello-x86"]["V"] == "1.0.0-r0"
     hello = "build@main@main@x86_64@hello-x86@"
     assert attempts(daemon.jobs, hello) == [1, 2]
-    intents = json.loads((config.paths.state / "intents.json").read_text())
+    intents = json.loads((config.paths.durable / "intents.json").read_text())
     assert intents["rebuilds"] == [], "a finished rebuild leaves the intents"
     assert "rebuild of 1.0.0-r0 asked by" in (config.paths.html_out / "index.html").read_text()
     # Nothing more happens afterwards: the request does not repeat.

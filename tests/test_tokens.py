@@ -176,7 +176,7 @@ def test_cli_token_new_prints_once_and_replaces(
     assert out == first + "\n"  # stdout is the token and nothing else
     assert first not in err
     assert all(first not in record.getMessage() for record in caplog.records)
-    store = TokenStore(default_store_path(tmp_path / "data" / "state"))
+    store = TokenStore(default_store_path(tmp_path / "data" / "durable"))
     assert store.path.exists() and first.encode() not in store.path.read_bytes()
     assert store.verify("push-hook", first)
 
@@ -205,7 +205,7 @@ def test_real_cli_token_new(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "reconciler", "token", "new", "push-hook", "-c", str(config)]
     first = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
     second = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
-    store = TokenStore(default_store_path(tmp_path / "data" / "state"))
+    store = TokenStore(default_store_path(tmp_path / "data" / "durable"))
     for result in (first, second):
         assert result.stdout.count("\n") == 1 and result.stdout.strip() not in result.stderr
     assert not store.verify("push-hook", first.stdout.strip())

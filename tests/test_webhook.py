@@ -305,7 +305,7 @@ def test_serve_reads_paths_from_the_config(tmp_path: Path) -> None:
     )
     with pytest.raises(WebhookError, match="token new push-hook"):
         serve(config, "127.0.0.1:0")
-    token = TokenStore(default_store_path(tmp_path / "data" / "state")).create("push-hook")
+    token = TokenStore(default_store_path(tmp_path / "data" / "durable")).create("push-hook")
     started: list[WebhookServer] = []
     ready = threading.Event()
 

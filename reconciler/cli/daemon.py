@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import signal
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,13 +70,11 @@ def check_config(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from reconciler.loop import Daemon
-    from reconciler.plan.planner import plan
+    """Per repository: its phase and how many packages are in each state. Reads
+    the configured trees and repositories; writes nothing."""
+    from reconciler.loop import look
 
-    daemon = Daemon(read_config(args))
-    observed = daemon.observe()
-    settings = replace(daemon.settings(), branches=())
-    result = plan(daemon.read_desired(), observed, settings, time.time())
+    result = look(read_config(args), time.time())
     counts: dict[str, dict[str, int]] = {}
     for pkg in result.packages:
         row = counts.setdefault(str(pkg.repo), {})

@@ -8,7 +8,7 @@ for the same name replaces the token. `reconciler token list` shows the names.
 (token `push-hook`) and job-end callbacks (token `job-callback`, see `jobhooks`).
 
 Both read the configuration for their paths: the store defaults to
-`<paths.state>/tokens.json`, triggers go to `paths.triggers`. Their errors are
+`<paths.durable>/tokens.json`, triggers go to `paths.triggers`. Their errors are
 UsageErrors: a one-line message and exit 2, never a traceback.
 """
 
@@ -29,7 +29,7 @@ def _store_path(args: argparse.Namespace) -> Path:
     if args.token_store:
         return Path(args.token_store)
     config = load_config(Path(args.config) if args.config else None)
-    return default_store_path(config.paths.state)
+    return default_store_path(config.paths.durable, config.paths.state)
 
 
 def token(args: argparse.Namespace) -> int:
@@ -64,7 +64,7 @@ def webhook(args: argparse.Namespace) -> int:
 def _common(parser: argparse.ArgumentParser) -> None:
     config_argument(parser)
     parser.add_argument(
-        "--token-store", help="token file (default: <paths.state>/tokens.json)", default=None
+        "--token-store", help="token file (default: <paths.durable>/tokens.json)", default=None
     )
 
 

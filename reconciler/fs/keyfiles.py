@@ -7,6 +7,8 @@ is a KeyFileError that names the file.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -43,8 +45,18 @@ def load_public_key(path: Path) -> rsa.RSAPublicKey:
 
 
 def _read_key_file(path: Path) -> bytes:
+    """The file's first bytes; only a regular file is read (a FIFO or a device
+    named by mistake neither blocks nor streams)."""
     try:
-        with path.open("rb") as handle:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read key file: {exc.strerror or exc}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise KeyFileError(f"{path}: not a regular file, expected a PEM key file")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
             return handle.read(MAX_KEY_FILE_SIZE + 1)
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read key file: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)

@@ -3,8 +3,9 @@
 A token is `secrets.token_urlsafe(32)` (256 random bits). Its plaintext exists only
 in the return value of `TokenStore.create`, which the CLI prints once to the
 terminal; this module never logs, stores or formats it. The store is one JSON file
-(mode 0600, replaced atomically through `atomicfile`, read-modify-write under an
-flock on a sibling `.lock` file) that holds, per token name, only
+in the durable directory (mode 0600, replaced atomically with its previous version
+kept as `.prev`, read-modify-write under an flock on a sibling `.lock` file) that
+holds, per token name, only
 
     {"kdf": "scrypt", "n": 16384, "r": 8, "p": 1, "salt": <16 random bytes, hex>,
      "hash": <scrypt(token, salt, n, r, p, dklen=32), hex>, "created_at": <ISO UTC>}
@@ -34,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.fs.atomicfile import write_bytes
+from reconciler.fs.durable import adopt_legacy, write_keeping_previous
 from reconciler.model.errors import UsageError
 from reconciler.model.names import is_safe_name
 
@@ -61,9 +62,13 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def default_store_path(state_dir: Path) -> Path:
-    """Where the store lives unless told otherwise: `<paths.state>/tokens.json`."""
-    return state_dir / STORE_FILE_NAME
+def default_store_path(durable_dir: Path, legacy_dir: Path | None = None) -> Path:
+    """Where the store lives unless told otherwise: `<paths.durable>/tokens.json`.
+    A store still in `legacy_dir` (`paths.state`, before the durable directory
+    existed) is moved there first."""
+    if legacy_dir is not None:
+        adopt_legacy(durable_dir, legacy_dir, (STORE_FILE_NAME,))
+    return durable_dir / STORE_FILE_NAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +204,6 @@ class TokenStore:
         doc = {"version": FORMAT_VERSION, "tokens": tokens}
         data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
         try:
-            write_bytes(self.path, data, mode=0o600)
+            write_keeping_previous(self.path, data, mode=0o600)
         except OSError as exc:
             raise TokenStoreError(f"{self.path}: cannot write: {exc}") from exc

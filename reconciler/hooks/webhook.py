@@ -371,7 +371,7 @@ def serve(
     """Run the receiver for a configuration until interrupted (or `shutdown()`)."""
     config = load_config(config_path)
     settings = WebhookSettings(
-        token_store=token_store or default_store_path(config.paths.state),
+        token_store=token_store or default_store_path(config.paths.durable, config.paths.state),
         trigger_dir=config.paths.triggers,
         branches=tuple(branch.name for branch in config.branches),
         token_name=token_name,
