@@ -26,6 +26,7 @@ from reconciler.desired.reader import DesiredReader
 from reconciler.execute.executor import Executor
 from reconciler.execute.repos import RepoStore, SigningKeys
 from reconciler.formats.keys import KeyFileError, generate_private_key
+from reconciler.fs.atomicfile import is_no_space
 from reconciler.fs.durable import adopt_legacy
 from reconciler.fs.keyfiles import (
     load_private_key,
@@ -75,6 +76,7 @@ class PassResult:
     outcomes: list[Outcome]
     live_jobs: int
     job_service_error: str = ""
+    problems: tuple[str, ...] = ()  # what went wrong in the pass, one line each
 
     @property
     def progressed(self) -> bool:
@@ -205,6 +207,7 @@ class Daemon:
         self._transitions_of: Plan | None = None  # the plan whose states memory holds
         self._unreachable_since: float | None = None
         self._site_error = ""
+        self._no_space: list[str] = []  # this pass's writes that found a full disk
         # Site inputs made again only when what they come from is another object.
         self._versions: tuple[tuple[tuple[RepoKey, RepoObserved], ...], Versions] = ((), {})
         self._specs: tuple[tuple[int, ...], SpecTable, list[BranchDesired]] = ((), {}, [])
@@ -236,28 +239,71 @@ class Daemon:
     def run_pass(self, *, full: bool = False) -> PassResult:
         """One level-triggered pass."""
         started = time.monotonic()
+        self._no_space = []
         triggers = self.triggers.drain()
         pushed = {str(t.data["branch"]) for t in triggers if t.type == "push"}
         synced = self.checkouts.sync(pushed, full, self.clock())
-        self.history.append(list(synced.events))
+        self._append_events(list(synced.events))
         desired = self.read_desired(None if full else pushed)
         observed = self.observe(full=full)
         now = self.clock()
         removals = self._intervene(triggers, synced, observed, desired, now)
         result = self.plans.plan(desired, observed, self.settings(removals), now)
         outcomes = self.executor.apply(result.actions)
-        problems = [o.message for o in outcomes if not o.ok] + self._record(result, now)
-        self._show(desired, observed, result, problems, now)
+        self._no_space += [
+            f"{type(o.action).__name__}: {o.message}" for o in outcomes if o.no_space
+        ]
+        problems = [o.message for o in outcomes if not (o.ok or o.no_space)] + self._record(
+            result, now
+        )
+        self._show(desired, observed, result, [*self._space_problem(), *problems], now)
         live = sum(1 for o in observed.jobs.values() if o.status.is_live) + sum(
-            1 for a in result.actions if isinstance(a, SubmitBuild | SubmitSign)
+            1 for o in outcomes if o.ok and isinstance(o.action, SubmitBuild | SubmitSign)
         )
         self._heartbeat(result, outcomes, observed, live, started)
+        if full:
+            try:
+                self._prune(now, observed)
+            except OSError as exc:  # pruning is housekeeping: the next full pass tries again
+                if not is_no_space(exc):
+                    raise
+                self._no_space.append(f"pruning: {exc}")
+        problems = [*self._space_problem(), *problems]
+        if self._no_space:  # once per pass, however many writes failed
+            log.error("%s", problems[0])
         if full and not gc.get_freeze_count():
             # The caches the first full pass built live as long as the daemon: keep
             # them out of the collector's scans. Only once: whatever is frozen is
             # never collected, so later passes' garbage must stay collectable.
             gc.freeze()
-        return PassResult(result, outcomes, live, observed.job_service_error)
+        return PassResult(result, outcomes, live, observed.job_service_error, tuple(problems))
+
+    def _space_problem(self) -> list[str]:
+        """The pass's writes that found a full file system, as one line."""
+        if not self._no_space:
+            return []
+        more = f" (and {len(self._no_space) - 1} more)" if len(self._no_space) > 1 else ""
+        return [f"cannot write, a file system is full: {self._no_space[0]}{more}"]
+
+    def _append_events(self, events: list[Event]) -> None:
+        """The event history is a record, not a decision: a full disk loses the
+        lines, never the pass."""
+        try:
+            self.history.append(events)
+        except OSError as exc:
+            if not is_no_space(exc):
+                raise
+            self._no_space.append(f"events: {exc}")
+
+    def _prune(self, now: float, observed: ObservedState) -> None:
+        """Keep history on disk within the retention limits (on full passes)."""
+        keep = self.config.retention
+        day = 86400.0
+        self.history.prune(now, keep.event_days * day, keep.event_max_bytes)
+        wall = time.time()  # files are dated by the file system's clock
+        self.triggers.prune(wall, keep.trigger_days * day, keep.trigger_max_files)
+        shown = {k.job_id for k in observed.jobs}
+        self.site.prune_logs(wall, keep.log_days * day, keep.log_max_bytes, shown)
 
     def _intervene(
         self,
@@ -289,8 +335,18 @@ class Daemon:
             events += applied.events
         self.intents = world.settle(self.intents)
         if self.intents != before:
-            save_intents(self.intents_path, self.intents)
-        self.history.append(events)
+            try:
+                save_intents(self.intents_path, self.intents)
+            except OSError as exc:
+                # Not recorded, so not applied: the triggers stay and are read
+                # again next pass; nothing an operator asked is lost.
+                self.intents = before
+                if not is_no_space(exc):
+                    raise
+                self._no_space.append(f"intents: {exc}")
+                return ()
+        self.triggers.settle(triggers)
+        self._append_events(events)
         return tuple(removals)
 
     def _record(self, result: Plan, now: float) -> list[str]:
@@ -303,7 +359,10 @@ class Daemon:
             self.history.append(events)
             self.memory.save()
             self._transitions_of = result
-        except OSError as exc:  # a full disk: the memory is a cache, carry on
+        except OSError as exc:  # the memory is a cache, carry on
+            if is_no_space(exc):
+                self._no_space.append(f"state: {exc}")
+                return []
             log.error("cannot write the state: %s", exc)
             return [f"cannot write the state: {exc}"]
         for event in events:
@@ -345,10 +404,15 @@ class Daemon:
             self.site.copy_logs([o for o in observed.jobs.values() if not o.status.is_live])
             self.site.render(site_input, now)
             self._site_error = ""
-        except OSError as exc:
+        except Exception as exc:  # a page that cannot be made must not stop the pass
             stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
             self._site_error = f"the site could not be written at {stamp}: {exc}"
-            log.error("%s", self._site_error)
+            if is_no_space(exc):
+                self._no_space.append(f"site: {exc}")
+            elif isinstance(exc, OSError):
+                log.error("%s", self._site_error)
+            else:  # a bug: its traceback
+                log.exception("%s", self._site_error)
 
     def _heartbeat(
         self,
@@ -373,7 +437,10 @@ class Daemon:
         try:
             self.site.write_metrics(self.metrics.format(result, figures))
         except OSError as exc:
-            log.error("cannot write metrics: %s", exc)
+            if is_no_space(exc):
+                self._no_space.append(f"metrics: {exc}")
+            else:
+                log.error("cannot write metrics: %s", exc)
 
     def _versions_of(self, observed: ObservedState) -> Versions:
         """versions_from(observed), made again only when a repository's observation
@@ -438,15 +505,25 @@ class Daemon:
             result = self.run_pass()
 
     def run_forever(self) -> None:
+        """Passes until interrupted. Every pass, the first included, runs inside
+        the same boundary: an error is logged, and a full pass is tried again
+        after the poll interval."""
         self.triggers.start()
+        loop = self.config.loop
         last_full = self.clock()
-        result = self.run_pass(full=True)
+        full = True
         try:
             while True:
-                if result.progressed:
-                    result = self.run_pass()
+                try:
+                    result = self.run_pass(full=full)
+                except Exception:  # the per-pass boundary: log, wait, try again
+                    log.exception("pass failed")
+                    self.wait(loop.poll_interval_seconds)
+                    full = full or self.clock() - last_full >= loop.resync_interval_seconds
                     continue
-                loop = self.config.loop
+                if result.progressed:
+                    full = False
+                    continue
                 timeout = loop.resync_interval_seconds - (self.clock() - last_full)
                 if result.live_jobs:
                     timeout = min(timeout, loop.poll_interval_seconds)
@@ -457,10 +534,5 @@ class Daemon:
                 full = self.clock() - last_full >= loop.resync_interval_seconds
                 if full:
                     last_full = self.clock()
-                try:
-                    result = self.run_pass(full=full)
-                except Exception:  # the per-pass boundary: log, wait, try again
-                    log.exception("pass failed")
-                    self.wait(loop.poll_interval_seconds)
         finally:
             self.triggers.stop()

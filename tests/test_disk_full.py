@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from .apkcheck import apk_checksum, read_index, verifies
+from .command_line import run_cli
 from .conftest import ConfigFactory, DaemonFactory, set_field
 
 
@@ -109,3 +110,44 @@ def test_full_site_disk_keeps_the_old_pages_and_reports_it(
     assert "the site could not be written at" in page  # said on the next good render
     daemon.run_pass()
     assert "the site could not be written at" not in index_page.read_text()
+
+
+def test_a_full_data_disk_consumes_no_tries_and_run_once_exits_non_zero(
+    make_config: ConfigFactory,
+    pmaports: Path,
+    tiny_mount: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The whole data directory (state, jobs, WIP, final, triggers) on a full file
+    system, with the real command line and the real local job service."""
+    config = make_config(
+        branches=f"branches:\n  - {{name: main, pmaports: {pmaports}, arches: [x86_64]}}\n",
+        paths=f"data: {tiny_mount}/data, html_out: {tiny_mount.parent}/html",
+    )
+    assert run_cli("run", "--once", "--config", config.source).returncode == 0
+    final = config.paths.final_repo / "main/x86_64"
+    before = check_final(final, config.keys.final_public.read_bytes())
+    set_field(pmaports / "main/foo-gui/APKBUILD", "pkgrel", "1")
+    filler = fill(tiny_mount)
+    caplog.clear()
+
+    ran = run_cli("run", "--once", "--config", config.source)
+    assert ran.returncode == 1, ran.stdout
+    assert "cannot write, a file system is full" in ran.stdout
+    assert "No space left on device" in ran.stdout
+    assert not [r for r in caplog.records if r.exc_info], "no traceback for a full disk"
+    full_lines = [r for r in caplog.records if "a file system is full" in r.getMessage()]
+    passes = sum("cannot write" in r.getMessage() for r in full_lines)
+    assert 1 <= passes <= 3, "said once per pass, not once per action"
+    assert check_final(final, config.keys.final_public.read_bytes()) == before
+    foo_jobs = [
+        p.name for p in config.paths.jobs.rglob("build@main@main@x86_64@foo-gui@2.0.1-r1@*")
+    ]
+    assert foo_jobs == [], "no job was made, so no try was spent"
+
+    filler.unlink()
+    ran = run_cli("run", "--once", "--config", config.source)
+    assert ran.returncode == 0, ran.stdout
+    assert check_final(final, config.keys.final_public.read_bytes())["foo-gui"] == "2.0.1-r1"
+    jobs = sorted(p.name for p in config.paths.jobs.rglob("build@*@foo-gui@2.0.1-r1@*"))
+    assert jobs == ["build@main@main@x86_64@foo-gui@2.0.1-r1@1"], "the first try succeeded"

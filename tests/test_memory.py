@@ -119,3 +119,34 @@ def test_the_history_keeps_the_newest_hundred_in_memory(tmp_path: Path) -> None:
     log.append([event(n) for n in range(150)])
     assert len(log.recent()) == 100 and log.recent()[0].pkgname == "p149"
     assert EventLog(tmp_path).recent()[-1].pkgname == "p50"
+
+
+def test_the_history_is_pruned_by_age_then_by_size_keeping_the_newest(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    now = 2_000_000_000.0
+    day = 86400.0
+    log.append(
+        [Event(now - (30 - i) * day, "main/x86_64", f"p{i}", "1", "built", "m") for i in range(30)]
+    )
+    size = log.events_path.stat().st_size
+    assert log.prune(now, 100 * day, size) == 0, "within both limits: not rewritten"
+    assert log.prune(now, 20.5 * day, size) == 10  # the ten older than 20.5 days
+    lines = log.events_path.read_text().splitlines()
+    assert [json.loads(line)["pkgname"] for line in lines] == [f"p{i}" for i in range(10, 30)]
+    line_size = len(lines[-1]) + 1
+    assert log.prune(now, 100 * day, 5 * line_size) == 16  # down to 90 % of the size
+    kept = [json.loads(line)["pkgname"] for line in log.events_path.read_text().splitlines()]
+    assert kept == ["p26", "p27", "p28", "p29"]
+    log.append([Event(now, "main/x86_64", "new", "1", "built", "m")])
+    assert EventLog(tmp_path).recent()[0].pkgname == "new"
+
+
+def test_pruning_a_history_with_a_torn_line_keeps_it_readable(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    now = 2_000_000_000.0
+    log.append([Event(now - 10 * 86400, "r", "old", "1", "built", "m")])
+    with open(log.events_path, "a", encoding="utf-8") as handle:
+        handle.write('{"time": 1, "re')  # a crash tore the last line
+    assert log.prune(now, 86400, 10**6) == 1
+    assert EventLog(tmp_path).recent() == ()
+    assert log.events_path.read_text().endswith("\n")

@@ -166,6 +166,7 @@ def test_from_the_command_line_to_the_intents_file_and_back(tmp_path: Path) -> N
     triggers = TriggerDir(tmp_path / "data" / "triggers")
     (trigger,) = triggers.drain()
     assert trigger.operation is not None
+    triggers.settle([trigger])
     document = json.loads((triggers.processed / trigger.name).read_text())
     assert document["type"] == "pause" and document["arch"] == "aarch64"
     world = World.of(ObservedState({}, {}, {}), desired(), NOW)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ from reconciler.operator.store import IntentError
 
 from .apkcheck import read_index
 from .command_line import Ran, run_cli
-from .conftest import ConfigFactory, DaemonFactory
+from .conftest import ROOT, ConfigFactory, DaemonFactory, wait_until
 from .sourcehut_helpers import SECRET, sourcehut_config
 
 SOURCEHUT = (
@@ -269,3 +271,32 @@ def test_a_held_package_keeps_its_published_apk_after_the_cache_is_gone(
     index = read_index(config.paths.final_repo / "main/x86_64/APKINDEX.tar.gz")
     versions = {e["P"]: e["V"] for e in index.entries}
     assert versions["hello-x86"] == "1.0.0-r0", "held: the new version was not published"
+
+
+# --- one daemon per data directory ----------------------------------------------------
+
+
+def test_a_second_daemon_is_refused_and_a_new_one_starts_right_after_a_sigkill(
+    make_config: ConfigFactory, pmaports: Path
+) -> None:
+    config = make_config(branches=one_arch(pmaports), loop="resync_interval_seconds: 3600")
+    lock = config.paths.data / "daemon.lock"
+    command = [sys.executable, "-m", "reconciler", "run", "--config", config.source]
+    first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: lock.exists() and lock.read_text().strip() == str(first.pid))
+        second = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert second.returncode == 2
+        assert f"a daemon (PID {first.pid}) already runs on this data directory" in second.stderr
+        assert second.stderr.count("\n") == 1, second.stderr
+        status = cli(config, "status")  # a command that only reads still works
+        assert status.returncode == 0, status.stderr
+        assert first.poll() is None, "the first daemon runs on, unharmed"
+    finally:
+        first.kill()  # SIGKILL: no clean-up at all
+        first.wait()
+    again = cli(config, "run", "--once")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "converged" in again.stdout

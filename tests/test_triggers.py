@@ -93,6 +93,10 @@ def test_drain_handles_wake_and_push(tmp_path: Path) -> None:
         Trigger("10-push.json", "push", {"type": "push", "branch": "v25.12"}),
         Trigger("20-wake", "wake", {"type": "wake", "job": "x"}),
     ]
+    # Until what they ask for is recorded, they stay: a failed pass reads them again.
+    assert names(trigger_dir.directory) == {"processed", "rejected", "10-push.json", "20-wake"}
+    assert trigger_dir.drain() == handled
+    trigger_dir.settle(handled)
     assert names(trigger_dir.directory) == {"processed", "rejected"}
     assert names(trigger_dir.processed) == {"10-push.json"}
     assert json.loads((trigger_dir.processed / "10-push.json").read_text())["branch"] == "v25.12"
@@ -121,6 +125,7 @@ def test_drain_rejects_malformed_files_with_a_reason(tmp_path: Path) -> None:
     drop(trigger_dir.directory, "ok.json", '{"type": "wake"}')
     handled = trigger_dir.drain()
     assert [t.name for t in handled] == ["ok.json"]
+    trigger_dir.settle(handled)
     assert names(trigger_dir.directory) == {"processed", "rejected"}
     assert names(trigger_dir.processed) == set()
     expected = {name for name, _, _ in MALFORMED}
@@ -149,19 +154,68 @@ def test_drain_leaves_hidden_and_partial_files_alone(tmp_path: Path) -> None:
     left = {".hidden.json", ".job-x.json.tmp", "incoming.tmp", "incoming.part"}
     for name in left:
         (trigger_dir.directory / name).write_text("not even json")
-    (trigger_dir.directory / "subdir").mkdir()
     assert trigger_dir.drain() == []
-    assert names(trigger_dir.directory) == left | {"processed", "rejected", "subdir"}
+    assert names(trigger_dir.directory) == left | {"processed", "rejected"}
     assert names(trigger_dir.rejected) == set()
     assert names(trigger_dir.processed) == set()
+
+
+def test_entries_that_are_not_regular_files_are_rejected_never_waited_on(
+    tmp_path: Path,
+) -> None:
+    trigger_dir = TriggerDir(tmp_path / "t")
+    directory = trigger_dir.directory
+    (directory / "a-dir").mkdir()
+    os.mkfifo(directory / "b-fifo")
+    os.mkfifo(tmp_path / "elsewhere-fifo")
+    (directory / "c-link-to-fifo").symlink_to(tmp_path / "elsewhere-fifo")
+    (tmp_path / "outside.json").write_text('{"type": "wake"}')
+    (directory / "d-link.json").symlink_to(tmp_path / "outside.json")
+    (directory / "e-dangling").symlink_to(tmp_path / "nothing")
+    drop(directory, "f-ok.json", '{"type": "wake"}')
+    assert [t.name for t in trigger_dir.drain()] == ["f-ok.json"]  # would block on a FIFO
+    expected = {
+        "a-dir": "a directory",
+        "b-fifo": "a FIFO",
+        "c-link-to-fifo": "a symbolic link",
+        "d-link.json": "a symbolic link",
+        "e-dangling": "a symbolic link",
+    }
+    for name, kind in expected.items():
+        reason = (trigger_dir.rejected / f"{name}.reason").read_text()
+        assert reason == f"{name}: {kind}, expected a regular file\n", reason
+    assert names(directory) == {"processed", "rejected", "f-ok.json"}
+    assert (tmp_path / "outside.json").read_text() == '{"type": "wake"}', "left alone"
+
+
+def test_pruning_keeps_the_archives_within_their_age_and_count(tmp_path: Path) -> None:
+    trigger_dir = TriggerDir(tmp_path / "t")
+    now = 2_000_000_000.0
+    for i in range(6):
+        drop(trigger_dir.processed, f"p{i}.json", "{}")
+        os.utime(trigger_dir.processed / f"p{i}.json", (now - i * 86400, now - i * 86400))
+        drop(trigger_dir.rejected, f"r{i}.json", "x")
+        drop(trigger_dir.rejected, f"r{i}.json.reason", "why")
+        for name in (f"r{i}.json", f"r{i}.json.reason"):
+            os.utime(trigger_dir.rejected / name, (now - i * 86400, now - i * 86400))
+    (trigger_dir.rejected / "old-dir").mkdir()
+    os.utime(trigger_dir.rejected / "old-dir", (now - 99 * 86400, now - 99 * 86400))
+    removed = trigger_dir.prune(now, max_age_seconds=3.5 * 86400, max_files=3)
+    assert names(trigger_dir.processed) == {"p0.json", "p1.json", "p2.json"}
+    assert names(trigger_dir.rejected) == {
+        "r0.json", "r0.json.reason", "r1.json", "r1.json.reason", "r2.json", "r2.json.reason"
+    }  # fmt: skip
+    assert removed == 3 + 4
 
 
 def test_push_with_the_same_name_replaces_the_processed_one(tmp_path: Path) -> None:
     trigger_dir = TriggerDir(tmp_path / "t")
     drop(trigger_dir.directory, "push.json", '{"type": "push", "branch": "a"}')
-    trigger_dir.drain()
+    trigger_dir.settle(trigger_dir.drain())
     drop(trigger_dir.directory, "push.json", '{"type": "push", "branch": "b"}')
-    assert [t.data["branch"] for t in trigger_dir.drain()] == ["b"]
+    handled = trigger_dir.drain()
+    assert [t.data["branch"] for t in handled] == ["b"]
+    trigger_dir.settle(handled)
     assert json.loads((trigger_dir.processed / "push.json").read_text())["branch"] == "b"
 
 

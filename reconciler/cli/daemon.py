@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 from reconciler.cli import Subcommand, config_argument
 from reconciler.config.settings import Config, load_config
+from reconciler.fs.instance_lock import InstanceLock
 from reconciler.model.progress import PkgState
 
 if TYPE_CHECKING:
-    from reconciler.loop import PassResult
+    from reconciler.loop import Daemon, PassResult
 
 
 def read_config(args: argparse.Namespace) -> Config:
@@ -25,7 +26,7 @@ def read_config(args: argparse.Namespace) -> Config:
 
 def summary(result: PassResult) -> str:
     """A short text of what is not published, for `run --once`."""
-    lines = []
+    lines = [f"problem: {problem}" for problem in result.problems]
     for repo in result.plan.repos:
         if repo.phase not in ("published", "empty"):
             lines.append(f"{repo.repo}: {repo.phase} {repo.reason}".rstrip())
@@ -42,8 +43,13 @@ def summary(result: PassResult) -> str:
 def run(args: argparse.Namespace) -> int:
     from reconciler.loop import Daemon
 
-    daemon = Daemon(read_config(args))
-    if args.once:
+    config = read_config(args)
+    with InstanceLock(config.paths.data):
+        return _run(Daemon(config), once=args.once)
+
+
+def _run(daemon: Daemon, *, once: bool) -> int:
+    if once:
         result = daemon.converge()
         if result.all_published:
             pairs = len(result.plan.packages)

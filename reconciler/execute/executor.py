@@ -19,6 +19,7 @@ from pathlib import Path
 from reconciler.config.settings import Config
 from reconciler.execute.mirror import MirrorError, push_repository
 from reconciler.execute.repos import RefusedError, RepoStore
+from reconciler.fs.atomicfile import is_no_space
 from reconciler.fs.crashpoint import crashpoint
 from reconciler.jobs.indexes import IndexSource
 from reconciler.jobs.scripts import build_script, sign_script
@@ -65,6 +66,9 @@ class Executor:
                 log.error("%s: %s", type(action).__name__, exc)
                 outcomes.append(Outcome(action, False, str(exc)))
             except Exception as exc:  # the per-action boundary: log, report, carry on
+                if is_no_space(exc):  # said once per pass by the loop, not per action
+                    outcomes.append(Outcome(action, False, f"{exc}", no_space=True))
+                    continue
                 log.exception("%s failed", type(action).__name__)
                 outcomes.append(Outcome(action, False, f"{type(exc).__name__}: {exc}"))
         return outcomes

@@ -2,15 +2,19 @@
 
 Writers rename complete files in (`triggers.write_trigger`). The watchdog
 observer thread only sets an Event; the loop then rescans the directory in name
-order. A well-formed file is handled and removed (wake-ups) or moved to
-`processed/`; anything else moves to `rejected/` with a `.reason` file beside it
-that names the file and the field. Nothing in a trigger file can crash the loop.
+order. A well-formed file is handled and, once its request is recorded, removed
+(wake-ups) or moved to `processed/`; anything else (bad content, or an entry that
+is not a regular file) moves to `rejected/` with a `.reason` file beside it that
+names the file and what is wrong. Nothing in a trigger file can crash or block
+the loop. `prune` keeps the two directories within their age and count.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from reconciler.fs.atomicfile import write_text
+from reconciler.fs.retention import prune_directory
 from reconciler.operator.triggers import MAX_TRIGGER_BYTES, Trigger, TriggerError, parse_trigger
 
 log = logging.getLogger(__name__)
@@ -67,7 +72,10 @@ class TriggerDir:
         return woken
 
     def drain(self) -> list[Trigger]:
-        """Handle every file present, in name order."""
+        """Read every file present, in name order. Bad ones move to `rejected/` at
+        once; the good ones stay until `settle` is called for them, after what
+        they ask for is safely recorded: a pass that fails before that reads
+        them again, so no request is lost."""
         handled: list[Trigger] = []
         try:
             names = sorted(os.listdir(self.directory))
@@ -76,24 +84,32 @@ class TriggerDir:
             return handled
         for name in names:
             path = self.directory / name
-            if name.startswith(".") or name.endswith((".tmp", ".part")) or not path.is_file():
+            if name.startswith(".") or name.endswith((".tmp", ".part")) or name in _SUBDIRS:
                 continue
             try:
-                with open(path, "rb") as handle:  # never more than the limit in memory
-                    raw = handle.read(MAX_TRIGGER_BYTES + 1)
+                raw = _read_regular(path)
                 trigger = parse_trigger(name, raw)
             except (TriggerError, OSError) as exc:
-                self._reject(path, str(exc))
+                reason = str(exc) if isinstance(exc, TriggerError) else f"{name}: {exc.strerror}"
+                self._reject(path, reason)
                 continue
             handled.append(trigger)
+        return handled
+
+    def settle(self, triggers: list[Trigger]) -> None:
+        """Triggers whose requests are recorded: wake-ups go, the rest move to
+        `processed/`."""
+        for trigger in triggers:
+            path = self.directory / trigger.name
             try:
                 if trigger.type == "wake":
                     path.unlink()
                 else:
-                    os.replace(path, self.processed / name)
+                    os.replace(path, self.processed / trigger.name)
+            except FileNotFoundError:
+                pass
             except OSError as exc:
                 log.error("cannot move handled trigger %s: %s", path, exc)
-        return handled
 
     def _reject(self, path: Path, reason: str) -> None:
         log.warning("rejected trigger %s", reason)
@@ -102,3 +118,53 @@ class TriggerDir:
             write_text(self.rejected / f"{path.name}.reason", reason + "\n")
         except OSError as exc:
             log.error("cannot move rejected trigger %s: %s", path, exc)
+
+    def prune(self, now: float, max_age_seconds: float, max_files: int) -> int:
+        """Delete what `processed/` and `rejected/` hold beyond the age or the count
+        (oldest first, a rejected file with its `.reason`). Returns how many went."""
+        removed = 0
+        for directory in (self.processed, self.rejected):
+            removed += prune_directory(directory, now, max_age_seconds, max_files)
+        return removed
+
+
+_SUBDIRS = ("processed", "rejected")
+
+
+def _read_regular(path: Path) -> bytes:
+    """A trigger file's bytes (at most one past the limit). Only a regular file is
+    read: a symlink, FIFO, device, socket or directory is refused, never waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise TriggerError(f"{path.name}: a symbolic link, expected a regular file") from exc
+        if exc.errno in (errno.ENXIO, errno.EISDIR):
+            raise TriggerError(f"{path.name}: {_kind(path)}, expected a regular file") from exc
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise TriggerError(f"{path.name}: {_kind(path)}, expected a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(MAX_TRIGGER_BYTES + 1)
+    finally:
+        os.close(fd)
+
+
+def _kind(path: Path) -> str:
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "gone"
+    for test, word in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISLNK, "a symbolic link"),
+    ):
+        if test(mode):
+            return word
+    return "not a regular file"

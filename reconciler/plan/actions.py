@@ -153,3 +153,4 @@ class Outcome:
     action: Action
     ok: bool
     message: str = ""
+    no_space: bool = False  # failed because a file system is full

@@ -38,6 +38,7 @@ from reconciler.fs.atomicfile import (
     write_bytes,
     write_new_tree,
 )
+from reconciler.fs.retention import Limits, prune
 from reconciler.model.jobs import JobObservation
 from reconciler.site.model import STATES, SiteInput, esc, iso
 from reconciler.site.package import PackageInputs, PackagePages
@@ -279,6 +280,14 @@ class SiteWriter:
             if len(data) > LOG_GZIP_BYTES:
                 write_bytes(target.with_name(name + ".gz"), gzip.compress(data, mtime=0))
             self._logs.add(name)
+
+    def prune_logs(self, now: float, max_age: float, max_bytes: int, shown: set[str]) -> None:
+        """Delete copied logs beyond the age and size limits, oldest first; the logs
+        of jobs in `shown` (job ids the job service still lists) stay."""
+        keep = {f"{job_id}.log" for job_id in shown}
+        limits = Limits(max_age, max_bytes=max_bytes)
+        for name in prune(self.out_dir / "logs", now, limits, keep=keep, companions=(".gz",)):
+            self._logs.discard(name)
 
     # --- files ----------------------------------------------------------------
     def _write(self, relpath: str, data: bytes) -> None:
