@@ -7,10 +7,18 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Collection
 from pathlib import Path
+
+import pytest
+
+from reconciler.loop import Daemon
+from reconciler.model.packages import BranchDesired
 
 from .apkcheck import read_index
 from .conftest import ROOT, ConfigFactory, DaemonFactory, set_field, wait_until
+from .fake_clock import FakeClock
+from .memory_jobs import InMemoryJobService, JobTable
 
 
 def listed(index: Path) -> set[str]:
@@ -76,3 +84,39 @@ def test_idle_pass_opens_no_apk_and_writes_only_heartbeats(
     site_after = {p: p.stat().st_mtime_ns for p in config.paths.html_out.rglob("*") if p.is_file()}
     changed = {p.name for p in site_after if site_before.get(p) != site_after[p]}
     assert changed == {"metrics.prom"}, "only the heartbeat changes"
+
+
+class FirstPassFails(Daemon):
+    """A daemon whose first look at the trees meets a bug (the fault is injected
+    where a hostile tree once crashed the start)."""
+
+    failures = 0
+
+    def read_desired(self, fresh: Collection[str] | None = None) -> dict[str, BranchDesired]:
+        if not self.failures:
+            self.failures += 1
+            raise RuntimeError("a bug met in the first pass")
+        return super().read_desired(fresh)
+
+
+def test_the_first_pass_runs_inside_the_same_error_boundary(
+    make_config: ConfigFactory,
+    clock: FakeClock,
+    job_table: JobTable,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = make_config(loop="resync_interval_seconds: 3600, poll_interval_seconds: 1")
+    index = config.paths.final_repo / "main/x86_64/APKINDEX.tar.gz"
+
+    def wait(seconds: float) -> bool:
+        if index.exists() and not any(j.status.is_live for j in jobs.list_jobs().values()):
+            raise KeyboardInterrupt  # what SIGTERM does: leave the loop
+        return clock.wait(seconds)
+
+    jobs = InMemoryJobService(job_table, clock)
+    daemon = FirstPassFails(config, clock=clock, jobs=jobs, wait=wait)
+    with pytest.raises(KeyboardInterrupt):
+        daemon.run_forever()
+    failed = [r for r in caplog.records if r.getMessage() == "pass failed"]
+    assert len(failed) == 1 and "a bug met in the first pass" in str(failed[0].exc_info)
+    assert "hello-x86-1.0.0-r0" in listed(index), "the daemon carried on and published"

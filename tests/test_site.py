@@ -6,6 +6,7 @@ The daemon scenario runs on the fake clock with the in-memory job service.
 from __future__ import annotations
 
 import json
+import os
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -313,3 +314,26 @@ def test_a_first_render_cut_short_by_a_crash_leaves_no_trace_after_restart(
     SiteWriter(clean).render(site, 0.0)
     assert files(crashed) == files(clean)
     assert not [p for p in crashed.iterdir() if p.name.startswith(".new-tree")]
+
+
+def test_copied_job_logs_are_pruned_but_those_of_listed_jobs_stay(tmp_path: Path) -> None:
+    writer = SiteWriter(tmp_path / "html")
+    now = 2_000_000_000.0
+    jobs = []
+    for n in range(3):
+        source = tmp_path / f"job{n}.log"
+        source.write_text("x" * 10 + "\n")
+        key = JobKey(JobIntent(JobKind.BUILD, RepoKey("main", "", "x86_64"), f"p{n}", "1-r0"), 1)
+        jobs.append(JobObservation(key, JobStatus.FAILED, 0, 1, "exit 1", str(source)))
+    writer.copy_logs(jobs)
+    logs = tmp_path / "html/logs"
+    for job, age_days in zip(jobs, (40, 35, 1), strict=True):
+        stamp = now - age_days * 86400
+        os.utime(logs / f"{job.key.job_id}.log", (stamp, stamp))
+    listed = {jobs[1].key.job_id}  # still listed by the job service: shown, kept
+    writer.prune_logs(now, 30 * 86400, 10**9, listed)
+    assert sorted(p.name for p in logs.iterdir()) == sorted(f"{j.key.job_id}.log" for j in jobs[1:])
+    writer.prune_logs(now, 30 * 86400, 5, set())  # over the size: oldest first
+    assert [p.name for p in logs.iterdir()] == []
+    writer.copy_logs(jobs[:1])  # a pruned log is copied again while its job is listed
+    assert (logs / f"{jobs[0].key.job_id}.log").exists()
