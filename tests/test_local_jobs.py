@@ -1,5 +1,6 @@
 """The local job service with real detached job processes: results, timeouts, the
-never-twice guarantee, lost runners and re-attaching after a restart."""
+never-twice guarantee, lost runners, re-attaching after a restart, and containment:
+no process of a job, not even a setsid'd grandchild, outlives the job."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reconciler.fs.crashpoint import ENV, JOB_PREPARED
+from reconciler.fs.retention import Limits
+from reconciler.jobs import containment
 from reconciler.jobs.local import LocalJobService
 from reconciler.jobs.service import JobExistsError, JobSpec
 from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
@@ -299,3 +304,239 @@ def test_submitted_but_never_started_job_is_started(root: Path) -> None:
     assert obs.status is JobStatus.SUCCESS
     log = Path(obs.log_path or "").read_text()
     assert log.count("late start\n") == 1
+
+
+# --- containment: every process of a job ends with it ---------------------------------
+
+# Run by the script: forks, and the child leaves the job's session and closes every
+# fd (the log, and in the fallback the lock), so neither a process group nor the
+# lock reaches it; the parent returns once that is done (the pipe closed). The
+# child says it is ready, then keeps writing into the job directory until killed.
+ESCAPE = b"""\
+import os, sys, time
+r, w = os.pipe()
+if os.fork():
+    os.close(w)
+    os.read(r, 1)
+    sys.exit(0)
+os.setsid()
+os.closerange(0, 4096)
+open("ready", "w").close()
+while True:
+    with open("heartbeat", "a") as beat:
+        beat.write(".")
+    time.sleep(0.01)
+"""
+
+
+def escaping_spec(job_key: JobKey, mark: str, timeout: float = 60.0) -> JobSpec:
+    """A job whose grandchild escapes its session; `mark` is in the environment
+    and the command line of every process of it."""
+    python = f"{sys.executable} -S"
+    script = (
+        f"export JOB_MARK={mark}\n"
+        f"{python} escape.py {mark}\n"
+        f"exec {python} -c 'import time; time.sleep(1000)' {mark}\n"
+    )
+    return JobSpec(job_key, script, "test", timeout, files={"escape.py": ESCAPE})
+
+
+def wait_for_job(root: Path, job_key: JobKey, mark: str) -> int:
+    """Wait until the job runs as meant (the script exec'd its sleeper, the grandchild
+    escaped); return the script's pid."""
+    script_pid = read_pid(root, job_key)
+    wait_until(lambda: script_pid in job_processes(mark), timeout=WAIT)
+    wait_until((live(root, job_key) / "heartbeat").exists, timeout=WAIT)
+    assert len(job_processes(mark)) == 2  # the script and the escaped grandchild
+    return script_pid
+
+
+def job_processes(mark: str) -> list[int]:
+    """Every live process carrying the job's mark, found in /proc."""
+    found = []
+    needle = mark.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue  # dead, waiting to be reaped
+            seen = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        if needle in seen:
+            found.append(int(entry.name))
+    return found
+
+
+def cgroup2_writable() -> bool:
+    """Whether this machine gives jobs a cgroup. As root with a read-write cgroup2
+    mount it must: the cgroup tests then never skip."""
+    parent = containment.own_cgroup()
+    if parent is not None:
+        probe = parent / f"reconciler-probe-{os.getpid()}"
+        with contextlib.suppress(OSError):
+            probe.mkdir()
+            probe.rmdir()
+            return True
+    mountinfo = Path("/proc/self/mountinfo").read_text()
+    rw_cgroup2 = any(
+        " - cgroup2 " in line and line.split()[5].split(",")[0] == "rw"
+        for line in mountinfo.splitlines()
+    )
+    assert not (os.geteuid() == 0 and rw_cgroup2), "root, cgroup2 mounted rw, no cgroup made"
+    return False
+
+
+@pytest.fixture(params=["cgroup", "subreaper"])
+def mechanism(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each containment test runs with a cgroup per job and with the fallback."""
+    mode = str(request.param)
+    if mode == "cgroup" and not cgroup2_writable():
+        pytest.skip("no writable cgroup2 hierarchy here; the subreaper run covers it")
+    if mode == "subreaper":
+        monkeypatch.setenv(containment.NO_CGROUP_ENV, "1")
+    return mode
+
+
+def job_cgroup(job_dir: Path) -> Path | None:
+    record = job_dir / containment.RECORD
+    return Path(record.read_text().strip()) if record.exists() else None
+
+
+def assert_held_by(job_dir: Path, mode: str) -> None:
+    """The job ran under the mechanism the test meant (the runner logs which)."""
+    log = (job_dir / "log").read_text()
+    if mode == "cgroup":
+        assert "processes held by cgroup " in log, log
+        assert job_cgroup(job_dir) is not None
+    else:
+        assert "processes held by subreaper" in log, log
+        assert job_cgroup(job_dir) is None
+
+
+def tree(job_dir: Path) -> dict[str, int]:
+    return {str(p.relative_to(job_dir)): p.stat().st_size for p in job_dir.rglob("*")}
+
+
+def test_killed_runner_takes_a_setsid_grandchild_along(
+    service: LocalJobService, root: Path
+) -> None:
+    if not cgroup2_writable():
+        pytest.skip("only a cgroup catches this (see containment); none here")
+    job, mark = key("escaper"), uuid.uuid4().hex
+    service.submit(escaping_spec(job, mark))
+    script_pid = wait_for_job(root, job, mark)
+    assert_held_by(live(root, job), "cgroup")
+    cgroup = job_cgroup(live(root, job))
+    assert cgroup is not None
+    procs = {int(pid) for pid in (cgroup / "cgroup.procs").read_text().split()}
+    assert set(job_processes(mark)) == procs  # both in the job's cgroup, nothing else
+
+    os.kill(parent_pid(script_pid), signal.SIGKILL)  # the runner
+    wait_until(lambda: observe(service, job).status is JobStatus.LOST, timeout=WAIT)
+    assert job_processes(mark) == []  # killed before the verdict, not after
+    assert not cgroup.exists()
+    declared = tree(done(root, job))  # declared lost and archived at once
+    assert json.loads((done(root, job) / "status.json").read_text())["status"] == "lost"
+    # The grandchild wrote every 10 ms while it lived: ten of those later, nothing
+    # in the job's directory changed (no event marks an absence; this waits).
+    time.sleep(0.1)
+    assert tree(done(root, job)) == declared
+
+
+def test_timeout_kills_the_whole_job(service: LocalJobService, root: Path, mechanism: str) -> None:
+    job, mark = key(f"timeout-{mechanism}"), uuid.uuid4().hex
+    service.submit(escaping_spec(job, mark, timeout=1.0))
+    status = wait_for_status(root, job)
+    assert status["status"] == "timeout"
+    assert (live(root, job) / "ready").exists()  # the grandchild escaped before the end
+    assert job_processes(mark) == []
+    assert_held_by(live(root, job), mechanism)
+    cgroup = job_cgroup(live(root, job))
+    assert cgroup is None or not cgroup.exists()
+    assert observe(service, job).status is JobStatus.TIMEOUT
+
+
+def test_cancel_kills_the_whole_job(service: LocalJobService, root: Path, mechanism: str) -> None:
+    job, mark = key(f"cancel-{mechanism}"), uuid.uuid4().hex
+    service.submit(escaping_spec(job, mark))
+    wait_for_job(root, job, mark)
+    service.cancel(job)
+    status = wait_for_status(root, job)
+    assert (status["status"], status["reason"]) == ("cancelled", "cancelled")
+    assert job_processes(mark) == []
+    assert_held_by(live(root, job), mechanism)
+    cgroup = job_cgroup(live(root, job))
+    assert cgroup is None or not cgroup.exists()
+    assert observe(service, job).status is JobStatus.CANCELLED
+    service.cancel(job)  # a finished job: nothing to do
+
+
+def test_a_leftover_job_cgroup_is_removed_on_archiving(
+    service: LocalJobService, root: Path
+) -> None:
+    if not cgroup2_writable():
+        pytest.skip("no writable cgroup2 hierarchy here")
+    job = key("leftover")
+    service.submit(spec(job, "true"))
+    wait_for_status(root, job)
+    cgroup = job_cgroup(live(root, job))
+    assert cgroup is not None and not cgroup.exists()  # the runner removed it
+    cgroup.mkdir()  # as a runner killed between its status and its rmdir would leave it
+    assert observe(service, job).status is JobStatus.SUCCESS
+    assert done(root, job).is_dir()
+    assert not cgroup.exists()
+
+
+def test_fallback_killed_runner_is_not_lost_while_its_script_runs(
+    service: LocalJobService, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a cgroup the script holds the lock: a killed runner whose script
+    still runs is a running job, and a lost one once the script is gone."""
+    monkeypatch.setenv(containment.NO_CGROUP_ENV, "1")
+    job = key("fallback-victim")
+    service.submit(spec(job, "sleep 30"))
+    script_pid = read_pid(root, job)
+    assert_held_by(live(root, job), "subreaper")
+    os.kill(parent_pid(script_pid), signal.SIGKILL)
+    assert observe(service, job).status is JobStatus.RUNNING
+    os.killpg(script_pid, signal.SIGKILL)
+    wait_until(lambda: observe(service, job).status is JobStatus.LOST, timeout=WAIT)
+
+
+# --- retention -------------------------------------------------------------------------
+
+
+def test_finished_jobs_are_pruned_by_intent_by_age_then_by_size(
+    service: LocalJobService, root: Path
+) -> None:
+    jobs = [key("old", 1), key("old", 2), key("mixed", 1), key("mixed", 2), key("big", 1)]
+    for job in jobs:
+        size = 50_000 if job.intent.pkgname == "big" else 10
+        service.submit(spec(job, f"head -c {size} /dev/zero > artifacts/out"))
+    for job in jobs:
+        wait_for_status(root, job)
+    wait_until(lambda: bool(service.list_jobs()) and all(done(root, j).is_dir() for j in jobs))
+    now = time.time()
+    ages = {"old": (40, 35), "mixed": (40, 1), "big": (2,)}
+    for job in jobs:
+        stamp = now - ages[job.intent.pkgname][job.attempt - 1] * 86400
+        os.utime(done(root, job), (stamp, stamp))
+
+    month = retention_limits(30, max_bytes=10**9)
+    listed = LocalJobService(root, None, retention=month).list_jobs()
+    kept = sorted(k.job_id for k in listed)
+    # An intent goes whole, once its newest attempt is old: "mixed" keeps both tries.
+    assert kept == sorted(j.job_id for j in jobs if j.intent.pkgname != "old")
+    assert not done(root, key("old", 1)).exists() and not done(root, key("old", 2)).exists()
+
+    # Over the size, the intents whose newest attempt is oldest go first: "big" (2
+    # days) before "mixed" (1 day), which then fits.
+    small = retention_limits(30, max_bytes=20_000)
+    listed = LocalJobService(root, None, retention=small).list_jobs()
+    assert sorted(k.job_id for k in listed) == [key("mixed", 1).job_id, key("mixed", 2).job_id]
+
+
+def retention_limits(days: float, max_bytes: int) -> Limits:
+    return Limits(days * 86400, max_bytes=max_bytes)

@@ -3,10 +3,11 @@ count or a size.
 
 An entry is a file or a directory directly inside the pruned directory, dated by
 its own modification time (lstat: a symlink is dated, never followed) and sized
-with everything below it. A file `<name>.reason` (or any `<name>.<suffix>` named
-in `companions`) goes with `<name>`. Entries named in `keep` stay whatever their
-age. Nothing here raises for an entry that vanished or cannot be removed: the
-next pruning tries again.
+with everything below it. Entries are pruned in groups (a trigger file with its
+`.reason`, a log with its `.gz`, every attempt of one job intent), a group dated
+by its newest entry. Groups named in `keep` stay whatever their age. Nothing
+here raises for an entry that vanished or cannot be removed: the next pruning
+tries again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -31,11 +32,11 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
-    name: str
-    mtime: float
+class _Group:
+    key: str
+    mtime: float  # of its newest member
     size: int
-    names: tuple[str, ...]  # the entry and its companions
+    names: tuple[str, ...]
 
 
 def prune(
@@ -44,63 +45,78 @@ def prune(
     limits: Limits,
     *,
     keep: Collection[str] = (),
-    companions: tuple[str, ...] = (".reason",),
+    group: Callable[[str], str] = lambda name: name,
 ) -> list[str]:
-    """Delete the entries of `directory` older than the age, then the oldest ones
-    until the count and the size are within the limits. Returns the names deleted."""
-    entries = _entries(os.fspath(directory), companions)
-    entries.sort(key=lambda e: (e.mtime, e.name))
-    count = len(entries)
-    total = sum(e.size for e in entries)
+    """Delete the groups of entries of `directory` older than the age, then the
+    oldest ones until the count and the size are within the limits. Entries with
+    the same `group(name)` (a file and its `.reason`, a job's attempts) are dated
+    by the newest of them and deleted together; a group whose key is in `keep`
+    stays. Returns the keys of the groups deleted."""
+    root = os.fspath(directory)
+    groups = _groups(root, group)
+    groups.sort(key=lambda g: (g.mtime, g.key))
+    count = len(groups)
+    total = sum(g.size for g in groups)
     removed: list[str] = []
-    for entry in entries:
+    for entry in groups:
         too_old = now - entry.mtime > limits.max_age_seconds
         too_many = limits.max_entries is not None and count > limits.max_entries
         too_big = limits.max_bytes is not None and total > limits.max_bytes
-        if not (too_old or too_many or too_big) or entry.name in keep:
+        if not (too_old or too_many or too_big) or entry.key in keep:
             continue
         for name in entry.names:
-            _remove(os.path.join(os.fspath(directory), name))
+            _remove(os.path.join(root, name))
         count -= 1
         total -= entry.size
-        removed.append(entry.name)
+        removed.append(entry.key)
     if removed:
-        log.info("pruned %d old entries of %s", len(removed), os.fspath(directory))
+        log.info("pruned %d old entries of %s", len(removed), root)
     return removed
+
+
+def without_suffix(*suffixes: str) -> Callable[[str], str]:
+    """A grouping: `x.reason` (say) goes with `x`."""
+
+    def group(name: str) -> str:
+        for suffix in suffixes:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                return name[: -len(suffix)]
+        return name
+
+    return group
 
 
 def prune_directory(
     directory: os.PathLike[str] | str, now: float, max_age: float, max_files: int
 ) -> int:
     """Trigger archives: by age and count, each file with its `.reason`."""
-    return len(prune(directory, now, Limits(max_age, max_entries=max_files)))
+    limits = Limits(max_age, max_entries=max_files)
+    return len(prune(directory, now, limits, group=without_suffix(".reason")))
 
 
-def _entries(directory: str, companions: tuple[str, ...]) -> list[_Entry]:
+def _groups(directory: str, group: Callable[[str], str]) -> list[_Group]:
     try:
         with os.scandir(directory) as listing:
-            found = {e.name: e for e in listing if not e.name.startswith(".")}
+            found = [e for e in listing if not e.name.startswith(".")]
     except OSError:
         return []
-    attached: dict[str, list[str]] = {}  # base name -> its companions
-    for name in found:
-        for suffix in companions:
-            base = name[: -len(suffix)]
-            if name.endswith(suffix) and base in found:
-                attached.setdefault(base, []).append(name)
-    companion_names = {c for group in attached.values() for c in group}
-    entries = []
-    for name, entry in found.items():
-        if name in companion_names:
-            continue
-        names = (name, *attached.get(name, ()))
+    members: dict[str, list[tuple[str, float, int]]] = {}
+    for entry in found:
         try:
             info = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        size = sum(_size(os.path.join(directory, n)) for n in names)
-        entries.append(_Entry(name, info.st_mtime, size, names))
-    return entries
+        size = _size(entry.path) if stat.S_ISDIR(info.st_mode) else info.st_size
+        members.setdefault(group(entry.name), []).append((entry.name, info.st_mtime, size))
+    return [
+        _Group(
+            key,
+            max(m[1] for m in found_members),
+            sum(m[2] for m in found_members),
+            tuple(m[0] for m in found_members),
+        )
+        for key, found_members in members.items()
+    ]
 
 
 def _size(path: str) -> int:

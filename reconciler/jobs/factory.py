@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from reconciler.config.settings import Config
+from reconciler.fs.retention import Limits
 from reconciler.jobs.local import LocalJobService
 from reconciler.jobs.service import JobService
 from reconciler.jobs.sourcehut.client import GraphQLClient
@@ -27,7 +28,9 @@ def make_job_service(
     """The configured service; `sleep` is how builds.sr.ht retries wait (injected by
     tests, which do not wait)."""
     if config.jobs.service != "sourcehut":
-        return LocalJobService(config.paths.jobs, config.paths.triggers, clock)
+        keep = config.retention
+        limits = Limits(keep.job_days * 86400.0, max_bytes=keep.job_max_bytes)
+        return LocalJobService(config.paths.jobs, config.paths.triggers, clock, limits)
     sh = config.jobs.sourcehut
     if sh is None:
         raise ConfigError([f"{config.source}:1: jobs.sourcehut: missing"])

@@ -6,6 +6,13 @@ history grows. The directory name is the job id derived from the JobKey, and it
 is created exclusively: the same (intent, attempt) can never be submitted twice,
 whatever the daemon remembers. A job is alive while its runner holds the lock on
 `lock`; a job with neither a held lock nor a status is reported LOST.
+
+Every process of a job lives in the job's own cgroup v2 leaf, which the runner
+records in `cgroup` (`containment` says how, and what happens without cgroup2).
+Before this service declares a job lost it kills everything in that cgroup and
+waits until it is empty, so nothing of a lost job runs on or writes into its
+directory; `cancel` kills the whole cgroup too, and archiving a finished job
+removes a cgroup a crash left behind.
 """
 
 from __future__ import annotations
@@ -15,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +30,9 @@ from pathlib import Path
 
 from reconciler.fs.atomicfile import write_bytes, write_text
 from reconciler.fs.crashpoint import crashpoint
+from reconciler.fs.retention import Limits, prune
+from reconciler.jobs import containment
+from reconciler.jobs.containment import ContainmentError
 from reconciler.jobs.service import JobExistsError, JobServiceError, JobSpec
 from reconciler.model.jobs import JobKey, JobObservation, JobStatus
 
@@ -39,20 +48,33 @@ _TERMINAL = {
 }
 
 
+PRUNE_EVERY_SECONDS = 3600.0  # finished jobs are pruned at start and at most this often
+
+
 class LocalJobService:
     def __init__(
-        self, root: Path, trigger_dir: Path | None, clock: Callable[[], float] = time.time
+        self,
+        root: Path,
+        trigger_dir: Path | None,
+        clock: Callable[[], float] = time.time,
+        retention: Limits | None = None,
     ) -> None:
+        """`retention` bounds `done/`: an intent's finished jobs go together once
+        its newest is older than the age, oldest intents first beyond the size
+        (None: kept for ever)."""
         self.live_dir = root / "live"
         self.done_dir = root / "done"
         self.trigger_dir = trigger_dir
         self._clock = clock
+        self._retention = retention
+        self._pruned_at = 0.0  # wall-clock time of the last pruning
         self.live_dir.mkdir(parents=True, exist_ok=True)
         self.done_dir.mkdir(parents=True, exist_ok=True)
         for leftover in self.live_dir.glob(".new-*"):  # a submit cut short by a crash
             shutil.rmtree(leftover, ignore_errors=True)
         self._done: dict[JobKey, JobObservation] = {}
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._prune()
         for path in sorted(self.done_dir.iterdir()):
             obs = self._read_finished(path)
             if obs is not None:
@@ -60,6 +82,8 @@ class LocalJobService:
 
     # --- JobService -----------------------------------------------------------
     def list_jobs(self) -> Mapping[JobKey, JobObservation]:
+        if time.time() - self._pruned_at >= PRUNE_EVERY_SECONDS:
+            self._prune()
         for job_id, child in list(self._children.items()):
             if child.poll() is not None:  # reap, so no zombies pile up
                 del self._children[job_id]
@@ -138,14 +162,21 @@ class LocalJobService:
         self._children[path.name] = child
 
     def cancel(self, key: JobKey) -> None:
-        path = self.live_dir / key.job_id
-        try:
-            pid = int((path / "pid").read_text().strip())
-            os.killpg(pid, signal.SIGTERM)
-        except (OSError, ValueError):
-            return
+        """Stop every process of a live job, setsid'd ones included; its runner
+        then reports it CANCELLED (or, if the runner is gone, it is found LOST)."""
+        containment.cancel(self.live_dir / key.job_id, key.job_id)
 
     # --- internals ---------------------------------------------------------
+    def _prune(self) -> None:
+        """Delete finished jobs beyond the retention limits, every attempt of an
+        intent together: its tries count only while all of them are known."""
+        if self._retention is None:
+            return
+        self._pruned_at = time.time()
+        gone = prune(self.done_dir, self._pruned_at, self._retention, group=_intent_of)
+        if gone:
+            self._done = {k: o for k, o in self._done.items() if _intent_of(k.job_id) not in gone}
+
     def _observe_live(self, path: Path) -> JobObservation | None:
         try:
             key = JobKey.from_job_id(path.name)
@@ -179,6 +210,14 @@ class LocalJobService:
                 log_path=str(path / "log"),
                 artifacts_dir=str(path / "artifacts"),
             )
+        if not self._kill_leftovers(path):
+            return JobObservation(  # processes remain: not lost yet, the next look retries
+                key,
+                JobStatus.RUNNING,
+                submitted,
+                log_path=str(path / "log"),
+                artifacts_dir=str(path / "artifacts"),
+            )
         now = self._clock()
         reason = "the job's process vanished without an exit status"
         status = {"status": "lost", "exit_code": None, "reason": reason, "ended_at": now}
@@ -202,7 +241,24 @@ class LocalJobService:
             artifacts_dir=str(path / "artifacts"),
         )
 
+    def _kill_leftovers(self, path: Path) -> bool:
+        """Kill every process left in the job's cgroup, wait until it is empty and
+        remove it. False if processes remain (the error is logged)."""
+        try:
+            cgroup = containment.recorded_cgroup(path, path.name)
+        except ContainmentError as exc:  # an unreadable or forged record: nothing to kill
+            log.error("job %s in %s: %s", path.name, path, exc)
+            return True
+        try:
+            if cgroup is not None:
+                cgroup.remove()
+        except ContainmentError as exc:
+            log.error("job %s in %s: %s", path.name, path, exc)
+            return False
+        return True
+
     def _archive(self, path: Path, obs: JobObservation) -> None:
+        self._kill_leftovers(path)  # a crashed runner's empty cgroup must not pile up
         target = self.done_dir / path.name
         try:
             if target.exists():  # a crash between copy and delete; keep the first
@@ -222,6 +278,11 @@ class LocalJobService:
             artifacts_dir=str(target / "artifacts"),
         )
         self._done[obs.key] = moved
+
+
+def _intent_of(job_id: str) -> str:
+    """A job id without its attempt: what the attempts of one intent share."""
+    return job_id.rpartition("@")[0] or job_id
 
 
 def _lock_is_held(lock: Path) -> bool:

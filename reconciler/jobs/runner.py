@@ -2,9 +2,19 @@
 
 Started by the local job service with the job directory and an inherited file
 descriptor that already holds an exclusive lock on `lock`: as long as this
-process (or the script under it) lives, the lock proves the job is alive. It runs
-`script.sh` with its output in `log`, enforces the timeout, writes `status.json`
-atomically when the script ends, and drops a wake-up file in the trigger dir.
+process lives, the lock proves the job is alive. It runs `script.sh` with its
+output in `log`, enforces the timeout, writes `status.json` atomically when the
+script ends, and drops a wake-up file in the trigger dir.
+
+Every process of the job is held together by `containment`: the script starts
+inside a cgroup v2 leaf of its own (it joins between fork and exec, so nothing
+of it ever runs outside), and a timeout, a cancel or the script's end kills the
+whole cgroup, setsid'd grandchildren included, before the status is written, so
+nothing of a finished job runs on. The script does not get the lock: if this
+runner is killed, the job service kills the cgroup and then declares the job
+lost. Without a writable cgroup2 hierarchy the runner is a child subreaper
+instead and the script inherits the lock (see `containment` for what that
+fallback cannot catch). The first lines of the log say which one a job got.
 """
 
 from __future__ import annotations
@@ -17,38 +27,43 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from reconciler.fs.atomicfile import write_text
+from reconciler.jobs import containment
+from reconciler.jobs.containment import CANCEL_MARK, PID_FILE, Containment, ContainmentError
 from reconciler.operator.triggers import TriggerError, write_trigger
 
 
-def run(job_dir: Path) -> int:
+def run(job_dir: Path, lock_fd: int) -> int:
     meta = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
     timeout = float(meta.get("timeout_seconds", 3600))
+    job_id = str(meta["job_id"])
     started = time.time()
     with open(job_dir / "log", "ab") as log:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
-        log.write(f"job {meta['job_id']} started at {stamp}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(
-            ["bash", "script.sh"],
-            cwd=job_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        write_text(job_dir / "pid", f"{proc.pid}\n")
+        log.write(f"job {job_id} started at {stamp}\n".encode())
         try:
-            code = proc.wait(timeout=timeout)
-            status = "success" if code == 0 else "failed"
-            reason = "" if code == 0 else f"exit code {code}"
-            if code == -signal.SIGTERM:  # the job service's cancel
-                status, reason = "cancelled", "cancelled"
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            code, status, reason = -9, "timeout", f"no result after {timeout:g} s"
+            jail = containment.contain(job_dir, job_id)
+            log.write(f"processes held by {jail.why}\n".encode())
+            log.flush()  # before the script writes to the same file
+            proc, jail = _start(job_dir, jail, lock_fd, log)
+            write_text(job_dir / PID_FILE, f"{proc.pid}\n")
+            try:
+                code = proc.wait(timeout=timeout)
+                status = "success" if code == 0 else "failed"
+                reason = "" if code == 0 else f"exit code {code}"
+                if code != 0 and (code == -signal.SIGTERM or (job_dir / CANCEL_MARK).exists()):
+                    status, reason = "cancelled", "cancelled"  # the job service's cancel
+            except subprocess.TimeoutExpired:
+                jail.kill_all(proc.pid)
+                proc.wait()
+                code, status, reason = -9, "timeout", f"no result after {timeout:g} s"
+            jail.finish()  # nothing of the job runs on once its status is written
+        except ContainmentError as exc:
+            # No status: the job service kills what is left, then declares it lost.
+            log.write(f"\njob runner failed: {exc}\n".encode())
+            return 1
         ended = time.time()
         log.write(f"\njob ended: {status} {reason} after {ended - started:.1f} s\n".encode())
     result = {"status": status, "exit_code": code, "reason": reason, "ended_at": ended}
@@ -62,15 +77,49 @@ def run(job_dir: Path) -> int:
     return 0
 
 
+def _start(
+    job_dir: Path, jail: Containment, lock_fd: int, log: BinaryIO
+) -> tuple[subprocess.Popen[bytes], Containment]:
+    """Start the script inside the job's containment. If it cannot join the
+    cgroup (its preexec step fails, so it never ran), fall back and start it so."""
+    try:
+        return _spawn(job_dir, jail, lock_fd, log), jail
+    except subprocess.SubprocessError as exc:
+        if jail.cgroup is None:
+            raise
+        containment.drop_cgroup(job_dir, jail.cgroup)
+        why = f"the script could not join {jail.cgroup.path}: {exc}"
+        jail = containment.fall_back(jail.job_id, why)
+        log.write(f"processes held by {jail.why}\n".encode())
+        log.flush()
+    return _spawn(job_dir, jail, lock_fd, log), jail
+
+
+def _spawn(
+    job_dir: Path, jail: Containment, lock_fd: int, log: BinaryIO
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["bash", "script.sh"],
+        cwd=job_dir,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=jail.preexec if jail.cgroup is not None else None,
+        pass_fds=(lock_fd,) if jail.script_keeps_lock else (),
+    )
+
+
 def main() -> None:
     if len(sys.argv) != 3 or not sys.argv[2].isdigit():
         print("usage: python -m reconciler.jobs.runner JOB_DIR LOCK_FD", file=sys.stderr)
         sys.exit(2)
     job_dir = Path(sys.argv[1])
     # sys.argv[2] is the lock descriptor; keeping it open keeps the lock held.
+    # Only the fallback hands it on to the script (see `containment`).
     lock_fd = int(sys.argv[2])
     os.set_inheritable(lock_fd, False)
-    sys.exit(run(job_dir))
+    sys.exit(run(job_dir, lock_fd))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from reconciler.fs.atomicfile import (
     write_bytes,
     write_new_tree,
 )
-from reconciler.fs.retention import Limits, prune
+from reconciler.fs.retention import Limits, prune, without_suffix
 from reconciler.model.jobs import JobObservation
 from reconciler.site.model import STATES, SiteInput, esc, iso
 from reconciler.site.package import PackageInputs, PackagePages
@@ -286,7 +286,8 @@ class SiteWriter:
         of jobs in `shown` (job ids the job service still lists) stay."""
         keep = {f"{job_id}.log" for job_id in shown}
         limits = Limits(max_age, max_bytes=max_bytes)
-        for name in prune(self.out_dir / "logs", now, limits, keep=keep, companions=(".gz",)):
+        logs = self.out_dir / "logs"
+        for name in prune(logs, now, limits, keep=keep, group=without_suffix(".gz")):
             self._logs.discard(name)
 
     # --- files ----------------------------------------------------------------
