@@ -540,3 +540,23 @@ def test_finished_jobs_are_pruned_by_intent_by_age_then_by_size(
 
 def retention_limits(days: float, max_bytes: int) -> Limits:
     return Limits(days * 86400, max_bytes=max_bytes)
+
+
+def test_a_job_that_ends_on_a_full_disk_is_not_lost_and_reports_once_there_is_room(
+    tiny_mount: Path,
+) -> None:
+    """The runner cannot write status.json: it keeps its lock and tries again, so
+    the job stays running (no try lost) and its result arrives with the space."""
+    jobs_root = tiny_mount / "jobs"
+    service = LocalJobService(jobs_root, None)
+    job = key("filler")
+    # The job fills the file system, then succeeds.
+    service.submit(spec(job, "head -c 8M /dev/zero > artifacts/fill 2>/dev/null; exit 0"))
+    script_pid = read_pid(jobs_root, job)
+    wait_until(lambda: not Path(f"/proc/{script_pid}").exists(), timeout=WAIT)
+    for _ in range(3):  # the script is gone, the status cannot be written: running
+        assert observe(service, job).status is JobStatus.RUNNING
+    assert not (live(jobs_root, job) / "status.json").exists()
+    (live(jobs_root, job) / "artifacts/fill").unlink()  # room again
+    wait_until(lambda: observe(service, job).status is not JobStatus.RUNNING, timeout=WAIT)
+    assert observe(service, job).status is JobStatus.SUCCESS

@@ -4,7 +4,8 @@ Started by the local job service with the job directory and an inherited file
 descriptor that already holds an exclusive lock on `lock`: as long as this
 process lives, the lock proves the job is alive. It runs `script.sh` with its
 output in `log`, enforces the timeout, writes `status.json` atomically when the
-script ends, and drops a wake-up file in the trigger dir.
+script ends (trying again while the disk is full, the lock still held: the job
+is then still running, never lost), and drops a wake-up file in the trigger dir.
 
 Every process of the job is held together by `containment`: the script starts
 inside a cgroup v2 leaf of its own (it joins between fork and exec, so nothing
@@ -34,13 +35,17 @@ from reconciler.jobs import containment
 from reconciler.jobs.containment import CANCEL_MARK, PID_FILE, Containment, ContainmentError
 from reconciler.operator.triggers import TriggerError, write_trigger
 
+STATUS_RETRY_FIRST = 0.1  # seconds before writing status.json is tried again
+STATUS_RETRY_MAX = 10.0
+
 
 def run(job_dir: Path, lock_fd: int) -> int:
     meta = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
     timeout = float(meta.get("timeout_seconds", 3600))
     job_id = str(meta["job_id"])
     started = time.time()
-    with open(job_dir / "log", "ab") as log:
+    # Unbuffered: a full disk fails the one write, never the close.
+    with open(job_dir / "log", "ab", buffering=0) as log:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
         log.write(f"job {job_id} started at {stamp}\n".encode())
         try:
@@ -48,7 +53,8 @@ def run(job_dir: Path, lock_fd: int) -> int:
             log.write(f"processes held by {jail.why}\n".encode())
             log.flush()  # before the script writes to the same file
             proc, jail = _start(job_dir, jail, lock_fd, log)
-            write_text(job_dir / PID_FILE, f"{proc.pid}\n")
+            with contextlib.suppress(OSError):  # only the fallback's cancel reads it
+                write_text(job_dir / PID_FILE, f"{proc.pid}\n")
             try:
                 code = proc.wait(timeout=timeout)
                 status = "success" if code == 0 else "failed"
@@ -65,9 +71,10 @@ def run(job_dir: Path, lock_fd: int) -> int:
             log.write(f"\njob runner failed: {exc}\n".encode())
             return 1
         ended = time.time()
-        log.write(f"\njob ended: {status} {reason} after {ended - started:.1f} s\n".encode())
+        with contextlib.suppress(OSError):  # a full disk costs the line, not the result
+            log.write(f"\njob ended: {status} {reason} after {ended - started:.1f} s\n".encode())
     result = {"status": status, "exit_code": code, "reason": reason, "ended_at": ended}
-    write_text(job_dir / "status.json", json.dumps(result) + "\n")
+    _write_status(job_dir, json.dumps(result) + "\n")
     trigger_dir = meta.get("trigger_dir")
     if trigger_dir:
         wake = {"type": "wake", "job": meta["job_id"]}
@@ -75,6 +82,21 @@ def run(job_dir: Path, lock_fd: int) -> int:
         with contextlib.suppress(OSError, TriggerError):
             write_trigger(Path(trigger_dir), f"job-{meta['job_id']}.json", wake)
     return 0
+
+
+def _write_status(job_dir: Path, text: str) -> None:
+    """Write status.json, trying again until it is written (a full disk): the lock
+    stays held meanwhile, so the job is still running, never lost, and its result
+    is kept for when there is space again."""
+    delay = STATUS_RETRY_FIRST
+    while True:
+        try:
+            write_text(job_dir / "status.json", text)
+            return
+        except OSError as exc:
+            print(f"cannot write {job_dir / 'status.json'}: {exc}; trying again", file=sys.stderr)
+            time.sleep(delay)
+            delay = min(delay * 2, STATUS_RETRY_MAX)
 
 
 def _start(
