@@ -221,7 +221,10 @@ class LocalJobService:
         now = self._clock()
         reason = "the job's process vanished without an exit status"
         status = {"status": "lost", "exit_code": None, "reason": reason, "ended_at": now}
-        write_text(path / "status.json", json.dumps(status) + "\n")
+        try:
+            write_text(path / "status.json", json.dumps(status) + "\n")
+        except OSError as exc:  # a full disk: found lost again next time, written then
+            log.warning("cannot record job %s as lost: %s", path.name, exc)
         return JobObservation(key, JobStatus.LOST, submitted, now, reason, str(path / "log"))
 
     def _read_finished(self, path: Path) -> JobObservation | None:
