@@ -166,15 +166,24 @@ def one_arch(pmaports: Path) -> str:
     return f"branches:\n  - {{name: main, pmaports: {pmaports}, arches: [x86_64]}}\n"
 
 
-def test_deleting_the_cache_keeps_holds_and_tokens(
+def held_with_a_token(
     make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path
-) -> None:
+) -> tuple[Config, str]:
+    """A daemon that applied a hold, and a push-hook token made: the two kinds of
+    durable decisions."""
     config = make_config(branches=one_arch(pmaports))
     daemon = fake_daemon(config)
     hold_hello(config)
     assert hello_state(daemon) is PkgState.HELD
     token = cli(config, "token", "new", "push-hook").stdout.strip()
     assert TokenStore(config.paths.durable / "tokens.json").verify("push-hook", token)
+    return config, token
+
+
+def test_deleting_the_cache_keeps_holds_and_tokens(
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path
+) -> None:
+    config, token = held_with_a_token(make_config, fake_daemon, pmaports)
 
     shutil.rmtree(config.paths.state)  # "the cache may be deleted"
     assert hello_state(fake_daemon(config)) is PkgState.HELD
@@ -185,11 +194,7 @@ def test_deleting_the_cache_keeps_holds_and_tokens(
 def test_the_upgrade_moves_intents_and_tokens_out_of_the_state_directory(
     make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path
 ) -> None:
-    config = make_config(branches=one_arch(pmaports))
-    daemon = fake_daemon(config)
-    hold_hello(config)
-    assert hello_state(daemon) is PkgState.HELD
-    token = cli(config, "token", "new", "push-hook").stdout.strip()
+    config, token = held_with_a_token(make_config, fake_daemon, pmaports)
     durable, state = config.paths.durable, config.paths.state
     for name in ("intents.json", "tokens.json"):  # where the previous release kept them
         os.replace(durable / name, state / name)
