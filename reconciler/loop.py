@@ -148,7 +148,7 @@ def plan_settings(
 def look(config: Config, now: float) -> Plan:
     """The plan a pass would make from what is on disk, writing nothing (no key,
     cache, state or job directory): for read-only commands. Jobs are not asked."""
-    reader = DesiredReader(config.splitrepos)
+    reader = DesiredReader(config.splitrepos, max_apkbuild_bytes=config.inputs.max_apkbuild_bytes)
     desired = {b.name: reader.read_branch(b) for b in config.branches}
     roots = RepoRoots(config.paths.wip_repo, config.paths.final_repo, config.paths.symlink_repo)
     scanner = RepoScanner(roots)
@@ -183,7 +183,11 @@ class Daemon:
         self.wait = wait if wait is not None else self.triggers.wait
         self.jobs: JobService = jobs if jobs is not None else make_job_service(config, clock)
         # A restart parses no APKBUILD again that did not change.
-        self.desired_reader = DesiredReader(config.splitrepos, ParseCache(paths.state))
+        self.desired_reader = DesiredReader(
+            config.splitrepos,
+            ParseCache(paths.state),
+            max_apkbuild_bytes=config.inputs.max_apkbuild_bytes,
+        )
         self.checkouts = Checkouts(config.branches, paths.data / STAGING_CHECKOUTS)
         roots = RepoRoots(paths.wip_repo, paths.final_repo, paths.symlink_repo)
         self.scanner = RepoScanner(roots)

@@ -1,19 +1,30 @@
 """pmaports tree -> desired packages: arch filtering, dependency resolution across
-split repos, broken APKBUILDs, the parse cache and the commit of a git checkout."""
+split repos, broken APKBUILDs, the parse cache, the commit of a git checkout, and
+hostile trees (names that are not UTF-8, APKBUILDs that are not regular files of
+the tree or are too large)."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import os
 import shutil
+import socket
+import sys
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from reconciler.config.branches import BranchConfig
+from reconciler.desired.parsecache import ParseCache
 from reconciler.desired.reader import DesiredReader
 from reconciler.model.names import RepoKey
-from reconciler.model.packages import BranchDesired, DepRef, PkgSpec
+from reconciler.model.packages import BranchDesired, BrokenPackage, DepRef, PkgSpec
 
+from .bounded_call import in_time
 from .conftest import git, set_field
 
 ARCHES = ("x86_64", "aarch64", "armv7")
@@ -428,3 +439,287 @@ def test_commit_of_a_worktree(checkout: Path, tmp_path: Path) -> None:
     git(checkout, "pack-refs", "--all")
     assert read(worktree).commit == topic_head
     assert read(checkout).commit == main_head
+
+
+# --- hostile files: only regular files inside the tree are read ------------------------
+
+CANARY = f"CANARY-{uuid.uuid4()}"
+
+
+def read_in_time(tree: Path, reader: DesiredReader) -> BranchDesired:
+    return in_time(lambda: read(tree, reader), tree)
+
+
+def canary(tmp_path: Path) -> Path:
+    """A file outside the tree that would be a good APKBUILD: its marker is in its
+    content and in its path."""
+    directory = tmp_path / CANARY
+    directory.mkdir(exist_ok=True)
+    path = directory / "APKBUILD"
+    path.write_text(GOOD_APKBUILD.format(name="hostile") + f'pkgdesc="{CANARY}"\n')
+    return path
+
+
+def make_socket(path: Path) -> None:
+    with socket.socket(socket.AF_UNIX) as sock:
+        cwd = os.getcwd()
+        os.chdir(path.parent)  # a relative name: tmp paths may be longer than sun_path
+        try:
+            sock.bind(path.name)
+        finally:
+            os.chdir(cwd)
+
+
+def apkbuild_larger_than(size: int) -> bytes:
+    """A good APKBUILD of `size` + 1 bytes."""
+    good = GOOD_APKBUILD.format(name="hostile").encode()
+    return good + b"#" * (size - len(good)) + b"\n"
+
+
+# name -> (make the APKBUILD main/hostile/APKBUILD given it and tmp_path, the reason's words)
+HOSTILE_FILES: dict[str, tuple[Callable[[Path, Path], object], str]] = {
+    "symlink-to-dev-zero": (
+        lambda f, _: f.symlink_to("/dev/zero"),
+        "a symlink leading out of the pmaports tree",
+    ),
+    "symlink-to-etc-shadow": (
+        lambda f, _: f.symlink_to("/etc/shadow"),
+        "a symlink leading out of the pmaports tree",
+    ),
+    "symlink-to-a-file-outside": (
+        lambda f, tmp: f.symlink_to(canary(tmp)),
+        "a symlink leading out of the pmaports tree",
+    ),
+    "relative-symlink-out": (
+        lambda f, tmp: f.symlink_to(os.path.relpath(canary(tmp), f.parent)),
+        "a symlink leading out of the pmaports tree",
+    ),
+    "dangling-symlink-out": (
+        lambda f, tmp: f.symlink_to(tmp / CANARY / "missing"),
+        "a symlink leading out of the pmaports tree",
+    ),
+    "fifo": (lambda f, _: os.mkfifo(f), "not a regular file (a FIFO)"),
+    "socket": (lambda f, _: make_socket(f), "not a regular file (a socket)"),
+    "directory": (lambda f, _: f.mkdir(), "not a regular file (a directory)"),
+    "symlink-to-the-tree": (lambda f, _: f.symlink_to("../.."), "not a regular file (a directory)"),
+    "symlink-to-a-fifo-inside": (
+        lambda f, _: (os.mkfifo(f.parent / "fifo"), f.symlink_to("fifo")),
+        "not a regular file (a FIFO)",
+    ),
+    "dangling-symlink": (lambda f, _: f.symlink_to("nothing"), "cannot read: No such file"),
+    "symlink-loop": (lambda f, _: f.symlink_to("APKBUILD"), "cannot read: Too many levels"),
+    "oversized": (
+        lambda f, _: f.write_bytes(apkbuild_larger_than(1024 * 1024)),
+        "larger than 1048576 bytes",
+    ),
+}
+
+
+@pytest.mark.parametrize(("make", "why"), HOSTILE_FILES.values(), ids=HOSTILE_FILES)
+def test_an_apkbuild_that_is_not_a_regular_file_of_the_tree_is_refused(
+    pmaports: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    make: Callable[[Path, Path], object],
+    why: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    reader = DesiredReader(("systemd",))
+    before = read(pmaports, reader)
+    (pmaports / "main/hostile").mkdir()
+    make(pmaports / "main/hostile/APKBUILD", tmp_path)
+    after = read_in_time(pmaports, reader)
+    assert [(b.path, b.pkgname) for b in after.broken] == [("main/hostile", "hostile")]
+    reason = after.broken[0].reason
+    assert reason.startswith("main/hostile/APKBUILD: "), reason
+    assert why in reason, reason
+    assert after.repos == before.repos  # the rest of the tree still read
+    # Nothing outside the tree shows: neither the target's path nor its content.
+    assert CANARY not in repr(after) and CANARY not in caplog.text
+    assert str(tmp_path) not in reason
+    # A refusal is the same object on the next walk: nothing is resolved again.
+    assert read_in_time(pmaports, reader) is after
+
+
+@pytest.mark.parametrize(
+    ("parts", "path", "pkgname"),
+    [
+        pytest.param((b"main", b"\xff"), "main/\\xff", "\\xff", id="package-directory"),
+        pytest.param((b"device", b"\xff", b"p"), "device/\\xff/p", "p", id="category"),
+        pytest.param(
+            (b"extra-repos", b"systemd", b"caf\xe9"),
+            "extra-repos/systemd/caf\\xe9",
+            "caf\\xe9",
+            id="latin-1-in-a-split-repo",
+        ),
+    ],
+)
+def test_a_name_that_is_not_utf8_is_refused(
+    pmaports: Path,
+    caplog: pytest.LogCaptureFixture,
+    parts: tuple[bytes, ...],
+    path: str,
+    pkgname: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    before = read(pmaports)
+    directory = os.path.join(os.fsencode(pmaports), *parts)
+    os.makedirs(directory)
+    with open(os.path.join(directory, b"APKBUILD"), "w", encoding="utf-8") as apkbuild:
+        apkbuild.write(GOOD_APKBUILD.format(name="p"))
+    after = read(pmaports)
+    (broken,) = after.broken
+    assert (broken.path, broken.pkgname) == (path, pkgname)
+    bad = path if len(parts) == 2 or parts[0] == b"extra-repos" else "device/\\xff"
+    assert broken.reason == f"{path}/APKBUILD: the name is not UTF-8 ({bad})"
+    assert after.repos == before.repos
+    for text in (broken.path, broken.pkgname, broken.reason, caplog.text):
+        text.encode("utf-8")  # no surrogate
+
+
+def test_a_utf8_name_is_not_refused_for_its_bytes(pmaports: Path) -> None:
+    directory = pmaports / "main/café"
+    directory.mkdir()
+    (directory / "APKBUILD").write_text(GOOD_APKBUILD.format(name="café"), encoding="utf-8")
+    (broken,) = read(pmaports).broken
+    assert broken.path == "main/café"
+    assert broken.reason == "main/café/APKBUILD: pkgname: unsafe package name 'café'"
+
+
+def test_a_symlink_inside_the_tree_is_read(pmaports: Path, tmp_path: Path) -> None:
+    shared = pmaports / ".shared"
+    shared.mkdir()
+    (shared / "linked").write_text(GOOD_APKBUILD.format(name="linked"))
+    (pmaports / "main/linked").mkdir()
+    (pmaports / "main/linked/APKBUILD").symlink_to("../../.shared/linked")
+    # The tree's root may itself be reached through a symlink: it is resolved.
+    link = tmp_path / "tree-link"
+    link.symlink_to(pmaports)
+    for tree in (pmaports, link):
+        desired = read(tree)
+        assert desired.broken == ()
+        assert spec(desired, main_repo("armv7"), "linked").path == "main/linked"
+
+
+def test_the_size_bound_is_the_readers(pmaports: Path) -> None:
+    size = len((pmaports / "main/libfoo/APKBUILD").read_bytes())
+    desired = DesiredReader(("systemd",), max_apkbuild_bytes=size).read_branch(branch_of(pmaports))
+    assert "libfoo" in desired.repos[main_repo("x86_64")]
+    smaller = DesiredReader(("systemd",), max_apkbuild_bytes=size - 1)
+    desired = smaller.read_branch(branch_of(pmaports))
+    assert "libfoo" not in desired.repos[main_repo("x86_64")]
+    assert (
+        BrokenPackage(
+            "main/libfoo", "libfoo", f"main/libfoo/APKBUILD: larger than {size - 1} bytes"
+        )
+        in desired.broken
+    )
+
+
+def test_a_cached_parse_is_not_trusted_past_the_checks(pmaports: Path, tmp_path: Path) -> None:
+    """A parse kept by (inode, size, mtime) is used only for a file that still passes:
+    moved out of the tree with its identity and linked back, or too large for a
+    reader with a smaller bound, it is refused."""
+    apkbuild = pmaports / "main/libfoo/APKBUILD"
+    largest = max(p.stat().st_size for p in pmaports.rglob("APKBUILD"))
+    with apkbuild.open("a") as padding:
+        padding.write("#" * largest + "\n")  # the largest APKBUILD of the tree
+    size = apkbuild.stat().st_size
+    state = tmp_path / "state"
+    reader = DesiredReader(("systemd",), ParseCache(state))
+    assert read(pmaports, reader).broken == ()
+    smaller = DesiredReader(("systemd",), ParseCache(state), max_apkbuild_bytes=size - 1)
+    (broken,) = read(pmaports, smaller).broken
+    assert broken.reason == f"main/libfoo/APKBUILD: larger than {size - 1} bytes"
+
+    outside = tmp_path / CANARY
+    outside.mkdir()
+    os.rename(apkbuild, outside / "APKBUILD")  # the same inode, size and mtime
+    apkbuild.symlink_to(outside / "APKBUILD")
+    for again in (reader, DesiredReader(("systemd",), ParseCache(state))):
+        (broken,) = read(pmaports, again).broken
+        assert broken.reason == "main/libfoo/APKBUILD: a symlink leading out of the pmaports tree"
+
+
+def test_a_file_swapped_after_the_stat_is_checked_on_the_open_file(
+    pmaports: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What is read is what the open descriptor is: a FIFO put in place of a
+    regular file between the walk's stat and the open is refused, not waited on."""
+    target = pmaports / "main/libfoo/APKBUILD"
+    real_scandir = os.scandir
+
+    class Entry:
+        """A DirEntry (a C type: it cannot be patched) whose stat swaps the target."""
+
+        def __init__(self, entry: os.DirEntry[str]) -> None:
+            self._entry = entry
+            self.name, self.path = entry.name, entry.path
+
+        def is_dir(self, *, follow_symlinks: bool = True) -> bool:
+            return self._entry.is_dir(follow_symlinks=follow_symlinks)
+
+        def is_symlink(self) -> bool:
+            return self._entry.is_symlink()
+
+        def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+            info = self._entry.stat(follow_symlinks=follow_symlinks)
+            if self.path == str(target):
+                target.unlink()
+                os.mkfifo(target)
+            return info
+
+    @contextlib.contextmanager
+    def scandir(path: str) -> Iterator[list[Entry]]:
+        with real_scandir(path) as listing:
+            yield [Entry(e) for e in listing]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    desired = read_in_time(pmaports, DesiredReader(("systemd",)))
+    (broken,) = desired.broken
+    assert broken.reason == "main/libfoo/APKBUILD: not a regular file (a FIFO)"
+
+
+def test_an_unlistable_directory_is_skipped_and_logged_once(
+    pmaports: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_scandir = os.scandir
+    hidden = os.path.join(os.fsencode(pmaports), b"main", b"libfoo")
+
+    def scandir(path: str) -> Iterator[os.DirEntry[str]]:
+        if os.fsencode(path) == hidden:
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    reader = DesiredReader(("systemd",))
+    with caplog.at_level(logging.WARNING):
+        desired = read(pmaports, reader)
+    assert "libfoo" not in desired.repos[main_repo("x86_64")] and desired.broken == ()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"pmaports tree {pmaports}: main/libfoo: cannot list the directory: Permission denied"
+    ]
+    caplog.clear()
+    read(pmaports, reader)
+    assert caplog.records == []  # the same problem again is not logged again
+
+
+def test_deep_nesting_is_walked(pmaports: Path) -> None:
+    depth = sys.getrecursionlimit() + 100
+    levels = [os.path.join(os.fsencode(pmaports), b"main", b"d")]
+    for _ in range(depth - 1):
+        levels.append(os.path.join(levels[-1], b"d"))
+    try:
+        for level in levels:  # os.makedirs and shutil.rmtree would recurse as deep
+            os.mkdir(level)
+        with open(os.path.join(levels[-1], b"APKBUILD"), "w", encoding="utf-8") as apkbuild:
+            apkbuild.write(GOOD_APKBUILD.format(name="d"))
+        desired = read(pmaports)
+        assert desired.broken == ()
+        assert spec(desired, main_repo("x86_64"), "d").path == "main/" + "/".join(["d"] * depth)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(levels[-1], b"APKBUILD"))
+        for level in reversed(levels):
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(level)

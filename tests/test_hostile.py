@@ -1,9 +1,13 @@
-"""Hostile input: names that try to escape, and build results that lie."""
+"""Hostile input: names that try to escape, files in the tree that are not what
+they seem (names that are not UTF-8, devices, FIFOs, links out of the tree, huge
+files), and build results that lie."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,10 @@ from reconciler.model.layout import RepoRoots
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import PkgSpec
 
+from .apkcheck import read_index
+from .bounded_call import in_time
 from .conftest import ConfigFactory, DaemonFactory
+from .sample_tree import version_of
 
 X86 = RepoKey("main", "", "x86_64")
 
@@ -62,6 +69,96 @@ def test_hostile_apkbuilds_are_refused_and_nothing_escapes(
         assert ".." not in path.relative_to(config.paths.data).parts
     # The rest of the tree still published.
     assert (config.paths.final_repo / "main/x86_64/foo-gui-2.0.1-r0.apk").is_file()
+
+
+def final_listing(final: Path) -> dict[str, set[str]]:
+    """Every final repository's index: repository -> the apk files it lists."""
+    return {
+        str(index.parent.relative_to(final)): {
+            f"{e['P']}-{e['V']}.apk" for e in read_index(index).entries
+        }
+        for index in final.rglob("APKINDEX.tar.gz")
+    }
+
+
+def hostile_tree(pmaports: Path, outside: Path) -> dict[str, str]:
+    """Files the reader must refuse, added to a published tree: the path of each
+    package -> its reason. The tree's published hello-x86 becomes a FIFO."""
+
+    def apkbuild(directory: str) -> Path:
+        (pmaports / directory).mkdir(parents=True)
+        return pmaports / directory / "APKBUILD"
+
+    good = 'pkgname={}\npkgver=1\npkgrel=0\narch="all"\nlicense="MIT"\n'
+    category = os.path.join(os.fsencode(pmaports), b"device", b"\xff")
+    os.makedirs(os.path.join(category, b"p"))
+    with open(os.path.join(category, b"p", b"APKBUILD"), "w", encoding="utf-8") as p:
+        p.write(good.format("p"))
+    apkbuild("main/zero").symlink_to("/dev/zero")
+    os.mkfifo(apkbuild("main/fifo"))
+    apkbuild("main/canary").symlink_to(outside)
+    big = good.format("big")
+    apkbuild("main/big").write_text(big + "#" * (1024 * 1024 - len(big)) + "\n")  # 1 MiB + 1
+    hello = pmaports / "main/hello-x86/APKBUILD"
+    hello.unlink()
+    os.mkfifo(hello)
+    return {
+        "device/\\xff/p": "device/\\xff/p/APKBUILD: the name is not UTF-8 (device/\\xff)",
+        "main/zero": "main/zero/APKBUILD: a symlink leading out of the pmaports tree",
+        "main/fifo": "main/fifo/APKBUILD: not a regular file (a FIFO)",
+        "main/canary": "main/canary/APKBUILD: a symlink leading out of the pmaports tree",
+        "main/big": "main/big/APKBUILD: larger than 1048576 bytes",
+        "main/hello-x86": "main/hello-x86/APKBUILD: not a regular file (a FIFO)",
+    }
+
+
+def test_hostile_files_are_broken_and_the_rest_stays_published(
+    make_config: ConfigFactory,
+    fake_daemon: DaemonFactory,
+    pmaports: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A name that is not UTF-8, APKBUILDs that are devices, FIFOs, links out of
+    the tree or too large: each is a broken package with its reason, the daemon
+    carries on, what was published stays (the published package whose APKBUILD
+    became a FIFO too), and nothing of the file outside the tree shows anywhere."""
+    caplog.set_level(logging.DEBUG)
+    marker = f"CANARY-{uuid.uuid4()}"
+    outside = tmp_path / marker / "APKBUILD"
+    outside.parent.mkdir()
+    outside.write_text(f'pkgname=canary\npkgver=1\npkgrel=0\narch="all"\npkgdesc="{marker}"\n')
+    config = make_config()
+    daemon = fake_daemon(config)
+    daemon.converge(max_seconds=3600)
+    final = config.paths.final_repo
+    published = final_listing(final)
+    hello = f"hello-x86-{version_of(pmaports / 'main/hello-x86/APKBUILD')}.apk"
+    assert hello in published["main/x86_64"]
+
+    expected = hostile_tree(pmaports, outside)
+    result = in_time(lambda: daemon.converge(max_seconds=3600), pmaports)
+
+    desired = daemon.read_desired()["main"]
+    assert {b.path: b.reason for b in desired.broken} == expected
+    broken = {b.pkgname for b in desired.broken}
+    assert broken == {"p", "zero", "fifo", "canary", "big", "hello-x86"}
+    assert not broken & {s.pkgname for s in result.plan.packages}  # nothing planned for them
+    # The rest of the tree stays published, and so does the broken hello-x86.
+    assert final_listing(final) == published
+    assert (final / "main/x86_64" / hello).is_file()
+    # Nothing with a surrogate, nothing from outside the tree.
+    for b in desired.broken:
+        for text in (b.path, b.pkgname, b.reason):
+            text.encode("utf-8")
+    assert marker not in repr(desired)
+    assert marker not in caplog.text
+    caplog.text.encode("utf-8")
+    for root in (config.paths.html_out, config.paths.data):
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                assert marker.encode() not in path.read_bytes(), path
+    assert (config.paths.html_out / "index.html").is_file()
 
 
 @pytest.fixture
@@ -121,3 +218,16 @@ def test_renamed_oversized_and_linked_artifacts_are_refused(
         store.import_build(SPEC, out)
     monkeypatch.undo()
     assert store.import_build(SPEC, out) == ["foo-1-r0.apk"]
+
+
+def test_the_configured_apkbuild_size_cap_is_the_daemons(
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path
+) -> None:
+    apkbuild = pmaports / "main/hello-x86/APKBUILD"
+    apkbuild.write_text(apkbuild.read_text() + "# padding\n" * 200)  # about 2 KiB
+    config = make_config(extra="inputs: {max_apkbuild_bytes: 1024}\n")
+    desired = fake_daemon(config).read_desired()["main"]
+    reasons = {b.path: b.reason for b in desired.broken}
+    assert reasons["main/hello-x86"] == "main/hello-x86/APKBUILD: larger than 1024 bytes"
+    sizes = {p.parent.relative_to(pmaports): p.stat().st_size for p in pmaports.rglob("APKBUILD")}
+    assert set(reasons) == {str(path) for path, size in sizes.items() if size > 1024}

@@ -177,13 +177,13 @@ def test_entries_that_are_not_regular_files_are_rejected_never_waited_on(
     expected = {
         "a-dir": "a directory",
         "b-fifo": "a FIFO",
-        "c-link-to-fifo": "a symbolic link",
-        "d-link.json": "a symbolic link",
-        "e-dangling": "a symbolic link",
+        "c-link-to-fifo": "a symlink",
+        "d-link.json": "a symlink",
+        "e-dangling": "a symlink",
     }
     for name, kind in expected.items():
         reason = (trigger_dir.rejected / f"{name}.reason").read_text()
-        assert reason == f"{name}: {kind}, expected a regular file\n", reason
+        assert reason == f"{name}: not a regular file ({kind})\n", reason
     assert names(directory) == {"processed", "rejected", "f-ok.json"}
     assert (tmp_path / "outside.json").read_text() == '{"type": "wake"}', "left alone"
 

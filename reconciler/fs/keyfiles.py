@@ -7,8 +7,6 @@ is a KeyFileError that names the file.
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -22,6 +20,7 @@ from reconciler.formats.keys import (
     public_key_pem,
 )
 from reconciler.fs.atomicfile import write_bytes
+from reconciler.fs.regularfile import Refused, read_regular
 
 
 def write_private_key(path: Path, key: rsa.RSAPrivateKey) -> None:
@@ -45,18 +44,11 @@ def load_public_key(path: Path) -> rsa.RSAPublicKey:
 
 
 def _read_key_file(path: Path) -> bytes:
-    """The file's first bytes; only a regular file is read (a FIFO or a device
-    named by mistake neither blocks nor streams)."""
+    """The file's bytes, at most the size limit; only a regular file is read (a
+    FIFO or a device named by mistake neither blocks nor streams)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        return read_regular(str(path), MAX_KEY_FILE_SIZE, follow_symlinks=True)[1]
+    except Refused as exc:
+        raise KeyFileError(f"{path}: {exc}, expected a PEM key file") from exc
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read key file: {exc.strerror or exc}") from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise KeyFileError(f"{path}: not a regular file, expected a PEM key file")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            return handle.read(MAX_KEY_FILE_SIZE + 1)
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read key file: {exc.strerror or exc}") from exc
-    finally:
-        os.close(fd)

@@ -11,10 +11,8 @@ the loop. `prune` keeps the two directories within their age and count.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from reconciler.fs.atomicfile import write_text
+from reconciler.fs.regularfile import Refused, read_regular
 from reconciler.fs.retention import prune_directory
 from reconciler.operator.triggers import MAX_TRIGGER_BYTES, Trigger, TriggerError, parse_trigger
 
@@ -87,8 +86,11 @@ class TriggerDir:
             if name.startswith(".") or name.endswith((".tmp", ".part")) or name in _SUBDIRS:
                 continue
             try:
-                raw = _read_regular(path)
+                raw = read_regular(str(path), MAX_TRIGGER_BYTES)[1]
                 trigger = parse_trigger(name, raw)
+            except Refused as exc:
+                self._reject(path, f"{name}: {exc}")
+                continue
             except (TriggerError, OSError) as exc:
                 reason = str(exc) if isinstance(exc, TriggerError) else f"{name}: {exc.strerror}"
                 self._reject(path, reason)
@@ -129,42 +131,3 @@ class TriggerDir:
 
 
 _SUBDIRS = ("processed", "rejected")
-
-
-def _read_regular(path: Path) -> bytes:
-    """A trigger file's bytes (at most one past the limit). Only a regular file is
-    read: a symlink, FIFO, device, socket or directory is refused, never waited on."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise TriggerError(f"{path.name}: a symbolic link, expected a regular file") from exc
-        if exc.errno in (errno.ENXIO, errno.EISDIR):
-            raise TriggerError(f"{path.name}: {_kind(path)}, expected a regular file") from exc
-        raise
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise TriggerError(f"{path.name}: {_kind(path)}, expected a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            return handle.read(MAX_TRIGGER_BYTES + 1)
-    finally:
-        os.close(fd)
-
-
-def _kind(path: Path) -> str:
-    try:
-        mode = os.lstat(path).st_mode
-    except OSError:
-        return "gone"
-    for test, word in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISLNK, "a symbolic link"),
-    ):
-        if test(mode):
-            return word
-    return "not a regular file"
