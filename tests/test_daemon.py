@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Collection
 from pathlib import Path
 
@@ -120,3 +121,23 @@ def test_the_first_pass_runs_inside_the_same_error_boundary(
     failed = [r for r in caplog.records if r.getMessage() == "pass failed"]
     assert len(failed) == 1 and "a bug met in the first pass" in str(failed[0].exc_info)
     assert "hello-x86-1.0.0-r0" in listed(index), "the daemon carried on and published"
+
+
+def test_a_full_pass_prunes_old_history(
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, clock: FakeClock
+) -> None:
+    config = make_config(extra="retention: {trigger_days: 7, event_days: 7}\n")
+    daemon = fake_daemon(config)
+    assert daemon.converge(max_seconds=120).all_published
+    processed = config.paths.triggers / "processed"
+    old, recent = processed / "old.json", processed / "recent.json"
+    for path, age_days in ((old, 8), (recent, 6)):
+        path.write_text("{}")
+        stamp = time.time() - age_days * 86400
+        os.utime(path, (stamp, stamp))
+    events = config.paths.state / "events.jsonl"
+    assert events.read_text().count("\n") > 10
+    clock.now += 8 * 86400  # every event of the first run is now 8 days old
+    daemon.run_pass(full=True)
+    assert not old.exists() and recent.exists()
+    assert events.read_text().count("\n") < 5, "only the newest pass's events are left"
