@@ -43,12 +43,13 @@ from reconciler.model.layout import RepoRoots
 from reconciler.model.names import RepoKey
 from reconciler.model.observations import ObservedState, RepoObserved
 from reconciler.model.packages import BranchDesired, PkgSpec
-from reconciler.model.progress import Event, PkgState
+from reconciler.model.progress import Event, OperationRecord, PkgState
 from reconciler.observed.scanner import RepoScanner, stored_branches
 from reconciler.observed.snapshot import observe
 from reconciler.operator.intents import BranchRemoval, Intents
 from reconciler.operator.operations import RemoveBranch
 from reconciler.operator.pushes import apply_pushes
+from reconciler.operator.records import OperationLog
 from reconciler.operator.store import INTENTS_FILE, load_intents, save_intents
 from reconciler.operator.trigger_dir import TriggerDir
 from reconciler.operator.triggers import Trigger
@@ -204,6 +205,7 @@ class Daemon:
         self.history = EventLog(paths.state)
         self.intents_path = paths.durable / INTENTS_FILE
         self.intents = load_intents(self.intents_path)
+        self.operations = OperationLog(paths.durable)
         self.plans = PlanMemo()  # a pass whose inputs did not change reuses the last plan
         self.executor = Executor(config, self.jobs, self.store, self.memory, clock)
         self.site = SiteWriter(paths.html_out)
@@ -212,6 +214,7 @@ class Daemon:
         self._unreachable_since: float | None = None
         self._site_error = ""
         self._no_space: list[str] = []  # this pass's writes that found a full disk
+        self._last_full_pass: float | None = None
         # Site inputs made again only when what they come from is another object.
         self._versions: tuple[tuple[tuple[RepoKey, RepoObserved], ...], Versions] = ((), {})
         self._specs: tuple[tuple[int, ...], SpecTable, list[BranchDesired]] = ((), {}, [])
@@ -244,6 +247,8 @@ class Daemon:
         """One level-triggered pass."""
         started = time.monotonic()
         self._no_space = []
+        if full:  # the site's "last seen": changes once per resync, not every pass
+            self._last_full_pass = self.clock()
         triggers = self.triggers.drain()
         pushed = {str(t.data["branch"]) for t in triggers if t.type == "push"}
         synced = self.checkouts.sync(pushed, full, self.clock())
@@ -324,6 +329,7 @@ class Daemon:
         stored = stored_branches(self.scanner.roots) if removing else frozenset()
         world = World.of(observed, desired, now, stored)
         events: list[Event] = []
+        records: list[OperationRecord] = []
         removals = list(synced.removals)
         for trigger in triggers:
             if trigger.operation is not None:
@@ -331,24 +337,36 @@ class Daemon:
                 self.intents = applied.intents
                 events += applied.events
                 removals += applied.removals
-        for event in events:
-            log.info("%s %s: %s", event.repo, event.pkgname, event.message)
+                records += [applied.record] if applied.record is not None else []
+        for record in records:
+            log.info(
+                "%s %s by %s (%s): %s, %s",
+                record.operation,
+                record.target,
+                record.who,
+                record.why,
+                record.outcome,
+                record.effect,
+            )
         if synced.changes:
             applied = apply_pushes(self.intents, synced.changes, world)
             self.intents = applied.intents
             events += applied.events
         self.intents = world.settle(self.intents)
-        if self.intents != before:
-            try:
+        try:
+            # The record first: a pass that dies after it applies the trigger
+            # again (recorded twice), never leaves an operation unrecorded.
+            self.operations.append(records)
+            if self.intents != before:
                 save_intents(self.intents_path, self.intents)
-            except OSError as exc:
-                # Not recorded, so not applied: the triggers stay and are read
-                # again next pass; nothing an operator asked is lost.
-                self.intents = before
-                if not is_no_space(exc):
-                    raise
-                self._no_space.append(f"intents: {exc}")
-                return ()
+        except OSError as exc:
+            # Not saved, so not applied: the triggers stay and are read again
+            # next pass; nothing an operator asked is lost.
+            self.intents = before
+            if not is_no_space(exc):
+                raise
+            self._no_space.append(f"intents: {exc}")
+            return ()
         self.triggers.settle(triggers)
         self._append_events(events)
         return tuple(removals)
@@ -390,7 +408,9 @@ class Daemon:
             title=site.title,
             url=site.url,
             branches=tuple(
-                BranchInfo(b.name, b.arches, b.ignore_errors, desired[b.name].commit)
+                BranchInfo(
+                    b.name, b.arches, b.ignore_errors, desired[b.name].commit, site.commit_url
+                )
                 for b in self.branches()
             ),
             plan=result,
@@ -403,6 +423,11 @@ class Daemon:
             monitoring_max=site.monitoring_max_failures,
             monitoring_footer=site.monitoring_footer,
             problems=tuple(problems),
+            operations=self.operations.recent(),
+            holds=tuple(h for h in self.intents.holds if h.expires is None or now < h.expires),
+            pauses=tuple(p for p in self.intents.pauses if p.expires is None or now < p.expires),
+            last_pass_at=self._last_full_pass,
+            stale_after_seconds=2 * self.config.loop.resync_interval_seconds,
         )
         try:
             self.site.copy_logs([o for o in observed.jobs.values() if not o.status.is_live])

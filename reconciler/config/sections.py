@@ -71,6 +71,8 @@ class SiteConfig:
     title: str = "reconciler"
     monitoring_max_failures: int = 10
     monitoring_footer: str = ""
+    # A commit's web page, "{commit}" standing for its hash ("": commits are not links).
+    commit_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +203,20 @@ def _generate_missing(r: NodeReader, node: yaml.Node | None, service: str) -> bo
 
 
 def read_site(r: NodeReader, node: yaml.Node | None) -> SiteConfig:
-    s = r.mapping(node, "site", {"url", "title", "monitoring_max_failures", "monitoring_footer"})
+    s = r.mapping(
+        node,
+        "site",
+        {"url", "title", "monitoring_max_failures", "monitoring_footer", "commit_url"},
+    )
+    commit_url = r.string(s.get("commit_url"), "site.commit_url", "")
+    if commit_url and (
+        "{commit}" not in commit_url or not commit_url.startswith(("https://", "http://"))
+    ):
+        r.error(
+            s.get("commit_url"),
+            "site.commit_url: expected an http(s) URL with {commit} where the hash goes",
+        )
+        commit_url = ""
     return SiteConfig(
         url=r.string(s.get("url"), "site.url", "http://localhost:8080/"),
         title=r.string(s.get("title"), "site.title", "reconciler"),
@@ -209,6 +224,7 @@ def read_site(r: NodeReader, node: yaml.Node | None) -> SiteConfig:
             s.get("monitoring_max_failures"), "site.monitoring_max_failures", 10, minimum=1
         ),
         monitoring_footer=r.string(s.get("monitoring_footer"), "site.monitoring_footer", ""),
+        commit_url=commit_url,
     )
 
 

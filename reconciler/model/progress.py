@@ -95,3 +95,17 @@ class Event:
     message: str
     job_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRecord:
+    """One manual operation as it was carried out: applied, refused or a no-op,
+    with what it changed. Kept for good (the operations page and feed)."""
+
+    time: float
+    operation: str  # its name: "hold", "requeue", ...
+    who: str
+    why: str
+    target: str  # what it was asked of: "main/x86_64 hello-x86", "main", a job id
+    outcome: str  # "applied", "refused" or "no-op"
+    effect: str  # what it changed, in words

@@ -15,6 +15,7 @@ A trigger file of an operation is one JSON object: `type` (the name), `who`,
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Self
@@ -22,7 +23,7 @@ from typing import Any, ClassVar, Self
 from reconciler.model.errors import InputError
 from reconciler.model.jobs import JobKey
 from reconciler.model.names import is_safe_arch, is_safe_branch, is_safe_name
-from reconciler.model.progress import Event
+from reconciler.model.progress import Event, OperationRecord
 from reconciler.operator.intents import (
     BranchRemoval,
     DeadJob,
@@ -169,6 +170,7 @@ class Applied:
     intents: Intents
     events: tuple[Event, ...] = ()
     removals: tuple[BranchRemoval, ...] = ()
+    record: OperationRecord | None = None  # None for what is not an operation (a push)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +210,13 @@ class Operation:
         return document
 
     def apply(self, intents: Intents, world: World) -> Applied:
-        """The new intents, the events to record and the branches to remove."""
+        """The new intents, the events to record, the branches to remove and the
+        operation's own record."""
         raise NotImplementedError
+
+    def record(self, world: World, target: str, outcome: str, effect: str) -> OperationRecord:
+        """This operation as carried out: `outcome` is applied, refused or no-op."""
+        return OperationRecord(world.now, self.NAME, self.who, self.why, target, outcome, effect)
 
 
 def _where(branch: str, arch: str) -> str:
@@ -237,10 +244,16 @@ class HoldPackage(Operation):
             if (h.branch, h.arch, h.pkgname) != (self.branch, self.arch, self.pkgname)
         )
         where = _where(self.branch, self.arch)
-        event = Event(
-            world.now, where, self.pkgname, "", "operator", f"held by {self.who}: {self.why}"
+        message = f"held by {self.who}: {self.why}"
+        event = Event(world.now, where, self.pkgname, "", "operator", message)
+        until = (
+            f" until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(self.expires))}"
+            if self.expires is not None
+            else ""
         )
-        return Applied(replace(intents, holds=(*kept, hold)), (event,))
+        replaced = " (replacing an earlier hold)" if len(kept) < len(intents.holds) else ""
+        record = self.record(world, f"{where} {self.pkgname}", "applied", f"held{until}{replaced}")
+        return Applied(replace(intents, holds=(*kept, hold)), (event,), record=record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,15 +275,29 @@ class ReleasePackage(Operation):
             )
         )
         where = _where(self.branch, self.arch)
+        target = f"{where} {self.pkgname}"
+        ended = len(intents.holds) - len(kept)
+        if not ended:
+            record = self.record(world, target, "no-op", "nothing of it was held")
+            return Applied(intents, record=record)
         message = f"released by {self.who}: {self.why}"
         event = Event(world.now, where, self.pkgname, "", "operator", message)
-        return Applied(replace(intents, holds=kept), (event,))
+        record = self.record(world, target, "applied", f"ended {ended} hold(s)")
+        return Applied(replace(intents, holds=kept), (event,), record=record)
 
 
 def _grant(
-    op: Operation, intents: Intents, world: World, branch: str, targets: list[tuple[str, str]]
+    op: Operation,
+    intents: Intents,
+    world: World,
+    branch: str,
+    targets: list[tuple[str, str]],
+    target: str,
 ) -> Applied:
-    """Fresh tries for each (arch, pkgname): their attempts so far stop counting."""
+    """Fresh tries for each (arch, pkgname): their attempts so far stop counting.
+    With nothing to give them to, a no-op (recorded all the same)."""
+    if not targets:
+        return Applied(intents, record=op.record(world, target, "no-op", "nothing was failing"))
     grants = list(intents.retries)
     events = []
     for arch, pkgname in targets:
@@ -279,7 +306,9 @@ def _grant(
         grants.append(RetryGrant(branch, arch, pkgname, highest, op.who, op.why, world.now))
         message = f"{op.NAME} by {op.who}: {op.why}"
         events.append(Event(world.now, _where(branch, arch), pkgname, "", "operator", message))
-    return Applied(replace(intents, retries=tuple(grants)), tuple(events))
+    names = ", ".join(f"{_where(branch, a)} {p}" for a, p in targets)
+    record = op.record(world, target, "applied", f"fresh tries for {names}")
+    return Applied(replace(intents, retries=tuple(grants)), tuple(events), record=record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +322,8 @@ class RetryPackage(Operation):
     pkgname: str
 
     def apply(self, intents: Intents, world: World) -> Applied:
-        return _grant(self, intents, world, self.branch, [(self.arch, self.pkgname)])
+        target = f"{_where(self.branch, self.arch)} {self.pkgname}"
+        return _grant(self, intents, world, self.branch, [(self.arch, self.pkgname)], target)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +337,8 @@ class RequeueFailed(Operation):
 
     def apply(self, intents: Intents, world: World) -> Applied:
         targets = [(a, p) for b, a, p in world.failing if b == self.branch and self.arch in ("", a)]
-        return _grant(self, intents, world, self.branch, targets)
+        where = _where(self.branch, self.arch)
+        return _grant(self, intents, world, self.branch, targets, where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,13 +378,18 @@ class RebuildPackage(Operation):
             events.append(
                 Event(world.now, f"{branch}/{where}", pkgname, version, "operator", message)
             )
+        target = f"{_where(branch, self.arch)} {pkgname}"
         if not events:
             message = (
                 f"rebuild asked by {self.who} refused: nothing of it is published ({self.why})"
             )
             where = _where(branch, self.arch)
             events.append(Event(world.now, where, pkgname, "", "operator", message))
-        return Applied(replace(intents, rebuilds=tuple(kept)), tuple(events))
+            record = self.record(world, target, "refused", "nothing of it is published")
+            return Applied(intents, tuple(events), record=record)
+        arches = ", ".join(e.repo.split("/", 1)[1] for e in events)
+        record = self.record(world, target, "applied", f"a rebuild at the same version ({arches})")
+        return Applied(replace(intents, rebuilds=tuple(kept)), tuple(events), record=record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,7 +415,15 @@ class FailJob(Operation):
             message,
             job_id=key.job_id,
         )
-        return Applied(replace(intents, dead_jobs=(*kept, dead)), (event,))
+        known = key in world.observed.jobs
+        effect = "declared dead: cancelled, counts as a failed try"
+        record = self.record(
+            world,
+            key.job_id,
+            "applied",
+            effect if known else effect + " (the job service does not list it)",
+        )
+        return Applied(replace(intents, dead_jobs=(*kept, dead)), (event,), record=record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,10 +446,16 @@ class RemoveBranch(Operation):
             refusal = f"{branch} has no repositories"
         if refusal:
             message = f"removal asked by {who} refused: {refusal} ({why})"
-            return Applied(intents, (Event(world.now, branch, "", "", "operator", message),))
+            record = self.record(world, branch, "refused", refusal)
+            event = Event(world.now, branch, "", "", "operator", message)
+            return Applied(intents, (event,), record=record)
         message = f"data of {branch} removed by {who}: {why}"
         event = Event(world.now, branch, "", "", "removed", message)
-        return Applied(intents, (event,), (BranchRemoval(branch, f"removed by {who}: {why}"),))
+        removal = BranchRemoval(branch, f"removed by {who}: {why}")
+        record = self.record(
+            world, branch, "applied", "its WIP, symlink and final repositories deleted"
+        )
+        return Applied(intents, (event,), (removal,), record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,9 +471,11 @@ class PauseBranch(Operation):
     def apply(self, intents: Intents, world: World) -> Applied:
         pause = Pause(self.branch, self.arch, self.who, self.why, world.now, self.expires)
         kept = tuple(p for p in intents.pauses if (p.branch, p.arch) != (self.branch, self.arch))
+        where = _where(self.branch, self.arch)
         message = f"paused by {self.who}: {self.why}"
-        event = Event(world.now, _where(self.branch, self.arch), "", "", "operator", message)
-        return Applied(replace(intents, pauses=(*kept, pause)), (event,))
+        event = Event(world.now, where, "", "", "operator", message)
+        record = self.record(world, where, "applied", "no new job starts there")
+        return Applied(replace(intents, pauses=(*kept, pause)), (event,), record=record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,9 +491,14 @@ class ResumeBranch(Operation):
         kept = tuple(
             p for p in intents.pauses if not (p.branch == self.branch and self.arch in ("", p.arch))
         )
+        where = _where(self.branch, self.arch)
+        ended = len(intents.pauses) - len(kept)
+        if not ended:
+            return Applied(intents, record=self.record(world, where, "no-op", "nothing was paused"))
         message = f"resumed by {self.who}: {self.why}"
-        event = Event(world.now, _where(self.branch, self.arch), "", "", "operator", message)
-        return Applied(replace(intents, pauses=kept), (event,))
+        event = Event(world.now, where, "", "", "operator", message)
+        record = self.record(world, where, "applied", f"ended {ended} pause(s)")
+        return Applied(replace(intents, pauses=kept), (event,), record=record)
 
 
 OPERATIONS: Mapping[str, type[Operation]] = {

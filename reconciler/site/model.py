@@ -20,7 +20,15 @@ from reconciler.model.jobs import JobKind, JobObservation
 from reconciler.model.names import RepoKey
 from reconciler.model.observations import ObservedState
 from reconciler.model.packages import PkgSpec
-from reconciler.model.progress import Event, PkgState, PkgStatus, RepoPhase, RepoStatus
+from reconciler.model.progress import (
+    Event,
+    OperationRecord,
+    PkgState,
+    PkgStatus,
+    RepoPhase,
+    RepoStatus,
+)
+from reconciler.operator.intents import Hold, Pause
 from reconciler.plan.planner import Plan
 from reconciler.site.words import describe_actions
 
@@ -56,6 +64,7 @@ class BranchInfo:
     arches: tuple[str, ...]
     ignore_errors: bool
     commit: str  # newest commit seen in pmaports ("" for a plain directory)
+    commit_url: str = ""  # a commit's web page, "{commit}" standing for its hash ("": none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +84,13 @@ class SiteInput:
     monitoring_max: int = 10
     monitoring_footer: str = ""
     problems: tuple[str, ...] = ()  # what went wrong in the last pass (failed actions, disks)
+    operations: tuple[OperationRecord, ...] = ()  # every manual operation, newest first
+    holds: tuple[Hold, ...] = ()  # in force now
+    pauses: tuple[Pause, ...] = ()  # in force now
+    # The daemon's last full pass (at start and every resync): a page whose value is
+    # older than `stale_after_seconds` comes from a daemon that may be down.
+    last_pass_at: float | None = None
+    stale_after_seconds: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
