@@ -57,7 +57,7 @@ from reconciler.operator.world import World
 from reconciler.plan.actions import CancelJob, Outcome, SubmitBuild, SubmitSign
 from reconciler.plan.inputs import BranchOrder, PlanSettings
 from reconciler.plan.memo import PlanMemo, same_items
-from reconciler.plan.planner import Plan, plan
+from reconciler.plan.planner import Plan
 from reconciler.site.metrics import MetricsFormatter, PassFigures
 from reconciler.site.model import BranchInfo, SiteInput, versions_from
 from reconciler.site.writer import SiteWriter
@@ -144,20 +144,6 @@ def plan_settings(
         mirror_retry_seconds=config.mirror.retry_seconds,
         removals=removals,
     )
-
-
-def look(config: Config, now: float) -> Plan:
-    """The plan a pass would make from what is on disk, writing nothing (no key,
-    cache, state or job directory): for read-only commands. Jobs are not asked."""
-    reader = DesiredReader(config.splitrepos, max_apkbuild_bytes=config.inputs.max_apkbuild_bytes)
-    desired = {b.name: reader.read_branch(b) for b in config.branches}
-    roots = RepoRoots(config.paths.wip_repo, config.paths.final_repo, config.paths.symlink_repo)
-    scanner = RepoScanner(roots)
-    repos = {key: scanner.scan(key, full=True) for key in config.repositories()}
-    observed = ObservedState(repos, {}, {}, job_service_error="not asked (read-only)")
-    durable = config.paths.durable / INTENTS_FILE
-    intents = load_intents(durable if durable.exists() else config.paths.state / INTENTS_FILE)
-    return plan(desired, observed, plan_settings(config, config.branches, intents), now)
 
 
 class Daemon:

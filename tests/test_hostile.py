@@ -18,6 +18,7 @@ from reconciler.formats.keys import generate_private_key
 from reconciler.model.layout import RepoRoots
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import PkgSpec
+from reconciler.model.progress import PkgState
 
 from .apkcheck import read_index
 from .bounded_call import in_time
@@ -143,7 +144,10 @@ def test_hostile_files_are_broken_and_the_rest_stays_published(
     assert {b.path: b.reason for b in desired.broken} == expected
     broken = {b.pkgname for b in desired.broken}
     assert broken == {"p", "zero", "fifo", "canary", "big", "hello-x86"}
-    assert not broken & {s.pkgname for s in result.plan.packages}  # nothing planned for them
+    shown = {s.pkgname: s for s in result.plan.packages if s.repo == X86}
+    for name in broken:  # each has a state of its own, with its reason
+        assert shown[name].state is PkgState.BROKEN, name
+        assert shown[name].reason in expected.values(), name
     # The rest of the tree stays published, and so does the broken hello-x86.
     assert final_listing(final) == published
     assert (final / "main/x86_64" / hello).is_file()

@@ -59,7 +59,7 @@ def rungs(
         for n, s in by_name.items()
     }
     ladder = PublishLadder(observed, chosen, Tries(observed, chosen, NOW), NOW)
-    actions, status = ladder.rungs(desired, X86, by_name, obs, statuses)
+    actions, status = ladder.rungs(desired, X86, by_name, obs, statuses, {}, set())
     return list(actions), status.phase, status.reason
 
 
@@ -89,8 +89,8 @@ def test_nothing_wanted_and_nothing_published_is_empty() -> None:
     [
         (PkgState.BUILDING, RepoPhase.BUILDING, "1 package(s) still to build"),
         (PkgState.QUEUED, RepoPhase.BUILDING, "1 package(s) still to build"),
-        (PkgState.FAILED, RepoPhase.BLOCKED, "blocked by a"),
-        (PkgState.BROKEN, RepoPhase.BLOCKED, "blocked by a"),
+        (PkgState.FAILED, RepoPhase.BLOCKED, "blocked: 1 failed package (a)"),
+        (PkgState.RETRYING, RepoPhase.BUILDING, "1 package(s) still to build (1 retrying)"),
     ],
 )
 def test_an_unfinished_package_keeps_the_repository_from_publishing(
@@ -327,3 +327,20 @@ def test_find_cycles_has_no_recursion_limit() -> None:
     chain["5000"] = ["0"]
     (cycle,) = find_cycles(chain)
     assert len(cycle) == 5_001 and cycle[0] == "0"
+
+
+def test_a_broken_package_keeps_its_apks_and_the_rest_publishes() -> None:
+    """Nothing holds the repository back: it publishes b's new build beside what
+    final has of the broken a, then says what blocks it."""
+    a1, b1, b2 = apk("a", "1-r0"), apk("b", "1-r0"), apk("b", "2-r0")
+    specs = [spec("a", "2-r0"), spec("b", "2-r0")]
+    states = {"a": PkgState.BROKEN}
+    actions, _, _ = rungs(specs, wip_repo(b2, final=(a1, b1)), states)
+    (write,) = actions
+    assert isinstance(write, WriteSymlinkRepo)
+    assert (write.from_wip, write.from_final) == ((b2,), (a1,))
+    published = wip_repo(final=(a1, b2))
+    assert rungs(specs, published, states)[1:] == (
+        RepoPhase.BLOCKED,
+        "blocked: 1 broken package (a)",
+    )

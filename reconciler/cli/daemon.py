@@ -1,4 +1,4 @@
-"""The daemon's subcommands: `run`, `check-config` and `status`.
+"""The daemon's subcommands: `run` and `check-config`.
 
 The daemon's modules load only for the commands that run it.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,22 +74,6 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def status(args: argparse.Namespace) -> int:
-    """Per repository: its phase and how many packages are in each state. Reads
-    the configured trees and repositories; writes nothing."""
-    from reconciler.loop import look
-
-    result = look(read_config(args), time.time())
-    counts: dict[str, dict[str, int]] = {}
-    for pkg in result.packages:
-        row = counts.setdefault(str(pkg.repo), {})
-        row[pkg.state] = row.get(pkg.state, 0) + 1
-    for repo in result.repos:
-        states = ", ".join(f"{n} {s}" for s, n in sorted(counts.get(str(repo.repo), {}).items()))
-        print(f"{repo.repo!s:32} {repo.phase:11} {states}  {repo.reason}".rstrip())
-    return 0
-
-
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true", help="converge once, then exit")
     config_argument(parser)
@@ -99,5 +82,4 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 SUBCOMMANDS = {
     "run": Subcommand("run the daemon", _run_arguments, run),
     "check-config": Subcommand("validate a configuration file", config_argument, check_config),
-    "status": Subcommand("per branch/arch summary", config_argument, status),
 }

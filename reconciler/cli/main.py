@@ -11,12 +11,13 @@ import argparse
 import logging
 import sys
 
-from reconciler.cli import Subcommand, daemon, hooks, operations, tools
+from reconciler.cli import Subcommand, daemon, hooks, operations, status, tools
 from reconciler.model.errors import ConfigError, ReconcilerError, UsageError
 
 # Every subcommand, in the order `--help` lists them.
 SUBCOMMANDS: dict[str, Subcommand] = {
     **daemon.SUBCOMMANDS,
+    **status.SUBCOMMANDS,
     **{k: v for k, v in tools.SUBCOMMANDS.items() if k != "verify"},
     **operations.SUBCOMMANDS,
     "verify": tools.SUBCOMMANDS["verify"],

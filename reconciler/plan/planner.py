@@ -78,6 +78,11 @@ class Planner:
         self.packages: list[PkgStatus] = []
         self.repos: list[RepoStatus] = []
         self.held: dict[tuple[RepoKey, str], str | None] = {}
+        # Every package state planned so far (repositories are planned native arch
+        # first, the main repository before split ones), and those that can never
+        # build as things stand (waiting on failed or broken packages).
+        self.states: dict[tuple[RepoKey, str], PkgStatus] = {}
+        self.stuck: set[tuple[RepoKey, str]] = set()
         live_builds = sum(
             1
             for k, o in observed.jobs.items()
@@ -156,22 +161,62 @@ class Planner:
                 files = tuple(sorted(f for names in seeds.values() for f in names))
                 self.actions.append(SeedFromOrigin(key, origin, files))
         states: dict[str, PkgStatus] = {}
-        waiting: dict[str, list[str]] = {}
+        waiting: dict[str, list[tuple[RepoKey, str]]] = {}
         for name, spec in sorted(specs.items()):
             if name in seeds:
                 why = f"copying the build published in {branch.origin}"
                 states[name] = PkgStatus(key, name, spec.version, PkgState.BUILDING, why)
                 continue
             states[name] = self._plan_package(spec, obs, branch, waiting)
-        for cycle in find_cycles({p: [d for d in ds if d in waiting] for p, ds in waiting.items()}):
+        local = {p: [d for r, d in ds if r == key and d in waiting] for p, ds in waiting.items()}
+        for cycle in find_cycles(local):
             text = " → ".join([*cycle, cycle[0]])
             for name in cycle:
                 old = states[name]
                 states[name] = PkgStatus(key, name, old.version, PkgState.BROKEN, f"cycle: {text}")
+        for broken in desired.broken:
+            if broken.pkgname not in states and _splitrepo_of(broken.path) == key.splitrepo:
+                version = getattr(broken, "version", "")
+                states[broken.pkgname] = PkgStatus(
+                    key, broken.pkgname, version, PkgState.BROKEN, broken.reason
+                )
         self.packages.extend(states.values())
-        actions, status = self.ladder.rungs(desired, key, specs, obs, states)
+        self.states.update({(key, n): s for n, s in states.items()})
+        stuck = self._stuck(key, states, waiting)
+        self.stuck.update((key, n) for n in stuck)
+        actions, status = self.ladder.rungs(desired, key, specs, obs, states, waiting, stuck)
         self.actions.extend(actions)
         self.repos.append(status)
+
+    def _stuck(
+        self,
+        key: RepoKey,
+        states: Mapping[str, PkgStatus],
+        waiting: Mapping[str, list[tuple[RepoKey, str]]],
+    ) -> set[str]:
+        """The waiting packages of `key` that can never build as things stand: each
+        needs, directly or through other waiting packages, something failed or
+        broken (one whose APKBUILD is unusable has no status of its own here
+        when it is in another repository: it counts as broken)."""
+        dead = (PkgState.FAILED, PkgState.BROKEN)
+
+        def is_dead(repo: RepoKey, name: str) -> bool:
+            found = self.states.get((repo, name))
+            if found is None:
+                return self._desired_spec(repo, name) is None  # broken, or gone
+            return found.state in dead or (repo, name) in stuck_keys
+
+        stuck_keys: set[tuple[RepoKey, str]] = set(self.stuck)
+        changed = True
+        while changed:
+            changed = False
+            for name, needs in waiting.items():
+                if (key, name) in stuck_keys or states[name].state is not PkgState.WAITING:
+                    continue
+                if needs and all(is_dead(repo, dep) for repo, dep in needs):
+                    stuck_keys.add((key, name))
+                    changed = True
+        return {n for r, n in stuck_keys if r == key}
 
     def _tidy_wip(self, key: RepoKey, specs: Mapping[str, PkgSpec], obs: RepoObserved) -> None:
         """Index WIP again when its index does not list exactly its apks; remove
@@ -206,7 +251,11 @@ class Planner:
 
     # --- one package -------------------------------------------------------------
     def _plan_package(
-        self, spec: PkgSpec, obs: RepoObserved, branch: BranchOrder, waiting: dict[str, list[str]]
+        self,
+        spec: PkgSpec,
+        obs: RepoObserved,
+        branch: BranchOrder,
+        waiting: dict[str, list[tuple[RepoKey, str]]],
     ) -> PkgStatus:
         """Where one package stands, and the action that moves it on (collect its
         build, or start one when its dependencies are there and a slot is free).
@@ -219,6 +268,9 @@ class Planner:
 
         listed = obs.final_index.files.get(filename) if obs.final_index is not None else None
         replaced = rebuild_pending(self.settings.intents, spec, listed)
+        hold = self.settings.intents.hold_for(key, spec.pkgname, self.now)
+        if hold is not None:  # an operator's hold shows whatever final publishes
+            return status(PkgState.HELD, _hold_reason(hold.who, hold.since, hold.why))
         if listed is not None and replaced is None:
             return status(PkgState.PUBLISHED)
         held = self._held(key, spec.pkgname, ())
@@ -254,10 +306,9 @@ class Planner:
                 return status(state, reason, job_id=last_job, next_try_at=due, **common)
         missing = self._missing_deps(spec, branch)
         if missing:
-            waiting[spec.pkgname] = [m.split(" ")[0] for m in missing]
-            return status(
-                PkgState.WAITING, "waiting for " + ", ".join(missing), job_id=last_job, **common
-            )
+            waiting[spec.pkgname] = [(repo, name) for repo, name, _ in missing]
+            text = ", ".join(label for _, _, label in missing)
+            return status(PkgState.WAITING, "waiting for " + text, job_id=last_job, **common)
         if self.observed.job_service_error:  # never submit blind: it may hold the job
             why = "ready, waiting for the job service to answer"
             return status(PkgState.QUEUED, why, job_id=last_job, **common)
@@ -285,8 +336,7 @@ class Planner:
         reason = None
         hold = self.settings.intents.hold_for(key, pkgname, self.now)
         if hold is not None:
-            since = time.strftime("%Y-%m-%d %H:%M", time.gmtime(hold.since))
-            reason = f"held by {hold.who} since {since} UTC: {hold.why}"
+            reason = _hold_reason(hold.who, hold.since, hold.why)
         spec = self._desired_spec(key, pkgname)
         if reason is None and spec is not None and pkgname not in path:
             for dep in spec.build_deps:
@@ -313,24 +363,31 @@ class Planner:
             return True
         return not final_only and obs.wip_index is not None and name in obs.wip_index.files
 
-    def _missing_deps(self, spec: PkgSpec, branch: BranchOrder) -> list[str]:
-        missing: list[str] = []
+    def _missing_deps(self, spec: PkgSpec, branch: BranchOrder) -> list[tuple[RepoKey, str, str]]:
+        """What a package waits for: (repository, name, words) per dependency not
+        yet available at its desired version."""
+        missing: list[tuple[RepoKey, str, str]] = []
         desired = self.desired.get(spec.repo.branch)
         broken = {b.pkgname for b in desired.broken} if desired else set()
         for dep in spec.build_deps:
             dep_spec = self._desired_spec(dep.repo, dep.pkgname)
             if dep_spec is None:
                 if dep.pkgname in broken:
-                    missing.append(f"{dep.pkgname} (its APKBUILD is broken)")
+                    label = f"{dep.pkgname} (its APKBUILD is broken)"
+                    missing.append((dep.repo, dep.pkgname, label))
             elif not self._available(dep.repo, dep.pkgname, dep_spec.version, final_only=False):
-                missing.append(dep.pkgname)
+                found = self.states.get((dep.repo, dep.pkgname))
+                label = dep.pkgname
+                if found is not None and found.state in (PkgState.FAILED, PkgState.BROKEN):
+                    label = f"{dep.pkgname} ({found.state})"
+                missing.append((dep.repo, dep.pkgname, label))
         native = RepoKey(spec.repo.branch, "", branch.arches[0])
         for name in spec.native_deps:
             dep_spec = self._desired_spec(native, name)
             if dep_spec is not None and not self._available(
                 native, name, dep_spec.version, final_only=True
             ):
-                missing.append(f"{name} (published for {native.arch})")
+                missing.append((native, name, f"{name} (published for {native.arch})"))
         return missing
 
     def _submit(self, spec: PkgSpec, job: JobKey, branch: BranchOrder) -> SubmitBuild:
@@ -359,3 +416,13 @@ class Planner:
                 indexes.append(BuildIndex(repo, final, present, index.signer if index else ""))
         commit = self.desired[spec.repo.branch].commit
         return SubmitBuild(job, spec, tuple(indexes), tuple(required), commit, branch.pmaports)
+
+
+def _hold_reason(who: str, since: float, why: str) -> str:
+    return f"held by {who} since {time.strftime('%Y-%m-%d %H:%M', time.gmtime(since))} UTC: {why}"
+
+
+def _splitrepo_of(path: str) -> str:
+    """The split repository a pmaports directory publishes into ("" for the main one)."""
+    parts = path.split("/")
+    return parts[1] if parts[0] == "extra-repos" and len(parts) >= 3 else ""

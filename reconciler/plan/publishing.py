@@ -29,7 +29,7 @@ from reconciler.plan.inputs import PlanSettings
 from reconciler.plan.next_publish import publish_target, published_from, rebuilt_packages
 from reconciler.plan.tries import Tries
 
-DONE_STATES = (PkgState.PUBLISHED, PkgState.BUILT, PkgState.HELD)
+DONE_STATES = (PkgState.PUBLISHED, PkgState.BUILT, PkgState.HELD, PkgState.BROKEN)
 
 
 class PublishLadder:
@@ -50,36 +50,44 @@ class PublishLadder:
         specs: Mapping[str, PkgSpec],
         obs: RepoObserved,
         states: Mapping[str, PkgStatus],
+        waiting: Mapping[str, list[tuple[RepoKey, str]]],
+        stuck: set[str],
     ) -> tuple[list[Action], RepoStatus]:
-        """The actions that bring the repository one rung further, and where it stands."""
+        """The actions that bring the repository one rung further, and where it
+        stands. Broken packages, and those that wait for one, never hold the rest
+        back: they keep what final has of them, and the repository publishes the
+        rest, then says it is blocked by them. A failed package blocks it."""
         actions: list[Action] = []
         published = published_from(obs.final_index, desired.commit)
 
         def status(phase: RepoPhase, reason: str = "") -> RepoStatus:
             return RepoStatus(key, phase, reason, *published)
 
-        if not specs and obs.final_index is None:
+        if not specs and obs.final_index is None and not states:
             return actions, RepoStatus(key, RepoPhase.EMPTY)
-        unfinished = [s for s in states.values() if s.state not in DONE_STATES]
+        unfinished = [
+            s for s in states.values() if s.state not in DONE_STATES and s.pkgname not in stuck
+        ]
         if unfinished:
-            bad = sorted(
-                s.pkgname for s in unfinished if s.state in (PkgState.FAILED, PkgState.BROKEN)
-            )
-            if bad:
-                return actions, status(RepoPhase.BLOCKED, "blocked by " + ", ".join(bad))
-            return actions, status(
-                RepoPhase.BUILDING, f"{len(unfinished)} package(s) still to build"
-            )
-        held = {n for n, s in states.items() if s.state is PkgState.HELD}
+            return actions, status(*_unfinished_phase(key, unfinished, states, waiting, stuck))
+        keep = {
+            n
+            for n, s in states.items()
+            if s.state in (PkgState.HELD, PkgState.BROKEN) or n in stuck
+        }
         rebuilt = rebuilt_packages(self.settings.intents, key, specs, obs)
         target, from_wip, from_final, conflicts = publish_target(
-            desired, key, specs, obs, held, rebuilt
+            desired, key, specs, obs, keep, rebuilt
         )
         if conflicts:
             return actions, status(RepoPhase.BLOCKED, "; ".join(conflicts))
         final_index = obs.final_index
         if final_index is not None and final_index.files == target:
-            return self._published(key, obs, final_index, target, published)
+            actions, done = self._published(key, obs, final_index, target, published)
+            blocked = _blocked_by(states, stuck)
+            if blocked:
+                return actions, status(RepoPhase.BLOCKED, blocked)
+            return actions, done
         symlink = obs.symlink_index
         if symlink is None or symlink.files != target:
             wip = tuple(obs.wip[n] for n in from_wip)
@@ -153,3 +161,62 @@ class PublishLadder:
             return [], status(RepoPhase.SIGNING, f"the sign job waits: {paused}")
         sign = SubmitSign(JobKey(intent, self.tries.next_attempt(intent)))
         return [sign], status(RepoPhase.SIGNING, "submitting the sign job")
+
+
+def _counted(noun: str, names: list[str]) -> str:
+    return f"{len(names)} {noun}{'s' if len(names) > 1 else ''} ({', '.join(sorted(names))})"
+
+
+def _blocked_by(states: Mapping[str, PkgStatus], stuck: set[str]) -> str:
+    """What keeps a repository from holding every desired package ("" when nothing)."""
+    parts = []
+    failed = [n for n, s in states.items() if s.state is PkgState.FAILED]
+    broken = [n for n, s in states.items() if s.state is PkgState.BROKEN]
+    if failed:
+        parts.append(_counted("failed package", failed))
+    if broken:
+        parts.append(_counted("broken package", broken))
+    if stuck:
+        parts.append(_counted("package", sorted(stuck)) + " waiting for them")
+    return "blocked: " + ", ".join(parts) if parts else ""
+
+
+def _unfinished_phase(
+    key: RepoKey,
+    unfinished: list[PkgStatus],
+    states: Mapping[str, PkgStatus],
+    waiting: Mapping[str, list[tuple[RepoKey, str]]],
+    stuck: set[str],
+) -> tuple[RepoPhase, str]:
+    """Where a repository stands while some packages are not done: blocked by a
+    failure; waiting for other repositories (nothing here can build until they
+    publish); or building, with what remains."""
+    if any(s.state is PkgState.FAILED for s in unfinished):
+        return RepoPhase.BLOCKED, _blocked_by(states, stuck)
+    elsewhere: dict[RepoKey, dict[str, None]] = {}
+    for s in unfinished:
+        needs = waiting.get(s.pkgname, []) if s.state is PkgState.WAITING else []
+        if not needs or any(repo == key for repo, _ in needs):
+            break  # something here can build, or waits for something built here
+        for repo, name in needs:
+            elsewhere.setdefault(repo, {})[name] = None
+    else:
+        text = "; ".join(
+            f"{_where(repo, key)} to publish {', '.join(names)}"
+            for repo, names in sorted(elsewhere.items())
+        )
+        return RepoPhase.BUILDING, f"waiting for {text}"
+    retrying = [s for s in unfinished if s.state is PkgState.RETRYING]
+    reason = f"{len(unfinished)} package(s) still to build"
+    if retrying:
+        due = min((s.next_try_at for s in retrying if s.next_try_at), default=None)
+        when = f", next try at {time.strftime('%H:%M:%S', time.gmtime(due))} UTC" if due else ""
+        reason += f" ({len(retrying)} retrying{when})"
+    return RepoPhase.BUILDING, reason
+
+
+def _where(repo: RepoKey, here: RepoKey) -> str:
+    """Another repository, named as briefly as is clear from `here`."""
+    if repo.branch == here.branch and repo.splitrepo == here.splitrepo:
+        return repo.arch
+    return str(repo)
