@@ -11,10 +11,12 @@ from reconciler.formats.apkbuild import (
     ApkbuildError,
     Subpackage,
     check_arch,
+    error_line,
     package_arch,
     parse_apkbuild,
     subpackage_arch,
     to_json,
+    unknown_arch,
 )
 
 PATH = "main/foo/APKBUILD"
@@ -38,7 +40,7 @@ SUBSTITUTIONS = [
     ("braces", '_a=x\n_v="${_a}"', "x"),
     ("plain", '_a=x\n_v="$_a-y"', "x-y"),
     ("plain unquoted", "_a=x\n_v=$_a/y", "x/y"),
-    ("longest name wins", '_a=x\n_v="$_ab"', "$_ab"),
+    ("longest name wins", '_a=x\n_v="$_ab"', ""),
     ("builtin pkgname", '_v="$pkgname-$pkgver-r$pkgrel"', "foo-1.2.3-r0"),
     ("replace first", '_s=1.2.3\n_v="${_s/./-}"', "1-2.3"),
     ("replace with empty", '_s=1.2.3\n_v="${_s/./}"', "12.3"),
@@ -52,16 +54,22 @@ SUBSTITUTIONS = [
     ("replace-all kept literal", '_s=1.2.3\n_v="${_s//./-}"', "${_s//./-}"),
     ("default kept literal", '_s=1\n_v="${_s:-x}"', "${_s:-x}"),
     ("nested kept literal", '_a=.\n_s=1.2\n_v="${_s/$_a/}"', "${_s/$_a/}"),
-    ("unknown braces", '_v="${_nope}"', "${_nope}"),
-    ("unknown plain", '_v="$_nope"', "$_nope"),
+    ("unknown braces", '_v="${_nope}"', ""),
+    ("unknown plain", '_v="$_nope"', ""),
+    ("unknown in a list", 'makedepends="$depends_dev bc"\n_v="$makedepends"', " bc"),
+    ("unknown replace", '_v="a${_nope/x/y}b"', "ab"),
+    ("unknown prefix", '_v="a${_nope#x}b"', "ab"),
+    ("unknown suffix kept literal", '_v="${_nope%x}"', "${_nope%x}"),
+    ("special parameter kept literal", '_v="$1 $@ $?"', "$1 $@ $?"),
     ("command substitution", '_v="$(uname -m)"', "$(uname -m)"),
     ("dollar dollar", '_v="a$$b"', "a$$b"),
     ("trailing dollar", '_v="a$"', "a$"),
     ("unterminated brace", '_v="${_a"', "${_a"),
     ("single quotes expand too", "_a=x\n_v='$_a'", "x"),
     ("self reference", '_v=x\n_v="$_v y"', "x y"),
-    ("later assignment invisible", '_v="$_late"\n_late=1', "$_late"),
-    ("no re-expansion", "_b='$_c'\n_c=z\n_v=\"$_b\"", "$_c"),
+    ("later assignment invisible", '_v="$_late"\n_late=1', ""),
+    ("no re-expansion", '_d=\'$\'\n_b="${_d}_c"\n_c=z\n_v="$_b"', "$_c"),
+    ("substituted text not rescanned", "_d='$'\n_c=z\n_v=\"${_d}_c\"", "$_c"),
     ("several in one value", '_a=x\n_b=y\n_v="$_a${_b}$_a"', "xyx"),
 ]
 
@@ -361,7 +369,12 @@ def test_to_json() -> None:
     data = to_json(parse_apkbuild(SUBPACKAGE_APKBUILD, PATH))
     assert data["pkgname"] == "foo" and data["pkgrel"] == 0 and data["provider_priority"] == 0
     assert data["arch"] == ["all"] and data["depends"] == ["base"]
-    assert "variables" not in data and "maintainer" in data and "triggers" in data
+    assert (
+        "variables" not in data
+        and "lines" not in data
+        and "maintainer" in data
+        and "triggers" in data
+    )
     subs = data["subpackages"]
     assert isinstance(subs, dict)
     assert subs["foo-cfg"] == {
@@ -376,65 +389,75 @@ def test_to_json() -> None:
 # --- errors ----------------------------------------------------------------
 
 NAME = "pkgver=1\npkgrel=0\narch=all\n"
+# (id, text, path, field, line the message names (None: none), fragment of the message)
 ERRORS = [
-    ("CRLF", HEADER.replace("\n", "\r\n"), PATH, "", "line 1: CRLF"),
-    ("stray CR", HEADER + "pkgdesc=a\rb\n", PATH, "", "line 5: carriage return"),
-    ("unterminated quote", HEADER + '\n\ndepends="a\n\tb\n', PATH, "", "line 7: unterminated"),
-    ("unterminated single", HEADER + "pkgdesc='a\n", PATH, "", "line 5: unterminated ' quote"),
+    ("CRLF", HEADER.replace("\n", "\r\n"), PATH, "", 1, "CRLF"),
+    ("stray CR", HEADER + "pkgdesc=a\rb\n", PATH, "", 5, "carriage return"),
+    ("unterminated quote", HEADER + '\n\ndepends="a\n\tb\n', PATH, "", 7, "unterminated"),
+    ("unterminated single", HEADER + "pkgdesc='a\n", PATH, "", 5, "unterminated ' quote"),
     ("unterminated in split", HEADER + 'subpackages="foo-x"\nx() {\n\tdepends="a\n}\n', PATH, "",
-     "line 7: unterminated"),
-    ("missing pkgname", NAME, PATH, "pkgname", "missing"),
-    ("directory mismatch", HEADER, "main/bar/APKBUILD", "pkgname", "'bar'"),
-    ("no directory", HEADER, "APKBUILD", "pkgname", "directory"),
-    ("dotdot name", "pkgname=../x\n" + NAME, "main/../x/APKBUILD", "pkgname", "unsafe"),
-    ("dotdot", "pkgname=..\n" + NAME, "main/../APKBUILD", "pkgname", "unsafe"),
-    ("semicolon", 'pkgname="a;rm"\n' + NAME, "main/a;rm/APKBUILD", "pkgname", "unsafe"),
-    ("space", 'pkgname="a b"\n' + NAME, "main/a b/APKBUILD", "pkgname", "unsafe"),
-    ("NUL", "pkgname=a\x00\n" + NAME, "main/a\x00/APKBUILD", "pkgname", "unsafe"),
-    ("leading dash", "pkgname=-a\n" + NAME, "main/-a/APKBUILD", "pkgname", "unsafe"),
-    ("dollar left", "pkgname=$_x\n" + NAME, "main/$_x/APKBUILD", "pkgname", "unsafe"),
-    ("sub dotdot", HEADER + 'subpackages="../x"\n', PATH, "subpackages", "unsafe"),
-    ("sub semicolon", HEADER + 'subpackages="a;rm"\n', PATH, "subpackages", "unsafe"),
-    ("sub NUL", HEADER + 'subpackages="a\x00b"\n', PATH, "subpackages", "unsafe"),
-    ("sub slash", HEADER + 'subpackages="foo/x"\n', PATH, "subpackages", "unsafe"),
-    ("sub empty name", HEADER + 'subpackages=":x"\n', PATH, "subpackages", "unsafe"),
-    ("sub colons", HEADER + 'subpackages="a:b:c:d"\n', PATH, "subpackages", "too many"),
-    ("sub twice", HEADER + 'subpackages="a a:f"\n', PATH, "subpackages", "twice"),
-    ("sub is main", HEADER + 'subpackages="foo"\n', PATH, "subpackages", "main package"),
-    ("sub arch", HEADER + 'subpackages="a::$CBUILD_ARCH"\n', PATH, "subpackages", "arch"),
-    ("missing pkgver", "pkgname=foo\npkgrel=0\narch=all\n", PATH, "pkgver", "missing"),
-    ("pkgver dash", HEADER + "pkgver=1.0-r1\n", PATH, "pkgver", "invalid"),
-    ("pkgver dollar", HEADER + "pkgver=$(date)\n", PATH, "pkgver", "invalid"),
-    ("missing pkgrel", "pkgname=foo\npkgver=1\narch=all\n", PATH, "pkgrel", "missing"),
-    ("negative pkgrel", HEADER + "pkgrel=-1\n", PATH, "pkgrel", "'-1'"),
-    ("dotted pkgrel", HEADER + "pkgrel=1.0\n", PATH, "pkgrel", "'1.0'"),
-    ("leading zero pkgrel", HEADER + "pkgrel=01\n", PATH, "pkgrel", "'01'"),
-    ("huge pkgrel", HEADER + "pkgrel=" + "9" * 5000 + "\n", PATH, "pkgrel", "integer"),
-    ("missing arch", "pkgname=foo\npkgver=1\npkgrel=0\n", PATH, "arch", "missing"),
-    ("empty arch", HEADER + 'arch=" "\n', PATH, "arch", "missing"),
-    ("bad arch", HEADER + 'arch="x86-64"\n', PATH, "arch", "'x86-64'"),
-    ("bad negated arch", HEADER + 'arch="all !ARMV7"\n', PATH, "arch", "'!ARMV7'"),
-    ("bare negation", HEADER + 'arch="!"\n', PATH, "arch", "'!'"),
-    ("priority", HEADER + "provider_priority=high\n", PATH, "provider_priority", "'high'"),
-    ("expansion bomb", HEADER + "_a=xxxxxxxx\n" + '_a="$_a$_a$_a$_a"\n' * 12, PATH, "",
+     7, "unterminated"),
+    ("missing pkgname", NAME, PATH, "pkgname", None, "missing"),
+    ("empty pkgname", "pkgname=\n" + NAME, PATH, "pkgname", 1, "empty"),
+    ("undefined pkgname", "pkgname=$_x\n" + NAME, PATH, "pkgname", 1, "empty"),
+    ("directory mismatch", HEADER, "main/bar/APKBUILD", "pkgname", 1, "'bar'"),
+    ("last pkgname counts", HEADER + "\npkgname=bar\n", PATH, "pkgname", 6, "'bar'"),
+    ("no directory", HEADER, "APKBUILD", "pkgname", 1, "directory"),
+    ("dotdot name", "pkgname=../x\n" + NAME, "main/../x/APKBUILD", "pkgname", 1, "unsafe"),
+    ("dotdot", "pkgname=..\n" + NAME, "main/../APKBUILD", "pkgname", 1, "unsafe"),
+    ("semicolon", 'pkgname="a;rm"\n' + NAME, "main/a;rm/APKBUILD", "pkgname", 1, "unsafe"),
+    ("space", 'pkgname="a b"\n' + NAME, "main/a b/APKBUILD", "pkgname", 1, "unsafe"),
+    ("NUL", "pkgname=a\x00\n" + NAME, "main/a\x00/APKBUILD", "pkgname", 1, "unsafe"),
+    ("leading dash", "pkgname=-a\n" + NAME, "main/-a/APKBUILD", "pkgname", 1, "unsafe"),
+    ("command left", "pkgname=$(x)\n" + NAME, "main/$(x)/APKBUILD", "pkgname", 1, "unsafe"),
+    ("sub dotdot", HEADER + 'subpackages="../x"\n', PATH, "subpackages", 5, "unsafe"),
+    ("sub semicolon", HEADER + 'subpackages="a;rm"\n', PATH, "subpackages", 5, "unsafe"),
+    ("sub NUL", HEADER + 'subpackages="a\x00b"\n', PATH, "subpackages", 5, "unsafe"),
+    ("sub slash", HEADER + 'subpackages="foo/x"\n', PATH, "subpackages", 5, "unsafe"),
+    ("sub empty name", HEADER + 'subpackages=":x"\n', PATH, "subpackages", 5, "unsafe"),
+    ("sub colons", HEADER + 'subpackages="a:b:c:d"\n', PATH, "subpackages", 5, "too many"),
+    ("sub twice", HEADER + 'subpackages="a a:f"\n', PATH, "subpackages", 5, "twice"),
+    ("sub twice multi-line", HEADER + 'subpackages="a\n\ta:f"\n', PATH, "subpackages", 5,
+     "twice"),
+    ("sub is main", HEADER + 'subpackages="foo"\n', PATH, "subpackages", 5, "main package"),
+    ("sub arch", HEADER + 'subpackages="a::$(uname)"\n', PATH, "subpackages", 5, "arch"),
+    ("missing pkgver", "pkgname=foo\npkgrel=0\narch=all\n", PATH, "pkgver", None, "missing"),
+    ("empty pkgver", HEADER + "pkgver=\n", PATH, "pkgver", 5, "empty"),
+    ("pkgver dash", HEADER + "pkgver=1.0-r1\n", PATH, "pkgver", 5, "invalid characters"),
+    ("pkgver dollar", HEADER + "pkgver=$(date)\n", PATH, "pkgver", 5, "invalid"),
+    ("missing pkgrel", "pkgname=foo\npkgver=1\narch=all\n", PATH, "pkgrel", None, "missing"),
+    ("negative pkgrel", HEADER + "pkgrel=-1\n", PATH, "pkgrel", 5, "'-1'"),
+    ("dotted pkgrel", HEADER + "pkgrel=1.0\n", PATH, "pkgrel", 5, "'1.0'"),
+    ("leading zero pkgrel", HEADER + "pkgrel=01\n", PATH, "pkgrel", 5, "'01'"),
+    ("huge pkgrel", HEADER + "pkgrel=" + "9" * 5000 + "\n", PATH, "pkgrel", 5, "integer"),
+    ("missing arch", "pkgname=foo\npkgver=1\npkgrel=0\n", PATH, "arch", None, "missing"),
+    ("empty arch", HEADER + 'arch=" "\n', PATH, "arch", 5, "empty"),
+    ("bad arch", HEADER + 'arch="x86-64"\n', PATH, "arch", 5, "'x86-64'"),
+    ("bad negated arch", HEADER + 'arch="all !ARMV7"\n', PATH, "arch", 5, "'!ARMV7'"),
+    ("bare negation", HEADER + 'arch="!"\n', PATH, "arch", 5, "'!'"),
+    ("multi-line arch", HEADER + 'arch="all\n\t!ARMV7"\n', PATH, "arch", 5, "'!ARMV7'"),
+    ("priority", HEADER + "provider_priority=high\n", PATH, "provider_priority", 5, "'high'"),
+    ("expansion bomb", HEADER + "_a=xxxxxxxx\n" + '_a="$_a$_a$_a$_a"\n' * 12, PATH, "", 12,
      "longer than"),
     ("total budget", HEADER + "_a=xxxxxxxx\n" + '_a="$_a$_a"\n' * 13 + '_b="$_a"\n' * 200, PATH, "",
-     "total size"),
+     144, "total size"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("text", "path", "field", "fragment"),
+    ("text", "path", "field", "line", "fragment"),
     [case[1:] for case in ERRORS],
     ids=[case[0] for case in ERRORS],
 )
-def test_errors(text: str, path: str, field: str, fragment: str) -> None:
+def test_errors(text: str, path: str, field: str, line: int | None, fragment: str) -> None:
     with pytest.raises(ApkbuildError) as caught:
         parse_apkbuild(text, path)
     error = caught.value
-    assert (error.path, error.field) == (path, field)
-    assert str(error) == f"{path}: {field}: {error.message}"
+    assert (error.path, error.field, error.line) == (path, field, line)
+    where = path if line is None else f"{path}: line {line}"
+    assert str(error) == (f"{where}: {field}: " if field else f"{where}: ") + error.message
     assert fragment in error.message
+    assert error_line(str(error), path) == line
 
 
 def test_valid_edge_values_are_accepted() -> None:
@@ -502,3 +525,60 @@ def _parses_or_names_the_path(text: str) -> None:
     else:
         assert result.pkgname == "foo"
         assert result.arch
+
+
+# --- lines and arches, for the reasons of broken packages -------------------
+
+
+def test_lines_of_the_assignments_that_count() -> None:
+    result = parse_apkbuild(
+        '# Maintainer: x\npkgname=foo\npkgver=1.0\npkgrel=0\narch="all\n\tx86"\n'
+        'depends="a"\npkgver=1.1\n\tpkgrel=9\nsub() {\n\tdepends="b"\n}\n',
+        PATH,
+    )
+    assert result.lines == (
+        ("pkgname", 2),
+        ("pkgver", 8),
+        ("pkgrel", 4),
+        ("arch", 5),
+        ("depends", 7),
+    )
+    assert result.line("pkgver") == 8 and result.line("arch") == 5
+    assert result.line("makedepends") is None
+    # A parse without lines (an old cache entry) names none.
+    assert Apkbuild("foo", "1", 0).line("pkgver") is None
+
+
+UNKNOWN_ARCH = [
+    (("all",), None),
+    (("noarch", "!x86"), None),
+    (("x86_64", "aarch64", "armv7", "armhf", "x86", "ppc64le", "s390x", "riscv64"), None),
+    (("loongarch64", "mips64", "mips64el", "riscv32", "!ppc64"), None),
+    (("x86_65",), "x86_65"),
+    (("all", "!x86_65"), "x86_65"),
+    (("x86_64", "arm64", "amd64"), "arm64"),
+    (("!all", "!noarch"), None),
+    (("myarch",), "myarch"),
+]
+
+
+@pytest.mark.parametrize(("arch", "expected"), UNKNOWN_ARCH)
+def test_unknown_arch(arch: tuple[str, ...], expected: str | None) -> None:
+    assert unknown_arch(arch) == expected
+    assert unknown_arch(arch, frozenset({"myarch", "arm64", "amd64", "x86_65"})) is None
+
+
+@pytest.mark.parametrize(
+    ("reason", "line"),
+    [
+        (f"{PATH}: line 12: pkgver: x", 12),
+        (f"{PATH}: line 3: unterminated", 3),
+        (f"{PATH}: pkgver: missing", None),
+        (f"{PATH}: pkgdesc: line 3: x", None),
+        ("main/bar/APKBUILD: line 3: x", None),
+        (f"{PATH}: line 0: x", None),
+        (f"{PATH}: larger than 1024 bytes", None),
+    ],
+)
+def test_error_line(reason: str, line: int | None) -> None:
+    assert error_line(reason, PATH) == line

@@ -583,7 +583,7 @@ def test_a_utf8_name_is_not_refused_for_its_bytes(pmaports: Path) -> None:
     (directory / "APKBUILD").write_text(GOOD_APKBUILD.format(name="café"), encoding="utf-8")
     (broken,) = read(pmaports).broken
     assert broken.path == "main/café"
-    assert broken.reason == "main/café/APKBUILD: pkgname: unsafe package name 'café'"
+    assert broken.reason == "main/café/APKBUILD: line 1: pkgname: unsafe package name 'café'"
 
 
 def test_a_symlink_inside_the_tree_is_read(pmaports: Path, tmp_path: Path) -> None:
@@ -723,3 +723,98 @@ def test_deep_nesting_is_walked(pmaports: Path) -> None:
         for level in reversed(levels):
             with contextlib.suppress(FileNotFoundError):
                 os.rmdir(level)
+
+
+# --- what a broken package says (issue 15) ------------------------------------------
+
+KNOWN = "aarch64, armhf, armv7, loongarch64, ppc64le, riscv64, s390x, x86, x86_64"
+# directory -> (APKBUILD text, (reason, version, line) when broken, None when not)
+REASON_TREE: dict[str, tuple[str, tuple[str, str, int | None] | None]] = {
+    "badver": (
+        'pkgname=badver\npkgver=1.0-beta\npkgrel=0\narch="all"\n',
+        ("main/badver/APKBUILD: line 2: pkgver: invalid characters in '1.0-beta'", "", 2),
+    ),
+    "apkbadver": (
+        'pkgname=apkbadver\npkgrel=0\n\npkgver=1.0_foo\narch="all"\n',
+        ("main/apkbadver/APKBUILD: line 4: pkgver: '1.0_foo' is not a valid apk version",
+         "1.0_foo-r0", 4),
+    ),
+    "badrel": (
+        'pkgname=badrel\npkgver=1.0\npkgrel=1a\narch="all"\n',
+        ("main/badrel/APKBUILD: line 3: pkgrel: "
+         "'1a' is not a non-negative integer without leading zeros", "", 3),
+    ),
+    "badname": (
+        'pkgname="bad;name"\npkgver=1.0\npkgrel=0\narch="all"\n',
+        ("main/badname/APKBUILD: line 1: pkgname: unsafe package name 'bad;name'", "", 1),
+    ),
+    "noarch": (
+        "pkgname=noarch\npkgver=1.0\npkgrel=0\n",
+        ("main/noarch/APKBUILD: arch: missing", "", None),
+    ),
+    "badarch": (
+        '# comment\npkgname=badarch\npkgver=1.0\npkgrel=2\narch="x86_65"\n',
+        (f"main/badarch/APKBUILD: line 5: arch: 'x86_65' is not an arch apk knows ({KNOWN})",
+         "1.0-r2", 5),
+    ),
+    "negbadarch": (
+        'pkgname=negbadarch\npkgver=1.0\npkgrel=0\narch="all\n\t!x86_65"\n',
+        ("main/negbadarch/APKBUILD: line 4: arch: "
+         f"'x86_65' is not an arch apk knows ({KNOWN})", "1.0-r0", 4),
+    ),
+    "armonly": ('pkgname=armonly\npkgver=1.0\npkgrel=0\narch="armhf"\n', None),
+    "mipsonly": ('pkgname=mipsonly\npkgver=1.0\npkgrel=0\narch="mips64el"\n', None),
+    "notarm": ('pkgname=notarm\npkgver=1.0\npkgrel=0\narch="all !armhf"\n', None),
+    "usesundef": (
+        'pkgname=usesundef\npkgver=1.0\npkgrel=0\narch="all"\nmakedepends="$depends_dev bc"\n',
+        None,
+    ),
+    "bc": ('pkgname=bc\npkgver=1.0\npkgrel=0\narch="noarch"\n', None),
+}  # fmt: skip
+
+
+def write_tree(root: Path, apkbuilds: dict[str, str]) -> Path:
+    for name, text in apkbuilds.items():
+        (root / "main" / name).mkdir(parents=True)
+        (root / "main" / name / "APKBUILD").write_text(text, encoding="utf-8")
+    return root
+
+
+def test_broken_packages_name_file_line_and_what(tmp_path: Path) -> None:
+    tree = write_tree(tmp_path / "tree", {name: text for name, (text, _) in REASON_TREE.items()})
+    branch = BranchConfig(name="main", pmaports=tree, arches=("x86_64",))
+    desired = DesiredReader(()).read_branch(branch)
+    expected = {
+        f"main/{name}": BrokenPackage(f"main/{name}", name, *broken)
+        for name, (_, broken) in REASON_TREE.items()
+        if broken is not None
+    }
+    assert {b.path: b for b in desired.broken} == expected
+    repo = main_repo("x86_64")
+    # A known arch this branch does not build is nowhere here, and not broken.
+    assert set(desired.repos[repo]) == {"notarm", "usesundef", "bc"}
+    # An undefined variable is nothing: the only build dependency is bc.
+    assert desired.repos[repo]["usesundef"].build_deps == (DepRef(repo, "bc"),)
+
+
+def test_an_arch_the_branch_is_configured_with_is_known(tmp_path: Path) -> None:
+    tree = write_tree(
+        tmp_path / "tree",
+        {
+            "custom": 'pkgname=custom\npkgver=1.0\npkgrel=0\narch="myarch"\n',
+            "typo": 'pkgname=typo\npkgver=1.0\npkgrel=0\narch="x86_64 myarhc"\n',
+        },
+    )
+    branch = BranchConfig(name="main", pmaports=tree, arches=("x86_64", "myarch"))
+    desired = DesiredReader(()).read_branch(branch)
+    assert set(desired.repos[main_repo("myarch")]) == {"custom"}
+    assert desired.repos[main_repo("x86_64")] == {}
+    (typo,) = desired.broken
+    listed = "aarch64, armhf, armv7, loongarch64, myarch, ppc64le, riscv64, s390x, x86, x86_64"
+    assert typo == BrokenPackage(
+        "main/typo",
+        "typo",
+        f"main/typo/APKBUILD: line 4: arch: 'myarhc' is not an arch apk knows ({listed})",
+        "1.0-r0",
+        4,
+    )

@@ -76,3 +76,18 @@ def test_a_cache_of_the_right_parser_but_foreign_shape_is_ignored(rows: object) 
     data = marshal.dumps((reconciler.desired.parsecache.parser_digest(), rows))
     assert reconciler.desired.parsecache.load(data) == {}
     assert reconciler.desired.parsecache.load(marshal.dumps(rows)) == {}
+
+
+def test_a_restart_keeps_the_lines_broken_reasons_name(pmaports: Path, tmp_path: Path) -> None:
+    """A broken package's reason (its line included) is the same after a restart,
+    so a restart makes no state change of it."""
+    directory = pmaports / "main/badarch"
+    directory.mkdir()
+    (directory / "APKBUILD").write_text(
+        'pkgname=badarch\npkgver=1.0\npkgrel=0\n\narch="x86_65"\nlicense="MIT"\n'
+    )
+    state = tmp_path / "state"
+    first = {b.pkgname: (b.reason, b.line) for b in read(pmaports, state).broken}
+    assert "line 5: arch" in first["badarch"][0] and first["badarch"][1] == 5
+    again = {b.pkgname: (b.reason, b.line) for b in read(pmaports, state).broken}
+    assert again == first

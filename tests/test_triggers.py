@@ -246,8 +246,13 @@ def test_parse_trigger_on_random_bytes(name: str, raw: bytes) -> None:
     check_parse(name, raw)
 
 
+# JSON holds finite numbers only (NaN and Infinity are refused on their own, below).
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
     ),
@@ -293,3 +298,10 @@ def test_drain_rejects_deeply_nested_json(tmp_path: Path) -> None:
     drop(trigger_dir.directory, "later.json", '{"type": "wake"}')
     assert [t.name for t in trigger_dir.drain()] == ["later.json"]
     assert names(trigger_dir.rejected) == {"deep.json", "deep.json.reason"}
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(constant: str) -> None:
+    raw = f'{{"type": "hold", "branch": "main", "pkgname": "a", "who": "w", "why": "y", "expires": {constant}}}'
+    with pytest.raises(TriggerError, match=f"not a JSON document: {constant} is not a JSON value"):
+        parse_trigger("t.json", raw.encode())

@@ -31,10 +31,12 @@ Entry = tuple[Ident, ParsedFile]
 
 
 def parser_digest() -> str:
-    """Changes whenever the code that turns APKBUILD text into fields changes."""
+    """Changes whenever the code that turns APKBUILD text into fields, or the
+    shape this module stores them in, changes."""
     digest = hashlib.sha256()
     for module in (apkbuild, shellvars, names):
         digest.update(Path(module.__file__ or "").read_bytes())
+    digest.update(Path(__file__).read_bytes())
     return digest.hexdigest()
 
 
@@ -65,6 +67,7 @@ def _dump_apkbuild(a: Apkbuild) -> tuple[object, ...]:
         a.install,
         a.triggers,
         a.variables,
+        a.lines,
     )
 
 

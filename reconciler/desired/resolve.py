@@ -5,9 +5,13 @@ of the tree through its package name, then its subpackage names, then its
 versioned provides; names nothing in the tree provides are external (Alpine) and
 dropped. A foreign arch builds cross: `makedepends_build` resolves against the
 native arch, and the cross toolchain and crossdirect must be published natively
-first. Pure; the work shared by every arch (parsing dependency tokens, arch
-checks, version comparisons, the arch-independent fields of a spec) is done once
-per branch, and each token is looked up once per repository, not once per package.
+first. An APKBUILD that did not parse, has a version apk rejects, names an arch
+apk does not know (and the branch is not configured with) or a name another
+file of its repository has is a `BrokenPackage`, with what is known of it and a
+reason naming its file and line. Pure; the work shared by every arch (parsing
+dependency tokens, arch checks, version comparisons, the arch-independent
+fields of a spec) is done once per branch, and each token is looked up once per
+repository, not once per package.
 """
 
 from __future__ import annotations
@@ -16,7 +20,16 @@ from dataclasses import dataclass
 
 from reconciler.config.branches import BranchConfig
 from reconciler.formats import apkversion
-from reconciler.formats.apkbuild import Apkbuild, Subpackage, check_arch, subpackage_arch
+from reconciler.formats.apkbuild import (
+    ALPINE_ARCHES,
+    Apkbuild,
+    Subpackage,
+    check_arch,
+    error_line,
+    error_text,
+    subpackage_arch,
+    unknown_arch,
+)
 from reconciler.formats.dependency import Dependency, is_plain_version, parse_dependency
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import BranchDesired, BrokenPackage, DepRef, PkgSpec, SubpackageSpec
@@ -74,8 +87,10 @@ class _Resolver:
     """Memos for one resolve_branch call: each token parsed, each version
     constraint checked and each DepRef made once."""
 
-    def __init__(self, mode: apkversion.VersionMode) -> None:
+    def __init__(self, mode: apkversion.VersionMode, configured: tuple[str, ...] = ()) -> None:
         self._mode = mode
+        self._configured = frozenset(configured)  # arches known beside apk's
+        self._unknown: dict[tuple[str, ...], str | None] = {}
         # Every name a provider map of the branch can hold; a token naming
         # anything else resolves to nothing in every repository.
         self.names: set[str] = set()
@@ -222,6 +237,16 @@ class _Resolver:
             self._valid[version] = valid
         return valid
 
+    def unknown_arch(self, a: Apkbuild) -> str | None:
+        """The reason `a`'s arch names an arch nobody knows, if it does."""
+        name = self._unknown.get(a.arch, "")
+        if name == "":
+            name = self._unknown[a.arch] = unknown_arch(a.arch, self._configured)
+        if name is None:
+            return None
+        listed = ", ".join(sorted({*ALPINE_ARCHES, *self._configured}))
+        return f"{name!r} is not an arch apk knows ({listed})"
+
     def arches(self, arch: tuple[str, ...], every_arch: tuple[str, ...]) -> frozenset[str]:
         """The arches of `every_arch` a package with this `arch` list builds for."""
         found = self._arches.get(arch)
@@ -235,7 +260,7 @@ def resolve_branch(branch: BranchConfig, files: list[ParsedFile], commit: str) -
     """Pure: parsed files -> per-repository package specs with resolved dependencies.
     Long because it is one pass per arch over every split repository, sharing the
     memos of all of them; the work per file is in `_Resolver`."""
-    resolver = _Resolver(apkversion.VersionMode(branch.apk_version))
+    resolver = _Resolver(apkversion.VersionMode(branch.apk_version), branch.arches)
     by_repo, broken = _usable_files(files, resolver)
     native = branch.native_arch
     every_arch = (*branch.arches, native)
@@ -301,26 +326,36 @@ def _usable_files(
     files: list[ParsedFile], resolver: _Resolver
 ) -> tuple[dict[str, dict[str, ParsedFile]], list[BrokenPackage]]:
     """The usable files per split repo and directory name, and the broken ones (no
-    parse, an invalid version, a name twice); every name a provider map can hold
-    goes into the resolver."""
+    parse, an invalid version, an unknown arch, a name twice: with the version
+    when it was read and the line the reason names); every name a provider map
+    can hold goes into the resolver."""
     broken: list[BrokenPackage] = []
     by_repo: dict[str, dict[str, ParsedFile]] = {}
     for parsed in files:
         name = parsed.path.rsplit("/", 1)[-1]
-        if parsed.apkbuild is None:
-            broken.append(BrokenPackage(parsed.path, name, parsed.error))
+        a = parsed.apkbuild
+        where = f"{parsed.path}/APKBUILD"
+        if a is None:
+            line = error_line(parsed.error, where)
+            broken.append(BrokenPackage(parsed.path, name, parsed.error, line=line))
             continue
-        if not resolver.valid(parsed.apkbuild.version):
-            version = parsed.apkbuild.version
-            reason = f"{parsed.path}/APKBUILD: pkgver: {version!r} is not a valid apk version"
-            broken.append(BrokenPackage(parsed.path, name, reason))
+        if not resolver.valid(a.version):
+            line = a.line("pkgver")
+            why = f"{a.pkgver!r} is not a valid apk version"
+            reason = error_text(where, line, "pkgver", why)
+            broken.append(BrokenPackage(parsed.path, name, reason, a.version, line))
+            continue
+        why_arch = resolver.unknown_arch(a)
+        if why_arch is not None:
+            line = a.line("arch")
+            reason = error_text(where, line, "arch", why_arch)
+            broken.append(BrokenPackage(parsed.path, name, reason, a.version, line))
             continue
         repo_files = by_repo.setdefault(parsed.splitrepo, {})
         if name in repo_files:
             other = repo_files[name].path
-            broken.append(
-                BrokenPackage(parsed.path, name, f"{parsed.path}: pkgname also in {other}")
-            )
+            reason = f"{parsed.path}: pkgname also in {other}"
+            broken.append(BrokenPackage(parsed.path, name, reason, a.version))
             continue
         repo_files[name] = parsed
     for pfs in by_repo.values():

@@ -1,14 +1,19 @@
 """APKBUILD text -> fields, never executing shell (apk-formats.md §4).
 
 `parse_apkbuild` reads the top-level assignments statically, as pmbootstrap's
-parser does (see `reconciler.shellvars`), then validates every field that later
-ends up in a path, a command line or a version string, raising `ApkbuildError`
-("<path>: <field>: <message>") for anything unsafe or missing. Two deliberate
-differences from pmbootstrap follow abuild instead: subpackages do not inherit
-`provides`, and continuation lines of a multi-line quoted value are never read
-as assignments of their own. `check_arch`, `package_arch` and `subpackage_arch`
-implement abuild's arch rules; `Apkbuild.build_depends` is pmbootstrap's list
-of build dependencies. Called by `desired` for each APKBUILD of a checkout.
+parser does (see `reconciler.formats.shellvars`), then validates every field
+that later ends up in a path, a command line or a version string, raising
+`ApkbuildError` ("<path>: line <n>: <field>: <message>", the line of the
+assignment whose value counts; "<path>: <field>: missing" for a field never
+assigned) for anything unsafe or missing. Three deliberate differences from
+pmbootstrap follow abuild and the shell instead: an undefined variable expands
+to nothing, subpackages do not inherit `provides`, and continuation lines of a
+multi-line quoted value are never read as assignments of their own.
+`check_arch`, `package_arch` and `subpackage_arch` implement abuild's arch
+rules, `APK_ARCHES` names the arches apk-tools knows; `Apkbuild.build_depends`
+is pmbootstrap's list of build dependencies. Called by `desired` for each
+APKBUILD of a checkout (which also judges arches and versions against the
+branch, naming the line with `Apkbuild.line`).
 """
 
 from __future__ import annotations
@@ -27,11 +32,55 @@ _PRIORITY_RE = re.compile(r"[0-9]{1,9}")
 _IFS_RE = re.compile(r"[ \t\n]+")
 _OPERATOR_RE = re.compile(r"[<>=~@]")
 _MAINTAINER_RE = re.compile(r"#[ \t]*Maintainer:(.*)")
+_LINE_RE = re.compile(r": line ([1-9][0-9]*): ")
 # Default split functions whose name is not simply the text after the last "-".
 _COMPLETION_FUNCS = (
     ("-bash-completion", "bashcomp"),
     ("-zsh-completion", "zshcomp"),
     ("-fish-completion", "fishcomp"),
+)
+# The arch names apk-tools knows (its APK_DEFAULT_BASE_ARCH values, apk_arch.h).
+APK_ARCHES = frozenset(
+    [
+        "aarch64",
+        "arc700",
+        "archs",
+        "armeb",
+        "armel",
+        "armhf",
+        "armv7",
+        "loongarch32",
+        "loongarch64",
+        "loongarchx32",
+        "mips",
+        "mips64",
+        "mips64el",
+        "mipsel",
+        "ppc",
+        "ppc64",
+        "ppc64le",
+        "riscv32",
+        "riscv64",
+        "s390x",
+        "sh2eb",
+        "sh3",
+        "sh4",
+        "wasi32",
+        "x86",
+        "x86_64",
+    ]
+)
+# The arches Alpine releases for: the ones a reason about an unknown arch lists.
+ALPINE_ARCHES = (
+    "aarch64",
+    "armhf",
+    "armv7",
+    "loongarch64",
+    "ppc64le",
+    "riscv64",
+    "s390x",
+    "x86",
+    "x86_64",
 )
 # Subpackages that abuild builds as noarch unless their arch is given (§4.2).
 _NOARCH_SUFFIXES = (
@@ -47,13 +96,31 @@ _NOARCH_SUFFIXES = (
 
 
 class ApkbuildError(InputError):
-    """An APKBUILD that cannot be used; `field` is "" for file-level problems."""
+    """An APKBUILD that cannot be used: "<path>: line <line>: <field>: <message>".
 
-    def __init__(self, path: str, field: str, message: str) -> None:
-        super().__init__(f"{path}: {field}: {message}")
+    `field` is "" for file-level problems (a syntax error, a carriage return);
+    `line` is the line of the assignment (or the syntax error), None when there
+    is none (a field never assigned). Both are left out of the text when empty.
+    """
+
+    def __init__(self, path: str, field: str, message: str, line: int | None = None) -> None:
+        super().__init__(error_text(path, line, field, message))
         self.path = path
         self.field = field
         self.message = message
+        self.line = line
+
+
+def error_text(path: str, line: int | None, field: str, message: str) -> str:
+    """The text of an `ApkbuildError`, without the parts that are empty."""
+    where = path if line is None else f"{path}: line {line}"
+    return f"{where}: {field}: {message}" if field else f"{where}: {message}"
+
+
+def error_line(reason: str, path: str) -> int | None:
+    """The line an `ApkbuildError` text for `path` names, if it names one."""
+    match = _LINE_RE.match(reason, len(path)) if reason.startswith(path) else None
+    return int(match.group(1)) if match else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +162,19 @@ class Apkbuild:
     triggers: tuple[str, ...] = ()
     # Every top-level assignment after expansion, in file order (repeats included).
     variables: tuple[tuple[str, str], ...] = ()
+    # (name, line of its last top-level assignment), in order of first assignment.
+    lines: tuple[tuple[str, int], ...] = ()
 
     @property
     def version(self) -> str:
         return f"{self.pkgver}-r{self.pkgrel}"
+
+    def line(self, name: str) -> int | None:
+        """The line of the top-level assignment of `name` whose value counts."""
+        for assigned, lineno in self.lines:
+            if assigned == name:
+                return lineno
+        return None
 
     def build_depends(self) -> tuple[str, ...]:
         """Build dependencies as pmbootstrap computes them (§4.7 item 5), first-seen order.
@@ -130,6 +206,16 @@ def check_arch(arch: tuple[str, ...], carch: str) -> bool:
     return any(token in ("all", "noarch", carch) for token in arch)
 
 
+def unknown_arch(arch: tuple[str, ...], also: frozenset[str] = frozenset()) -> str | None:
+    """The first name in `arch` (without its "!") that is neither `all`, `noarch`,
+    an arch apk knows nor one of `also` (the arches a branch is configured with)."""
+    for token in arch:
+        name = token.removeprefix("!")
+        if name not in APK_ARCHES and name not in also and name not in ("all", "noarch"):
+            return name
+    return None
+
+
 def package_arch(arch: tuple[str, ...], carch: str) -> str:
     """The `.PKGINFO` arch of the main package built for `carch`."""
     return "noarch" if "noarch" in arch else carch
@@ -147,11 +233,12 @@ def subpackage_arch(sub: Subpackage, pkgarch: str, carch: str) -> str:
 
 
 def to_json(apkbuild: Apkbuild) -> dict[str, object]:
-    """A JSON-ready dict like `pmbootstrap apkbuild_parse` prints (without `variables`)."""
+    """A JSON-ready dict like `pmbootstrap apkbuild_parse` prints (without
+    `variables` and `lines`)."""
     result: dict[str, object] = {}
     for field in fields(apkbuild):
         value = getattr(apkbuild, field.name)
-        if field.name not in ("variables", "subpackages"):
+        if field.name not in ("variables", "lines", "subpackages"):
             result[field.name] = list(value) if isinstance(value, tuple) else value
     result["subpackages"] = {
         sub.name: {
@@ -175,37 +262,32 @@ def parse_apkbuild(text: str, path: str) -> Apkbuild:
     lines = _numbered_lines(text, path)
     budget = Budget()
     variables: dict[str, str] = {}
+    linenos: dict[str, int] = {}
     try:
-        assigned = assignments(lines, variables, budget)
+        assigned = assignments(lines, variables, budget, linenos)
     except ShellVarsError as exc:
-        raise ApkbuildError(path, "", str(exc)) from None
+        raise ApkbuildError(path, "", exc.message, exc.lineno) from None
+    top = _Fields(variables, linenos, path)
 
-    pkgname = _pkgname(variables, path)
-    pkgver = _required(variables, "pkgver", path)
+    pkgname = _pkgname(top)
+    pkgver = top.required("pkgver")
     if not _PKGVER_RE.fullmatch(pkgver) or len(pkgver) > 128:
-        raise ApkbuildError(path, "pkgver", f"invalid characters in {pkgver!r}")
-    pkgrel = _required(variables, "pkgrel", path)
+        raise top.error("pkgver", f"invalid characters in {pkgver!r}")
+    pkgrel = top.required("pkgrel")
     if not _PKGREL_RE.fullmatch(pkgrel):
-        raise ApkbuildError(
-            path, "pkgrel", f"{pkgrel!r} is not a non-negative integer without leading zeros"
-        )
-    arch = words(variables.get("arch", ""))
-    if not arch:
-        raise ApkbuildError(path, "arch", "missing or empty")
-    for token in arch:
-        if not is_safe_arch(token.removeprefix("!")):
-            raise ApkbuildError(path, "arch", f"invalid arch {token!r}")
+        raise top.error("pkgrel", f"{pkgrel!r} is not a non-negative integer without leading zeros")
+    arch = _arch(top)
     priority = variables.get("provider_priority", "")
     if priority and not _PRIORITY_RE.fullmatch(priority):
-        raise ApkbuildError(path, "provider_priority", f"{priority!r} is not an integer")
+        raise top.error("provider_priority", f"{priority!r} is not an integer")
 
     def listed(name: str) -> tuple[str, ...]:
         return words(variables.get(name, ""))
 
     try:
-        subpackages = _subpackages(lines, variables, pkgname, path, budget)
+        subpackages = _subpackages(lines, top, pkgname, budget)
     except ShellVarsError as exc:
-        raise ApkbuildError(path, "", str(exc)) from None
+        raise ApkbuildError(path, "", exc.message, exc.lineno) from None
     return Apkbuild(
         pkgname=pkgname,
         pkgver=pkgver,
@@ -229,6 +311,7 @@ def parse_apkbuild(text: str, path: str) -> Apkbuild:
         install=listed("install"),
         triggers=listed("triggers"),
         variables=tuple(assigned),
+        lines=tuple(linenos.items()),
     )
 
 
@@ -237,28 +320,52 @@ def _numbered_lines(text: str, path: str) -> list[Line]:
     for lineno, line in enumerate(text.split("\n"), start=1):
         if "\r" in line:
             kind = "CRLF line ending" if line.endswith("\r") else "carriage return"
-            raise ApkbuildError(path, "", f"line {lineno}: {kind} (the file must use LF only)")
+            raise ApkbuildError(path, "", f"{kind} (the file must use LF only)", lineno)
         lines.append((lineno, line))
     return lines
 
 
-def _required(variables: dict[str, str], name: str, path: str) -> str:
-    value = variables.get(name, "")
-    if not value:
-        raise ApkbuildError(path, name, "missing or empty")
-    return value
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """The top-level values of one APKBUILD, with what errors about them need."""
+
+    variables: dict[str, str]
+    linenos: dict[str, int]  # name -> line of its last assignment
+    path: str
+
+    def error(self, name: str, message: str) -> ApkbuildError:
+        """An error about field `name`, naming the line that set it."""
+        return ApkbuildError(self.path, name, message, self.linenos.get(name))
+
+    def required(self, name: str) -> str:
+        value = self.variables.get(name)
+        if value is None:
+            raise ApkbuildError(self.path, name, "missing")
+        if not value:
+            raise self.error(name, "empty")
+        return value
 
 
-def _pkgname(variables: dict[str, str], path: str) -> str:
-    pkgname = _required(variables, "pkgname", path)
+def _pkgname(top: _Fields) -> str:
+    pkgname = top.required("pkgname")
     if not is_safe_name(pkgname):
-        raise ApkbuildError(path, "pkgname", f"unsafe package name {pkgname!r}")
-    directory = PurePosixPath(path).parent.name
+        raise top.error("pkgname", f"unsafe package name {pkgname!r}")
+    directory = PurePosixPath(top.path).parent.name
     if pkgname != directory:
-        raise ApkbuildError(
-            path, "pkgname", f"{pkgname!r} does not match the directory name {directory!r}"
-        )
+        raise top.error("pkgname", f"{pkgname!r} does not match the directory name {directory!r}")
     return pkgname
+
+
+def _arch(top: _Fields) -> tuple[str, ...]:
+    """The `arch` list, each name safe in a path (whether apk knows it is the
+    branch's business: `unknown_arch`)."""
+    arch = words(top.required("arch"))
+    if not arch:
+        raise top.error("arch", "empty")
+    for token in arch:
+        if not is_safe_arch(token.removeprefix("!")):
+            raise top.error("arch", f"invalid arch {token!r}")
+    return arch
 
 
 def _maintainer_comment(lines: list[Line]) -> str:
@@ -291,26 +398,27 @@ def _function_body(lines: list[Line], func: str) -> list[Line] | None:
 
 
 def _subpackages(
-    lines: list[Line], variables: dict[str, str], pkgname: str, path: str, budget: Budget
+    lines: list[Line], top: _Fields, pkgname: str, budget: Budget
 ) -> tuple[Subpackage, ...]:
+    variables = top.variables
     seen: set[str] = set()
     result: list[Subpackage] = []
     for token in words(variables.get("subpackages", "")):
         parts = token.split(":")
         name = parts[0]
         if len(parts) > 3:
-            raise ApkbuildError(path, "subpackages", f"too many ':' in {token!r}")
+            raise top.error("subpackages", f"too many ':' in {token!r}")
         if not is_safe_name(name):
-            raise ApkbuildError(path, "subpackages", f"unsafe subpackage name {name!r}")
+            raise top.error("subpackages", f"unsafe subpackage name {name!r}")
         if name == pkgname:
-            raise ApkbuildError(path, "subpackages", f"{name!r} is the main package name")
+            raise top.error("subpackages", f"{name!r} is the main package name")
         if name in seen:
-            raise ApkbuildError(path, "subpackages", f"{name!r} is listed twice")
+            raise top.error("subpackages", f"{name!r} is listed twice")
         seen.add(name)
         func = (parts[1] if len(parts) > 1 else "") or _default_func(name)
         arch = (parts[2] if len(parts) > 2 else "") or None
         if arch is not None and not is_safe_arch(arch):
-            raise ApkbuildError(path, "subpackages", f"invalid arch {arch!r} for {name!r}")
+            raise top.error("subpackages", f"invalid arch {arch!r} for {name!r}")
         body = _function_body(lines, func)
         if body is None:
             sub_vars = {**variables, "provides": ""}

@@ -5,8 +5,14 @@ assignment; its value is a quoted string (single and double quotes alike,
 possibly spanning lines, continuation lines stripped and joined by single
 spaces) or an unquoted word cut at the first `#`. Values are expanded against
 the variables assigned so far with `${var}`, `$var`, `${var/search/replace}`
-and `${var#prefix}`; anything else (`$(cmd)`, `${var%x}`, unknown names) stays
-literal. Used by `reconciler.apkbuild`, which turns the result into fields.
+and `${var#prefix}`. A name not assigned so far expands to nothing, as in the
+shell (pmbootstrap would keep `$name` literally): `"$depends_dev bc"` without
+`depends_dev` is ` bc`, and the operators above on such a name give "" too.
+What is not supported stays literal: `$(cmd)`, `${var%x}` and the other
+operators, globs in a pattern, nested expansions, special parameters (`$$`,
+`$1`, `$@`, ...), a lone `$`. Used by `reconciler.formats.apkbuild`, which
+turns the result into fields and names the lines `assignments` reports in its
+error messages.
 
 Two caps keep hostile input from exhausting memory (`a="$a$a"` repeated doubles
 each line): one per expanded value and one shared by a whole parse.
@@ -26,6 +32,8 @@ MAX_TOTAL_CHARS = 8 * 1024 * 1024
 ASSIGN_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _GLOB_CHARS = frozenset("*?[")
+# What follows "$" in the shell's special parameters ($$, $?, $1, ...).
+_SPECIAL = frozenset("$?#!@*-0123456789")
 
 # A numbered source line: (1-based line number in the file, text without "\n").
 Line = tuple[int, str]
@@ -75,8 +83,9 @@ def _operator(inner: str, value: str) -> str | None:
 def expand(text: str, variables: Mapping[str, str], lineno: int = 0) -> str:
     """Expand the supported variable references in `text` in one left-to-right pass.
 
-    Substituted text is not expanded again. Unknown variables and unsupported
-    forms are kept verbatim.
+    Substituted text is not expanded again. A name missing from `variables`
+    expands to nothing (so does a supported operator on it); unsupported forms
+    are kept verbatim.
     """
     out: list[str] = []
     size = 0
@@ -107,17 +116,18 @@ def _reference(text: str, dollar: int, variables: Mapping[str, str]) -> tuple[st
         if close < 0:
             return "$", start
         match = _NAME_RE.match(text, start + 1, close)
-        if match is not None and match.group() in variables:
-            result = _operator(text[match.end() : close], variables[match.group()])
+        if match is not None:
+            # An undefined name is "" to the operators too, as in the shell.
+            result = _operator(text[match.end() : close], variables.get(match.group(), ""))
             if result is not None:
                 return result, close + 1
         return text[dollar : close + 1], close + 1
+    if text[start : start + 1] in _SPECIAL:
+        return text[dollar : start + 1], start + 1  # $$, $1, $@, ...: not supported
     match = _NAME_RE.match(text, start)
     if match is None:
         return "$", start
-    if match.group() in variables:
-        return variables[match.group()], match.end()
-    return text[dollar : match.end()], match.end()
+    return variables.get(match.group(), ""), match.end()
 
 
 def _raw_value(lines: Sequence[Line], index: int, name: str, rest: str) -> tuple[str, int]:
@@ -140,13 +150,18 @@ def _raw_value(lines: Sequence[Line], index: int, name: str, rest: str) -> tuple
 
 
 def assignments(
-    lines: Sequence[Line], variables: dict[str, str], budget: Budget
+    lines: Sequence[Line],
+    variables: dict[str, str],
+    budget: Budget,
+    linenos: dict[str, int] | None = None,
 ) -> list[tuple[str, str]]:
     """Read every column-0 assignment of `lines` in order, updating `variables`.
 
     Returns the (name, expanded value) pairs in file order. Continuation lines of
     a multi-line quoted value are consumed by it and never read as assignments
-    themselves (as in shell; pmbootstrap would also parse them).
+    themselves (as in shell; pmbootstrap would also parse them). When `linenos`
+    is given, each name assigned gets the line its last assignment starts on
+    (the one whose value counts).
     """
     found: list[tuple[str, str]] = []
     index = 0
@@ -161,6 +176,8 @@ def assignments(
         value = expand(raw, variables, lineno)
         budget.spend(lineno, len(value))
         variables[name] = value
+        if linenos is not None:
+            linenos[name] = lineno
         found.append((name, value))
         index = last + 1
     return found

@@ -89,11 +89,15 @@ class DepRef:
 
 @dataclass(frozen=True, slots=True)
 class BrokenPackage:
-    """An APKBUILD that could not be turned into a PkgSpec, with the reason."""
+    """An APKBUILD that could not be turned into a PkgSpec, with the reason and
+    what is known of it: its version when the parse got that far ("" else), the
+    line of the APKBUILD the reason names (None when it names none)."""
 
     path: str
     pkgname: str
     reason: str
+    version: str = ""  # full "pkgver-rpkgrel"
+    line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

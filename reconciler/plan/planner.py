@@ -176,9 +176,8 @@ class Planner:
                 states[name] = PkgStatus(key, name, old.version, PkgState.BROKEN, f"cycle: {text}")
         for broken in desired.broken:
             if broken.pkgname not in states and _splitrepo_of(broken.path) == key.splitrepo:
-                version = getattr(broken, "version", "")
                 states[broken.pkgname] = PkgStatus(
-                    key, broken.pkgname, version, PkgState.BROKEN, broken.reason
+                    key, broken.pkgname, broken.version, PkgState.BROKEN, broken.reason
                 )
         self.packages.extend(states.values())
         self.states.update({(key, n): s for n, s in states.items()})
