@@ -302,6 +302,7 @@ def test_drain_rejects_deeply_nested_json(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_are_not_json(constant: str) -> None:
-    raw = f'{{"type": "hold", "branch": "main", "pkgname": "a", "who": "w", "why": "y", "expires": {constant}}}'
+    fields = '"type": "hold", "branch": "main", "pkgname": "a", "who": "w", "why": "y"'
+    raw = f'{{{fields}, "expires": {constant}}}'
     with pytest.raises(TriggerError, match=f"not a JSON document: {constant} is not a JSON value"):
         parse_trigger("t.json", raw.encode())
