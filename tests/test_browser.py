@@ -2,14 +2,17 @@
 
 Pages load without console errors; the branch grid's filter works with
 JavaScript and the grid stays complete without it; hostile package metadata is
-shown as text, never run. Debian's /usr/bin/chromium and /usr/bin/chromedriver
-are used as they are (Selenium Manager never downloads anything). On CI
+shown as text, never run; the front page warns when the daemon's last full pass
+is too old (and still shows its time without JavaScript). Debian's
+/usr/bin/chromium and /usr/bin/chromedriver are used as they are (Selenium
+Manager never downloads anything). On CI
 (CI=true) a missing browser fails the run. Screenshots go to tests/_artifacts/.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,11 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 from reconciler.formats.apkbuild import parse_apkbuild
+from reconciler.model.names import RepoKey
+from reconciler.model.progress import PkgState, PkgStatus, RepoPhase, RepoStatus
+from reconciler.plan.planner import Plan
+from reconciler.site.model import BranchInfo, SiteInput, iso
+from reconciler.site.writer import SiteWriter
 
 from .nginx_server import (
     ROOT,
@@ -375,3 +383,102 @@ def test_other_pages_of_the_hostile_site_stay_inert(browser: WebDriver, hostile_
         assert_no_alert(browser)
         assert "pwned" not in browser.title, page
         assert not errors, (page, errors)
+
+
+# -- a daemon that may be down ----------------------------------------------------
+
+STALE_AFTER = 600.0
+
+
+def daemon_site(root: Path, last_pass_at: float) -> SiteInput:
+    repo = RepoKey("main", "", "x86_64")
+    return SiteInput(
+        title="reconciler",
+        url="https://build.example.org/",
+        branches=(BranchInfo("main", ("x86_64",), False, ""),),
+        plan=Plan(
+            (),
+            (PkgStatus(repo, "hello", "1-r0", PkgState.PUBLISHED),),
+            (RepoStatus(repo, RepoPhase.PUBLISHED),),
+        ),
+        specs={},
+        versions={},
+        jobs=(),
+        events=(),
+        max_parallel=1,
+        last_pass_at=last_pass_at,
+        stale_after_seconds=STALE_AFTER,
+    )
+
+
+@pytest.fixture(scope="module")
+def daemon_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, float]]]:
+    """Two front pages served by nginx: a last full pass an hour ago (stale: more than
+    STALE_AFTER) and one just now. name -> (base URL, last_pass_at)."""
+    require_tool("nginx", "nginx-light")
+    now = time.time()
+    servers, urls = [], {}
+    try:
+        for name, seen in (("stale", now - 3600), ("fresh", now)):
+            root = tmp_path_factory.mktemp(f"daemon-{name}")
+            for directory in ("final", "wip"):
+                (root / directory).mkdir()
+            SiteWriter(root / "html").render(daemon_site(root, seen), seen)
+            server = NginxServer.start(root / "html", root / "final", root / "wip", root / "nginx")
+            servers.append(server)
+            urls[name] = (server.base_url, seen)
+        yield urls
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def daemon_line(driver: WebDriver) -> WebElement:
+    line: WebElement = driver.find_element(By.ID, "daemon-seen")
+    return line
+
+
+def test_an_old_last_pass_warns_that_the_daemon_may_be_down(
+    browser: WebDriver, daemon_urls: dict[str, tuple[str, float]]
+) -> None:
+    url, seen = daemon_urls["stale"]
+    errors = load(browser, url)
+    assert not errors, errors
+    wait_for(
+        browser,
+        lambda d: d.find_element(By.ID, "daemon-down").is_displayed(),
+        "stale.js did not show the warning",
+    )
+    screenshot(browser, "front-page-daemon-down.png")
+    text = daemon_line(browser).text
+    assert "the daemon may be down" in text
+    assert iso(seen) in text, "the time of the last pass stays"
+    assert "stale" in (daemon_line(browser).get_dom_attribute("class") or "").split()
+
+
+def test_a_fresh_last_pass_shows_no_warning(
+    browser: WebDriver, daemon_urls: dict[str, tuple[str, float]]
+) -> None:
+    url, seen = daemon_urls["fresh"]
+    errors = load(browser, url)
+    assert not errors, errors
+    # The script has run (it loads deferred, before "complete"): the line is as served.
+    assert browser.execute_script(
+        "return Array.from(document.scripts).some(s => s.src.endsWith('static/stale.js'))"
+    )
+    warning = browser.find_element(By.ID, "daemon-down")
+    assert not warning.is_displayed()
+    text = daemon_line(browser).text
+    assert "may be down" not in text
+    assert text.startswith(f"daemon last seen: {iso(seen)} (a full pass runs every 5 min)")
+    assert "stale" not in (daemon_line(browser).get_dom_attribute("class") or "").split()
+
+
+def test_without_javascript_the_last_pass_time_still_shows(
+    browser_nojs: WebDriver, daemon_urls: dict[str, tuple[str, float]]
+) -> None:
+    url, seen = daemon_urls["stale"]
+    load(browser_nojs, url)
+    text = daemon_line(browser_nojs).text
+    assert text.startswith(f"daemon last seen: {iso(seen)}")
+    assert not browser_nojs.find_element(By.ID, "daemon-down").is_displayed()

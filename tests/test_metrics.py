@@ -95,6 +95,28 @@ def test_samples(packages: tuple[PkgStatus, ...], sample: str, value: float) -> 
     assert got[sample] == pytest.approx(value)
 
 
+@pytest.mark.parametrize(
+    "now", [1_796_560_000.123, 1_800_000_000.999, 1_796_563_599.0004, 2_000_000_000.0, 1.5]
+)
+def test_the_heartbeat_time_round_trips_to_the_millisecond(now: float) -> None:
+    """Six significant digits (%g) would lose more than an hour of a unix time."""
+    text = MetricsFormatter().format(plan(), replace(FIGURES, now=now))
+    got = samples(text)["reconciler_last_pass_timestamp_seconds"]
+    assert got == round(now, 3)
+    assert abs(got - now) <= 0.0005 + 1e-9
+
+
+def test_values_are_written_in_full() -> None:
+    text = MetricsFormatter().format(plan(status("a", PkgState.PUBLISHED)), FIGURES)
+    lines = set(text.splitlines())
+    assert "reconciler_last_pass_timestamp_seconds 1800000000.123" in lines
+    assert "reconciler_pass_duration_seconds 0.012346" in lines
+    assert "reconciler_jobs_running 2" in lines  # counts stay integers
+    assert f"{PUBLISHED_X86} 1" in lines
+    big = MetricsFormatter().format(plan(), replace(FIGURES, apks_opened=123_456_789_012))
+    assert "reconciler_apks_opened_total 123456789012" in big.splitlines()
+
+
 def test_every_state_of_every_repository_is_counted_even_at_zero() -> None:
     got = samples(MetricsFormatter().format(plan(), FIGURES))
     counted = [k for k in got if k.startswith("reconciler_packages{")]

@@ -16,6 +16,7 @@ from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, Jo
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import DepRef, PkgSpec
 from reconciler.model.progress import PkgState, PkgStatus, RepoPhase, RepoStatus
+from reconciler.operator.intents import Hold, Pause
 from reconciler.plan.planner import Plan
 from reconciler.site.documents import status_documents
 from reconciler.site.feeds import badge_state, monitoring_lines
@@ -25,6 +26,7 @@ from reconciler.site.writer import SiteWriter
 from .conftest import ConfigFactory, DaemonFactory, set_field
 
 WATCHED = (".html", ".atom", ".svg", ".json", ".txt")
+LAST_SEEN = {"index.html", "status.json", "status/main.json"}  # show the last full pass
 
 
 def snapshot(out: Path) -> dict[str, tuple[int, int]]:
@@ -46,9 +48,13 @@ def test_unchanged_pass_writes_nothing_and_a_change_rewrites_only_its_pages(
     before = snapshot(out)
     rendered = daemon.site.rendered
     daemon.run_pass()
-    daemon.run_pass(full=True)
     assert snapshot(out) == before, "a pass with nothing changed rewrites no page"
     assert daemon.site.rendered == rendered, "rendering is skipped when nothing changed"
+    daemon.run_pass(full=True)  # a new "daemon last seen": the files that show it
+    seen = snapshot(out)
+    assert {p for p in seen if before.get(p) != seen[p]} == LAST_SEEN
+    assert daemon.site.rendered == rendered + 1, "only index.html is rendered again"
+    before = seen
 
     set_field(pmaports / "main/postmarketos-ui-demo/APKBUILD", "pkgrel", "1")
     assert daemon.converge(max_seconds=120).all_published
@@ -98,11 +104,11 @@ def test_monitoring_txt_is_bpo_format() -> None:
     ok = PkgStatus(X86, "ok", "1-r0", PkgState.PUBLISHED)
     assert monitoring_lines(site_input((ok,))) == ("OK",)
     assert monitoring_lines(site_input((failed("a"),))) == (
-        "1 failure at [bpo](https://build.example.org/):",
+        "1 failure(s) at [t](https://build.example.org):",
         "* 📦 [main/x86_64/a](https://build.example.org/logs/job-a.log) (try 3/3)",
     )
     lines = monitoring_lines(site_input((failed("a"), failed("b", 1), failed("c"))))
-    assert lines[0] == "3 failures at [bpo](https://build.example.org/):"
+    assert lines[0] == "3 failure(s) at [t](https://build.example.org):"
     assert lines[2] == "* 📦 [main/x86_64/b](https://build.example.org/logs/job-b.log) (try 1/3)"
     assert lines[-1] == "* ..."
     assert len(lines) == 4
@@ -146,6 +152,10 @@ def test_status_json_is_the_plain_json_dump_of_its_document() -> None:
             BranchInfo("main", ("x86_64",), False, "abc"),
             BranchInfo("v25.12", ("aarch64",), True, ""),
         ),
+        holds=(Hold("main", "", "a", 'w"ho', "why <x>", 1.7e9, 1.9e9),),
+        pauses=(Pause("v25.12", "aarch64", "me", "ünï", 1.7e9),),
+        last_pass_at=1_796_560_000.123,
+        stale_after_seconds=600.0,
     )
     summaries = {s.name: s for s in branch_summaries(site)}
     names = [str(s) for s in STATES]
@@ -194,6 +204,34 @@ def test_status_json_is_the_plain_json_dump_of_its_document() -> None:
                 for b in branches
             },
             "packages": rows,
+            "holds": [
+                {
+                    "branch": h.branch,
+                    "arch": h.arch,
+                    "pkgname": h.pkgname,
+                    "who": h.who,
+                    "why": h.why,
+                    "since": iso(h.since),
+                    "expires": iso(h.expires),
+                }
+                for h in site.holds
+                if h.branch in {b.name for b in branches}
+            ],
+            "pauses": [
+                {
+                    "branch": p.branch,
+                    "arch": p.arch,
+                    "who": p.who,
+                    "why": p.why,
+                    "since": iso(p.since),
+                    "expires": iso(p.expires),
+                }
+                for p in site.pauses
+                if p.branch in {b.name for b in branches}
+            ],
+            "last_pass_at": iso(site.last_pass_at),
+            "last_pass_at_unix": site.last_pass_at,
+            "stale_after_seconds": site.stale_after_seconds,
         }
         return (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
@@ -230,7 +268,7 @@ def mutate(rng: random.Random, site: SiteInput) -> SiteInput:
     statuses = list(site.plan.packages)
     i = rng.randrange(len(statuses))
     s = statuses[i]
-    match rng.randrange(7):
+    match rng.randrange(8):
         case 0:
             statuses[i] = replace(s, state=rng.choice(list(PkgState)), reason="changed")
         case 1:
@@ -247,6 +285,10 @@ def mutate(rng: random.Random, site: SiteInput) -> SiteInput:
             intent = JobIntent(JobKind.BUILD, s.repo, s.pkgname, s.version)
             job = JobObservation(JobKey(intent, rng.randrange(1, 4)), JobStatus.FAILED, 1e9)
             return replace(site, jobs=(*site.jobs, job))
+        case 6:  # a hold on its package, or one less
+            hold = Hold(s.repo.branch, rng.choice(("", s.repo.arch)), s.pkgname, "op", "w", 1e9)
+            held = site.holds[1:] if site.holds and rng.random() < 0.4 else (*site.holds, hold)
+            return replace(site, holds=held)
         case _:
             specs = dict(site.specs)  # a new table: new or changed APKBUILDs
             key = (s.repo, s.pkgname)

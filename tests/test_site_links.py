@@ -1,8 +1,10 @@
 """The generated site as files: links, reachability, feeds, status.json, monitoring.txt.
 
-Pages are parsed with the standard library's html.parser into a small tree; the
-site is the sample tree converged once for this module (one package failing on
-purpose), plus a tiny clean site for the "nothing failed" monitoring case.
+Pages are parsed with the standard library's html.parser into a small tree. Every
+check runs on two sites: the sample tree converged (one package failing on
+purpose), and the same with a broken APKBUILD and a package that needs it, a
+held package, a paused arch and operator actions applied, refused and without
+effect. A tiny clean site covers the "nothing failed" monitoring case.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import gzip
 import json
 import posixpath
 import re
+import shutil
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -24,11 +27,17 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from .command_line import run_cli
+from .fake_clock import FakeClock
+from .fake_daemon import fake_daemon
+from .memory_jobs import JobTable
 from .nginx_server import (
+    CONVERGE_SECONDS,
+    SAMPLE_TREE,
     SITE_URL,
     GeneratedSite,
     generate_site,
-    generated_site_fixture,  # noqa: F401 (fixture)
+    write_config,
 )
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -163,6 +172,59 @@ def crawl(html_out: Path) -> Crawl:
     return result
 
 
+# -- the sites -----------------------------------------------------------------
+
+BROKEN = "badver"  # an APKBUILD whose pkgver is no apk version
+NEEDS_BROKEN = "needs-badver"  # builds on it: waits for it
+HELD = "postmarketos-ui-demo"
+OPERATIONS = (
+    ("hold", "--branch", "main", HELD, "--why", "a <b>bad</b> & 'odd' upgrade", "--who", "ana"),
+    ("pause", "--branch", "main", "--arch", "armv7", "--why", "builder maintenance"),
+    ("release", "--branch", "main", "hello-x86", "--why", "never held"),  # a no-op
+    ("remove-branch", "--branch", "main", "--why", "still built"),  # refused
+)
+
+
+def add_broken_packages(pmaports: Path) -> None:
+    for name, text in (
+        (BROKEN, f'pkgname={BROKEN}\npkgver=1.0_foo\npkgrel=0\narch="all"\nlicense="MIT"\n'),
+        (
+            NEEDS_BROKEN,
+            f'pkgname={NEEDS_BROKEN}\npkgver=1.0\npkgrel=0\narch="all"\nlicense="MIT"\n'
+            f'makedepends="{BROKEN}"\n',
+        ),
+    ):
+        (pmaports / "main" / name).mkdir()
+        (pmaports / "main" / name / "APKBUILD").write_text(text, encoding="utf-8")
+
+
+def operated_site(root: Path) -> GeneratedSite:
+    """The sample tree with a broken package and its dependent, converged after the
+    operations of OPERATIONS were asked for."""
+    pmaports = root / "pmaports"
+    shutil.copytree(SAMPLE_TREE, pmaports)
+    add_broken_packages(pmaports)
+    config = write_config(root, pmaports)
+    for operation in OPERATIONS:
+        done = run_cli(*operation, "--config", config.source)
+        assert done.returncode == 0, done.stderr
+    clock = FakeClock(time.time())
+    started = clock()
+    daemon = fake_daemon(config, clock, JobTable(root / "memory-jobs"))
+    result = daemon.converge(max_seconds=CONVERGE_SECONDS)
+    return GeneratedSite(root, pmaports, config, result, started, clock())
+
+
+@pytest.fixture(scope="module", params=["sample", "operated"])
+def generated_site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> GeneratedSite:
+    """The sample tree converged (main/x86_64/hello-x86 failing), then the same with
+    broken, held and paused packages and operations."""
+    root = tmp_path_factory.mktemp(request.param)
+    return operated_site(root) if request.param == "operated" else generate_site(root)
+
+
 @pytest.fixture(scope="module")
 def site_crawl(generated_site: GeneratedSite) -> Crawl:
     return crawl(generated_site.html_out)
@@ -194,6 +256,7 @@ def test_every_html_page_is_reachable(generated_site: GeneratedSite, site_crawl:
         "index.html",
         "queue.html",
         "failures.html",
+        "operations.html",
         "branch/main.html",
         "package/main/hello-x86.html",
     ):
@@ -214,6 +277,7 @@ def test_every_other_file_is_reachable(generated_site: GeneratedSite, site_crawl
         "metrics.prom",
         "static/style.css",
         "static/filter.js",
+        "static/stale.js",
     ):
         assert required in files, f"the site has no {required}"
     others = {f for f in files if not f.endswith(".html")} - MACHINE_ONLY
@@ -430,11 +494,12 @@ def test_branch_status_json_is_the_branch_part(generated_site: GeneratedSite) ->
 
 
 HEADLINE = re.compile(
-    r"(?P<count>\d+) (?P<noun>failures?) at \[bpo\]\((?P<url>https?://[^)\s]+)\):"
+    r"(?P<count>\d+) failure\(s\) at \[(?P<title>[^\]]+)\]\((?P<url>https?://[^)\s]+)\):"
 )
 BULLET = re.compile(
     r"\* 📦 \[(?P<branch>[^/:\]\s]+)(?::(?P<split>[^/\]\s]+))?/(?P<arch>[^/\]\s]+)"
-    r"/(?P<pkg>[^/\]\s]+)\]\((?P<link>https?://[^)\s]+)\) \(try (?P<n>\d+)/(?P<max>\d+)\)"
+    r"/(?P<pkg>[^/\]\s]+)\]\((?P<link>https?://[^)\s]+)\) "
+    r"\((?:try (?P<n>\d+)/(?P<max>\d+)|(?P<broken>APKBUILD broken))\)"
 )
 
 
@@ -445,10 +510,12 @@ def test_monitoring_lists_the_failure(generated_site: GeneratedSite) -> None:
     lines = text.splitlines()
     head = HEADLINE.fullmatch(lines[0])
     assert head, f"first line {lines[0]!r}"
-    failed = [p for p in load_status(html_out)["packages"] if p["state"] == "failed"]
+    packages = load_status(html_out)["packages"]
+    failing = [p for p in packages if p["state"] in ("failed", "broken")]
+    assert [p for p in packages if p["state"] == "failed"], "hello-x86 fails on purpose"
     count = int(head["count"])
-    assert count == len(failed) == 1
-    assert head["noun"] == ("failure" if count == 1 else "failures")
+    assert count == len(failing)
+    assert head["title"] == generated_site.config.site.title
     assert head["url"] == SITE_URL
     max_lines = generated_site.config.site.monitoring_max_failures
     bullets = lines[1:]
@@ -456,19 +523,89 @@ def test_monitoring_lists_the_failure(generated_site: GeneratedSite) -> None:
         assert bullets[max_lines] == "* ...", bullets
         bullets = bullets[:max_lines]
     assert len(bullets) == min(count, max_lines), f"expected one line per failure: {lines}"
-    by_key = {(p["branch"], p["splitrepo"] or "", p["arch"], p["pkgname"]): p for p in failed}
+    by_key = {(p["branch"], p["splitrepo"] or "", p["arch"], p["pkgname"]): p for p in failing}
     for line in bullets:
         match = BULLET.fullmatch(line)
         assert match, f"not a bpo failure line: {line!r}"
         key = (match["branch"], match["split"] or "", match["arch"], match["pkg"])
         package = by_key.get(key)
         assert package is not None, f"{line!r} is not a failed package in status.json"
-        assert (int(match["n"]), int(match["max"])) == (package["tries"], package["max_tries"])
+        if package["state"] == "broken":
+            assert match["broken"], line
+        else:
+            assert (int(match["n"]), int(match["max"])) == (package["tries"], package["max_tries"])
         assert match["link"].startswith(SITE_URL), match["link"]
         assert_site_target(html_out, match["link"], "monitoring.txt")
-    log = failed[0]["log"]
+    log = next(p["log"] for p in failing if p["pkgname"] == "hello-x86")
     assert log, "the failed package has no log in status.json"
-    assert lines[1] == f"* 📦 [main/x86_64/hello-x86]({SITE_URL}{log}) (try 1/1)"
+    assert f"* 📦 [main/x86_64/hello-x86]({SITE_URL}{log}) (try 1/1)" in lines
+
+
+# -- what the operated site shows ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def operated(tmp_path_factory: pytest.TempPathFactory) -> GeneratedSite:
+    return operated_site(tmp_path_factory.mktemp("operated-only"))
+
+
+def test_the_broken_package_has_a_state_a_page_and_a_reason(operated: GeneratedSite) -> None:
+    html_out = operated.html_out
+    status = load_status(html_out)
+    rows = [p for p in status["packages"] if p["pkgname"] == BROKEN]
+    arches = operated.config.branches[0].arches
+    assert sorted(p["arch"] for p in rows) == sorted(arches), "broken in every repository"
+    assert all(p["state"] == "broken" and f"main/{BROKEN}/APKBUILD" in p["reason"] for p in rows)
+    assert status["branches"]["main"]["counts"]["broken"] >= len(arches)
+    assert status["badge"] == "failed"
+    page = parse_html(html_out / f"package/main/{BROKEN}.html")
+    assert f"main/{BROKEN}/APKBUILD" in page.text()
+    failures = parse_html(html_out / "failures.html").text()
+    assert BROKEN in failures and f"main/{BROKEN}/APKBUILD" in failures
+    # Its dependent's page links to it (the crawl checks that the link resolves).
+    dependent = parse_html(html_out / f"package/main/{NEEDS_BROKEN}.html")
+    hrefs = {a.attrs.get("href", "") for a in dependent.iter("a")}
+    assert f"../../package/main/{BROKEN}.html" in hrefs
+    feed = ET.parse(html_out / "feed.atom").getroot()
+    titles = [e.findtext(ATOM + "title") or "" for e in feed.iter(ATOM + "entry")]
+    assert any(BROKEN in t and "broken" in t for t in titles), titles
+
+
+def test_holds_pauses_and_operations_show(operated: GeneratedSite) -> None:
+    html_out = operated.html_out
+    status = load_status(html_out)
+    held = {p["arch"]: p["state"] for p in status["packages"] if p["pkgname"] == HELD}
+    assert held and set(held.values()) == {"held"}, held
+    assert status["branches"]["main"]["counts"]["held"] >= len(held)
+    assert [h["pkgname"] for h in status["holds"]] == [HELD]
+    assert [(p["branch"], p["arch"]) for p in status["pauses"]] == [("main", "armv7")]
+    index = parse_html(html_out / "index.html")
+    text = index.text()
+    assert "a <b>bad</b> & 'odd' upgrade" in text, "the hold's why, as text"
+    assert "builder maintenance" in text
+    page = parse_html(html_out / f"package/main/{HELD}.html").text()
+    assert "Held by ana since" in page and "a <b>bad</b> & 'odd' upgrade" in page
+    table = next(t for t in parse_html(html_out / "operations.html").iter("table"))
+    outcomes = {
+        tuple(c.text().strip() for c in row.iter("td"))[1]: tuple(
+            c.text().strip() for c in row.iter("td")
+        )[5]
+        for body in table.iter("tbody")
+        for row in body.iter("tr")
+    }
+    assert outcomes == {
+        "hold": "applied",
+        "pause": "applied",
+        "release": "no-op",
+        "remove-branch": "refused",
+    }
+    feed = ET.parse(html_out / "feed.atom").getroot()
+    titles = [e.findtext(ATOM + "title") or "" for e in feed.iter(ATOM + "entry")]
+    for operation, *_ in OPERATIONS:
+        assert any(t.startswith(f"{operation} ") for t in titles), (operation, titles)
+    branch_feed = ET.parse(html_out / "feeds/main.atom").getroot()
+    branch_titles = [e.findtext(ATOM + "title") or "" for e in branch_feed.iter(ATOM + "entry")]
+    assert any(t.startswith("hold main ") for t in branch_titles), branch_titles
 
 
 @pytest.fixture(scope="module")

@@ -89,3 +89,21 @@ def test_the_plan_in_words_ends_with_what_each_repository_waits_for() -> None:
         "publish main/armv7: blocked (blocked by a)",
         "waiting: b for main/x86_64: waiting for a",
     )
+
+
+def test_held_and_broken_packages_are_no_builds_to_come() -> None:
+    packages = (
+        PkgStatus(X86, "a", "1-r0", PkgState.QUEUED),
+        PkgStatus(X86, "h", "1-r0", PkgState.HELD, "held by ana"),
+        PkgStatus(X86, "x", "", PkgState.BROKEN, "main/x/APKBUILD: line 3: pkgver: bad"),
+        PkgStatus(X86, "r", "1-r0", PkgState.RETRYING, "failed, try 1/3"),
+    )
+    arm = RepoKey("main", "", "armv7")
+    repos = (
+        RepoStatus(X86, RepoPhase.BUILDING),
+        RepoStatus(arm, RepoPhase.BLOCKED, "blocked: 1 broken package (x)"),
+    )
+    assert describe_actions(Plan((), packages, repos)) == (
+        "publish main/x86_64 after 2 more build(s)",
+        "publish main/armv7: blocked: 1 broken package (x)",
+    )

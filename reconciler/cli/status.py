@@ -64,7 +64,7 @@ def _document(raw: bytes, path: Path) -> dict[str, Any]:
 
 def exit_code(document: dict[str, Any], now: float) -> tuple[int, str]:
     """(0 all published, 1 not, 2 stale) and the line that says it is stale."""
-    last = document.get("last_pass_at")
+    last = document.get("last_pass_at_unix")
     limit = document.get("stale_after_seconds")
     if isinstance(last, int | float) and isinstance(limit, int | float) and now - last > limit:
         seen = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(last))
@@ -100,6 +100,17 @@ def status_lines(document: dict[str, Any]) -> list[str]:
     if running:
         lines.append(f"running: {len(running)}")
         lines += [f"  {p.get('repo')} {p.get('pkgname')} {p.get('version')}" for p in running]
+    for kind in ("holds", "pauses"):
+        for intent in document.get(kind) or []:
+            if not isinstance(intent, dict):
+                continue
+            where = "/".join(x for x in (intent.get("branch"), intent.get("arch")) if x)
+            what = f"{where} {intent.get('pkgname', '')}".rstrip()
+            until = f" until {intent['expires']}" if intent.get("expires") else ""
+            lines.append(
+                f"{kind[:-1]}: {what} by {intent.get('who')} since {intent.get('since')}"
+                f"{until}: {intent.get('why')}"
+            )
     problems = [p for p in packages if p.get("state") in PROBLEM_STATES]
     if problems:
         lines.append(f"problems: {len(problems)}")

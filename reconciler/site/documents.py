@@ -4,6 +4,9 @@ Pure: built from the same SiteInput and summaries as the pages. The package rows
 of each branch, nearly all of either document, are encoded once, straight from
 the statuses, and spliced into both documents; the bytes are exactly
 `json.dumps(document, sort_keys=True, separators=(",", ":"))` (a test checks).
+Besides the packages and branches: the holds and pauses in force, and when the
+daemon last made a full pass (`last_pass_at`, ISO, and `last_pass_at_unix`) with
+the age after which that means it may be down (`stale_after_seconds`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 from json.encoder import encode_basestring_ascii
 
 from reconciler.model.names import RepoKey
+from reconciler.operator.intents import Hold, Pause
 from reconciler.site.model import STATES, BranchInfo, BranchSummary, SiteInput, iso, log_href
 
 
@@ -26,15 +30,24 @@ def status_documents(
     by_name = {s.name: s for s in summaries}
     state_names = [str(s) for s in STATES]
     packages = _package_rows(site)
+    seen = site.last_pass_at
 
     def encode(branches: list[BranchInfo]) -> bytes:
         # The keys in sorted order, as sort_keys writes them.
+        names = {b.name for b in branches}
         listed = ",".join(packages[b.name] for b in branches if packages[b.name])
         docs = {b.name: _branch_doc(b, by_name[b.name], state_names) for b in branches}
+        holds = [_intent_doc(h) for h in site.holds if h.branch in names]
+        pauses = [_intent_doc(p) for p in site.pauses if p.branch in names]
         text = (
             f'{{"badge":{dumps(badge)}'
             f',"branches":{dumps(docs)}'
+            f',"holds":{dumps(holds)}'
+            f',"last_pass_at":{dumps(iso(seen) if seen is not None else None)}'
+            f',"last_pass_at_unix":{dumps(seen)}'
             f',"packages":[{listed}]'
+            f',"pauses":{dumps(pauses)}'
+            f',"stale_after_seconds":{dumps(site.stale_after_seconds)}'
             f',"states":{dumps(state_names)}'
             f',"title":{dumps(site.title)}}}\n'
         )
@@ -71,6 +84,21 @@ def _package_rows(site: SiteInput) -> dict[str, str]:
             f'{quote(s.state.value)},"tries":{int(s.tries)},"version":{quote(s.version)}}}'
         )
     return {name: ",".join(branch_rows) for name, branch_rows in rows.items()}
+
+
+def _intent_doc(intent: Hold | Pause) -> dict[str, object]:
+    """A hold or pause in force: times as ISO ("" for no end)."""
+    doc: dict[str, object] = {
+        "branch": intent.branch,
+        "arch": intent.arch,
+        "who": intent.who,
+        "why": intent.why,
+        "since": iso(intent.since),
+        "expires": iso(intent.expires),
+    }
+    if isinstance(intent, Hold):
+        doc["pkgname"] = intent.pkgname
+    return doc
 
 
 def _branch_doc(b: BranchInfo, summary: BranchSummary, state_names: list[str]) -> dict[str, object]:

@@ -1,19 +1,35 @@
 """The site's machine-facing summaries: the badge, monitoring.txt and Atom feeds.
 
 Pure: each is computed from the same SiteInput as the pages, so all agree.
-monitoring.txt keeps bpo's exact format, which monitoring already parses.
+monitoring.txt keeps bpo's exact format, which monitoring already parses. The
+badge and monitoring.txt raise the alarm for failed and broken packages only
+(`sitemodel.ALARM_STATES`): a retrying package will be tried again by itself.
+The feeds carry the state changes worth hearing of and every operator action.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from reconciler.model.progress import PkgState
-from reconciler.site.model import BranchInfo, SiteInput, event_row, log_href
+from reconciler.site.model import (
+    ALARM_STATES,
+    BranchInfo,
+    Links,
+    SiteInput,
+    branch_of,
+    event_row,
+    iso,
+    log_href,
+    operation_target,
+    package_href,
+)
 
 FEED_KINDS = frozenset({"failed", "fixed", "published", "broken"})
 FEED_LENGTH = 50
+OPERATIONS_PAGE = "operations.html"
+SETTLED = frozenset({PkgState.PUBLISHED, PkgState.HELD})  # nothing left to do for them
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,76 +52,89 @@ class FeedData:
 
 
 def badge_state(site: SiteInput) -> str:
-    """failed (a problem outside the branches being brought up), building
-    (anything not published yet) or up-to-date."""
+    """failed (a package failed or broken outside the branches being brought up),
+    building (anything else still to publish: held packages are not) or up-to-date."""
     quiet = {b.name for b in site.branches if b.ignore_errors}
-    published = PkgState.PUBLISHED
     building = False
     for status in site.plan.packages:
         state = status.state
-        if state is published:
+        if state in SETTLED:
             continue
         building = True
-        if state.is_problem and status.repo.branch not in quiet:
+        if state in ALARM_STATES and status.repo.branch not in quiet:
             return "failed"
     return "building" if building else "up-to-date"
 
 
 def monitoring_lines(site: SiteInput) -> tuple[str, ...]:
-    """monitoring.txt in bpo's format, which monitoring already parses."""
-    failed = [s for s in site.plan.packages if s.state in (PkgState.FAILED, PkgState.RETRYING)]
-    if not failed:
+    """monitoring.txt in bpo's format, which monitoring already parses: "OK", or
+    "N failure(s) at [title](url):" and a bullet per failed or broken package
+    (every branch, as bpo), at most `monitoring_max`, "* ..." for the rest, then
+    the footer."""
+    failing = [s for s in site.plan.packages if s.state in ALARM_STATES]
+    if not failing:
         return ("OK",)
     base = site.url if site.url.endswith("/") else site.url + "/"
-    noun = "failure" if len(failed) == 1 else "failures"
-    lines = [f"{len(failed)} {noun} at [bpo]({base}):"]
+    lines = [f"{len(failing)} failure(s) at [{site.title}]({site.url}):"]
     limit = site.monitoring_max
-    for status in failed[:limit]:
-        link = base + log_href(None, status.job_id) if status.job_id else base + "failures.html"
-        lines.append(
-            f"* 📦 [{status.repo}/{status.pkgname}]({link}) (try {status.tries}/{status.max_tries})"
-        )
-    if len(failed) > limit:
+    for status in failing[:limit]:
+        page = base + package_href(status.repo.branch, status.pkgname)
+        if status.state is PkgState.BROKEN:
+            link, why = page, "APKBUILD broken"
+        else:
+            link = base + log_href(None, status.job_id) if status.job_id else page
+            why = f"try {status.tries}/{status.max_tries}"
+        lines.append(f"* 📦 [{status.repo}/{status.pkgname}]({link}) ({why})")
+    if len(failing) > limit:
         lines.append("* ...")
     if site.monitoring_footer:
         lines.append(site.monitoring_footer)
     return tuple(lines)
 
 
-def feed_data(site: SiteInput, branch: BranchInfo | None) -> FeedData:
+def feed_data(site: SiteInput, branch: BranchInfo | None, links: Links) -> FeedData:
+    """The newest state changes (FEED_KINDS) and operator actions, of one branch or
+    of all, newest first."""
     base = site.url if site.url.endswith("/") else site.url + "/"
     host = urlsplit(base).hostname or "localhost"
-    entries = []
+    timed: list[tuple[float, FeedEntry]] = []
     for event in site.events:
         if event.kind not in FEED_KINDS:
             continue
-        if branch is not None and event.repo.split("/")[0].split(":")[0] != branch.name:
+        if branch is not None and branch_of(event.repo) != branch.name:
             continue
-        row = event_row(event)
-        day = row.time[:10]
+        row = event_row(event, links)
         what = f"{event.repo}/{event.pkgname}" if event.pkgname else event.repo
-        ident = (
-            f"tag:{host},{day}:{what}/{event.version or '-'}/{event.kind}/{int(event.time * 1000)}"
+        ident = f"{what}/{event.version or '-'}/{event.kind}/{int(event.time * 1000)}"
+        title = f"{what} {event.version} {event.kind}".replace("  ", " ")
+        entry = FeedEntry(
+            f"tag:{host},{row.time[:10]}:{ident}", title, row.time, base + row.href, event.message
         )
-        entries.append(
-            FeedEntry(
-                id=ident,
-                title=f"{what} {event.version} {event.kind}".replace("  ", " "),
-                updated=row.time,
-                href=base + row.href,
-                summary=event.message,
-            )
-        )
-        if len(entries) >= FEED_LENGTH:
+        timed.append((event.time, entry))
+        if len(timed) >= FEED_LENGTH:
             break
+    shown = 0
+    for record in site.operations:
+        if shown >= FEED_LENGTH:
+            break
+        if branch is not None and operation_target(record)[0] != branch.name:
+            continue
+        shown += 1
+        when = iso(record.time) or "1970-01-01T00:00:00Z"
+        what = quote(f"{record.operation}/{record.target}/{record.outcome}", safe="/@:")
+        ident = f"tag:{host},{when[:10]}:operation/{what}/{int(record.time * 1000)}"
+        title = f"{record.operation} {record.target}: {record.outcome}"
+        summary = f"{record.effect} (by {record.who}: {record.why})"
+        timed.append((record.time, FeedEntry(ident, title, when, base + OPERATIONS_PAGE, summary)))
+    timed.sort(key=lambda item: item[0], reverse=True)
+    entries = tuple(entry for _, entry in timed[:FEED_LENGTH])
     name = branch.name if branch else ""
     path = f"feeds/{name}.atom" if branch else "feed.atom"
-    updated = entries[0].updated if entries else "1970-01-01T00:00:00Z"
     return FeedData(
         id=f"tag:{host},2026:reconciler/{path}",
         title=f"{site.title}{': ' + name if name else ''}",
-        updated=updated,
+        updated=entries[0].updated if entries else "1970-01-01T00:00:00Z",
         self_href=base + path,
         site_href=base + (f"branch/{name}.html" if branch else ""),
-        entries=tuple(entries),
+        entries=entries,
     )

@@ -2,11 +2,14 @@
 
 Pure formatting; labels stay low-cardinality (branch, split repo, arch, state,
 phase), never package names. The loop writes the text every pass: it is the
-daemon's heartbeat.
+daemon's heartbeat. Values are written in full (a count as an integer, anything
+else as Python's shortest exact repr), never rounded to a few digits: a unix time
+needs thirteen to keep its milliseconds.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -41,7 +44,18 @@ def _metric(
 ) -> None:
     lines.append(f"# HELP {name} {help_text}")
     lines.append(f"# TYPE {name} {kind}")
-    lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
+    lines.extend(f"{name}{labels} {_value(value)}" for labels, value in samples)
+
+
+def _value(value: float) -> str:
+    """A sample value exactly: integers as such, other numbers as repr(float)
+    (Prometheus spells the special values NaN, +Inf and -Inf)."""
+    number = float(value)
+    if math.isnan(number) or math.isinf(number):
+        return "NaN" if math.isnan(number) else ("+Inf" if number > 0 else "-Inf")
+    if number.is_integer() and abs(number) < 2**53:
+        return str(int(number))
+    return repr(number)
 
 
 class MetricsFormatter:

@@ -6,7 +6,13 @@ with the same snapshot give equal page models: the writer compares them to skip
 unchanged pages without rendering. The package x arch grid is built here as
 escaped HTML, one coloured, lettered cell per package state, once per pass: the
 branch page (the biggest page) and every package page that shows a package or
-lists it as a dependency share its cells.
+lists it as a dependency share its cells. Fragments built in Python are escaped
+with markupsafe, the templates' own escaper.
+
+Which packages raise the alarm (badge, front page, monitoring.txt) is decided
+here, by state only: `failed` (no tries left, or an operator failed its job) and
+`broken` (its APKBUILD is unusable: it never fixes itself). `retrying` is shown
+with its next try and raises nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from reconciler.model.jobs import JobKind, JobObservation
+from markupsafe import escape
+
+from reconciler.model.jobs import JobKey, JobKind, JobObservation
 from reconciler.model.names import RepoKey
 from reconciler.model.observations import ObservedState
 from reconciler.model.packages import PkgSpec
@@ -35,18 +43,16 @@ from reconciler.site.words import describe_actions
 STATES = tuple(PkgState)
 PROBLEM_STATES = frozenset(s for s in PkgState if s.is_problem)
 PROBLEM_NAMES = frozenset(str(s) for s in PROBLEM_STATES)
+# What raises the alarm: these never get better without a person.
+ALARM_STATES = frozenset({PkgState.FAILED, PkgState.BROKEN})
+SHORT_COMMIT = 7  # characters of a commit hash shown
 
 
 def esc(text: str) -> str:
-    """Escape text for HTML exactly as the templates' autoescape (markupsafe) does,
-    for the fragments built in Python; a plain str is faster than Markup."""
-    return (
-        text.replace("&", "&amp;")
-        .replace(">", "&gt;")
-        .replace("<", "&lt;")
-        .replace("'", "&#39;")
-        .replace('"', "&#34;")
-    )
+    """Text escaped for HTML by markupsafe, as the templates' autoescape does, for the
+    fragments built in Python; as a plain str (a Markup would escape what is added
+    to it, and a plain str joins faster)."""
+    return str(escape(text))
 
 
 class Escaped(dict[str, str]):
@@ -94,6 +100,28 @@ class SiteInput:
 
 
 @dataclass(frozen=True, slots=True)
+class Piece:
+    """A piece of a line that mixes words, commits and times: `kind` is "text",
+    "commit" (text the short hash, `full` the hash, `href` its page or "") or "time"
+    (text an ISO time)."""
+
+    kind: str
+    text: str
+    href: str = ""
+    full: str = ""
+
+
+def words(text: str) -> Piece:
+    return Piece("text", text)
+
+
+def commit_piece(commit: str, url: str) -> Piece:
+    """A commit: its short hash, linked to its page when the branch has a commit URL."""
+    href = url.replace("{commit}", commit) if url and commit else ""
+    return Piece("commit", commit[:SHORT_COMMIT], href, commit)
+
+
+@dataclass(frozen=True, slots=True)
 class RepoRow:
     repo: str
     arch: str
@@ -103,6 +131,8 @@ class RepoRow:
     counts: tuple[int, ...]
     published_commit: str
     published_at: str
+    commit: Piece  # published_commit as shown
+    detail: str  # phase and reason as shown ("blocked: 1 broken package (x)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +169,14 @@ class BranchSummary:
     href: str
     ignore_errors: bool
     commit: str
-    published_commit: str
-    in_sync: bool
+    published_commit: str  # the one commit all published repositories are at ("": not one)
+    in_sync: bool  # every repository publishes what the newest commit asks for
     repos: tuple[RepoRow, ...]
     counts: tuple[int, ...]
+    newest: Piece  # `commit` as shown
+    published: tuple[Piece, ...]  # the published line: which repository is at which commit
+    alarms: int  # packages failed or broken
+    retrying: int
 
 
 def versions_from(observed: ObservedState) -> dict[tuple[RepoKey, str], tuple[str, str]]:
@@ -161,6 +195,25 @@ def versions_from(observed: ObservedState) -> dict[tuple[RepoKey, str], tuple[st
 
 def package_href(branch: str, pkgname: str) -> str:
     return f"package/{branch}/{pkgname}.html"
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """The pages a pass makes, so that every link points at one that exists."""
+
+    packages: frozenset[tuple[str, str]]  # (branch, pkgname) of every package page
+    branches: frozenset[str]  # every branch page
+
+    def target(self, branch: str, pkgname: str = "") -> str:
+        """The package's page, else its branch's page, else "" (no page)."""
+        if pkgname and (branch, pkgname) in self.packages:
+            return package_href(branch, pkgname)
+        return f"branch/{branch}.html" if branch in self.branches else ""
+
+
+def branch_of(repo: str) -> str:
+    """The branch of a repository as events and records write it ("main:sr/arch")."""
+    return repo.split("/")[0].split(":")[0]
 
 
 def log_href(job: JobObservation | None, job_id: str | None = None) -> str:
@@ -189,9 +242,29 @@ def counts_of(statuses: list[PkgStatus]) -> tuple[int, ...]:
     return tuple(counter[s] for s in STATES)
 
 
-def event_row(event: Event) -> EventRow:
-    branch = event.repo.split("/")[0].split(":")[0]
-    href = package_href(branch, event.pkgname) if event.pkgname else f"branch/{branch}.html"
+def operation_target(record: OperationRecord) -> tuple[str, str]:
+    """(branch, pkgname) an operation was asked of, from its target ("main",
+    "main/x86_64 hello", "main hello" or a job id); "" where it names none."""
+    head, _, pkgname = record.target.partition(" ")
+    if "@" in head:
+        try:
+            intent = JobKey.from_job_id(head).intent
+        except ValueError:
+            return "", ""
+        return intent.repo.branch, intent.pkgname
+    return branch_of(head), pkgname.strip()
+
+
+def every(seconds: float) -> str:
+    """An interval in words: "5 min", "1.5 min", "30 s"."""
+    if seconds >= 60:
+        minutes = seconds / 60
+        return f"{minutes:.0f} min" if minutes == int(minutes) else f"{minutes:.1f} min"
+    return f"{seconds:g} s"
+
+
+def event_row(event: Event, links: Links) -> EventRow:
+    href = links.target(branch_of(event.repo), event.pkgname)
     return EventRow(
         iso(event.time),
         event.repo,
@@ -229,34 +302,83 @@ def branch_summaries(site: SiteInput) -> tuple[BranchSummary, ...]:
         by_repo.setdefault(status.repo, []).append(status)
     summaries = []
     for branch in site.branches:
-        rows = []
-        statuses: list[PkgStatus] = []
-        published = ""
-        for repo in site.plan.repos:
-            if repo.repo.branch != branch.name:
-                continue
-            members = by_repo.get(repo.repo, [])
-            statuses += members
-            if repo.repo.arch == branch.arches[0] and not repo.repo.splitrepo:
-                published = repo.published_commit
-            rows.append(repo_row(repo, members))
+        repos = [r for r in site.plan.repos if r.repo.branch == branch.name]
+        statuses = [s for r in repos for s in by_repo.get(r.repo, ())]
+        rows = tuple(repo_row(r, by_repo.get(r.repo, []), branch.commit_url) for r in repos)
+        commits = {r.published_commit for r in repos if is_live(r)}
         summaries.append(
             BranchSummary(
                 name=branch.name,
                 href=f"branch/{branch.name}.html",
                 ignore_errors=branch.ignore_errors,
                 commit=branch.commit,
-                published_commit=published,
-                in_sync=all(r.phase in (RepoPhase.PUBLISHED, RepoPhase.EMPTY) for r in rows)
-                and published == branch.commit,
-                repos=tuple(rows),
+                published_commit=commits.pop() if len(commits) == 1 else "",
+                in_sync=all(r.phase in (RepoPhase.PUBLISHED, RepoPhase.EMPTY) for r in repos),
+                repos=rows,
                 counts=counts_of(statuses),
+                newest=commit_piece(branch.commit, branch.commit_url),
+                published=published_line(branch, repos),
+                alarms=sum(1 for s in statuses if s.state in ALARM_STATES),
+                retrying=sum(1 for s in statuses if s.state is PkgState.RETRYING),
             )
         )
     return tuple(summaries)
 
 
-def repo_row(repo: RepoStatus, members: list[PkgStatus]) -> RepoRow:
+def is_live(repo: RepoStatus) -> bool:
+    """Whether the repository has a published index (its DESCRIPTION names when)."""
+    return bool(repo.published_commit or repo.published_at)
+
+
+def published_line(branch: BranchInfo, repos: list[RepoStatus]) -> tuple[Piece, ...]:
+    """The published line: "published: <commit> at <time>" when every repository was
+    published from one commit, else which repositories lag: "main/armv7 at 1a2b3c4, the rest at
+    5d6e7f8"; then those never published. The branch's newest commit says so
+    (or is named when nothing was published from it). A plain directory has no
+    commits: its repositories are told apart by time."""
+    groups: dict[str, list[RepoStatus]] = {}
+    for repo in repos:
+        if is_live(repo):
+            groups.setdefault(repo.published_commit, []).append(repo)
+    never = sorted(str(r.repo) for r in repos if not is_live(r) and r.phase is not RepoPhase.EMPTY)
+    if not groups:
+        return (words("published: nothing yet"),)
+    newest = branch.commit
+
+    def at(sha: str) -> list[Piece]:
+        if not sha:  # no commit: when
+            return [Piece("time", max(r.published_at for r in groups[sha]))]
+        note = [words(" (the newest commit)")] if sha == newest else []
+        return [commit_piece(sha, branch.commit_url), *note]
+
+    pieces = [words("published: ")]
+    if len(groups) == 1:
+        sha, members = next(iter(groups.items()))
+        if never:
+            pieces.append(words(", ".join(sorted(str(r.repo) for r in members)) + " at "))
+            pieces += at(sha)
+        else:
+            if sha:
+                pieces += [commit_piece(sha, branch.commit_url), words(" at ")]
+            pieces.append(Piece("time", max(r.published_at for r in members)))
+            if sha and sha == newest:
+                pieces.append(words(", the newest commit"))
+    else:
+        # "the rest": the commit most repositories are at (the newest one on a tie)
+        rest = max(groups, key=lambda c: (len(groups[c]), c == newest, c))
+        for sha in sorted(groups, key=lambda c: sorted(str(r.repo) for r in groups[c])):
+            if sha != rest:
+                names = ", ".join(sorted(str(r.repo) for r in groups[sha]))
+                pieces += [words(f"{names} at "), *at(sha), words(", ")]
+        pieces += [words("the rest at "), *at(rest)]
+    if never:
+        pieces.append(words(f"; not yet published: {', '.join(never)}"))
+    if newest and newest not in groups:
+        pieces += [words("; the newest commit is "), commit_piece(newest, branch.commit_url)]
+    return tuple(pieces)
+
+
+def repo_row(repo: RepoStatus, members: list[PkgStatus], commit_url: str = "") -> RepoRow:
     return RepoRow(
         repo=str(repo.repo),
         arch=repo.repo.arch,
@@ -266,7 +388,18 @@ def repo_row(repo: RepoStatus, members: list[PkgStatus]) -> RepoRow:
         counts=counts_of(members),
         published_commit=repo.published_commit,
         published_at=repo.published_at,
+        commit=commit_piece(repo.published_commit, commit_url),
+        detail=phase_and_reason(repo),
     )
+
+
+def phase_and_reason(repo: RepoStatus) -> str:
+    """The phase and the reason ("phase: reason"), the phase once when the reason
+    starts with it."""
+    phase, reason = str(repo.phase), repo.reason
+    if not reason or reason.startswith(phase):
+        return reason or phase
+    return f"{phase}: {reason}"
 
 
 def running_jobs(site: SiteInput) -> tuple[JobRow, ...]:
@@ -321,8 +454,13 @@ CELL_PIECES = {
 
 def cell_html(status: PkgStatus, e: Escaped) -> str:
     """A grid cell as escaped HTML: colour and letter, the reason as tooltip
-    ("arch: state version: reason"; escaped piecewise, which is the same)."""
+    ("arch: state version: reason"; escaped piecewise, which is the same), and
+    a retrying package's next try ("; next try at <time>")."""
     start, middle, end = CELL_PIECES[status.state]
+    if status.next_try_at and status.state is PkgState.RETRYING:
+        end = f"; next try at {iso(status.next_try_at)}{end}"
+    if not status.version:  # unknown (a broken APKBUILD): "arch: broken: reason"
+        middle = middle[:-1]
     if status.reason:
         return f"{start}{e[status.repo.arch]}{middle}{e[status.version]}: {e[status.reason]}{end}"
     return f"{start}{e[status.repo.arch]}{middle}{e[status.version]}{end}"

@@ -5,6 +5,8 @@ dominate a full render, so their bodies are built here with string formatting
 (every untrusted value through `esc`) instead of a template loop per
 page; `package.html` supplies the frame around them (head, navigation, footer).
 Each body is compared with the previous pass's to find the pages that changed.
+A page says who holds its package (since when, why), what is wrong with a broken
+one, and when a retrying one is tried next; it links only to pages that exist.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from reconciler.model.jobs import JobKind
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import PkgSpec
 from reconciler.model.progress import PkgState, PkgStatus
+from reconciler.operator.intents import Hold
 from reconciler.site.model import (
     BranchInfo,
     CellTable,
@@ -25,11 +28,13 @@ from reconciler.site.model import (
     SiteInput,
     empty_cells,
     esc,
+    iso,
     job_row,
     package_href,
 )
 
 HISTORY_LENGTH = 30  # build history rows per package page
+BROKEN, RETRYING = PkgState.BROKEN, PkgState.RETRYING  # looked up once per row
 DASH = "&mdash;"  # pages stay ASCII: cheaper to join and encode (see sitemodel.NO_CELL)
 
 ARCH_HEAD = (
@@ -42,11 +47,12 @@ HISTORY_HEAD = (
 )
 
 
-# state -> the literal pieces of its row in a package page's arch table
+# state -> the literal pieces of its row in a package page's arch table, up to the
+# end of the state's cell
 ARCH_ROW_PIECES = {
     state: (
         f'<tr class="s-{state.value}"><td>',
-        f'</td><td><span class="letter">{state.letter}</span> {state.value}</td>',
+        f'</td><td><span class="letter">{state.letter}</span> {state.value}',
     )
     for state in PkgState
 }
@@ -88,6 +94,7 @@ class PackageInputs:
     history: dict[tuple[str, str], str]  # (branch, pkgname) -> its build history section
     index: SpecIndex
     pages: frozenset[tuple[str, str]]  # (branch, pkgname) of every page
+    holds: tuple[Hold, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +129,13 @@ def package_pages(
         history,
         index,
         frozenset(by_name),
+        site.holds,
     )
     wanted = sorted(by_name.items())
     if previous is not None and same_specs and previous.branches == site.branches:
         dirty = changed_pages(previous, inputs) | (inputs.pages - previous.pages)
         wanted = [item for item in wanted if item[0] in dirty]
-    pager = PackagePager(site, table, root, escaped, index)
+    pager = PackagePager(site, table, root, escaped, index, inputs.pages)
     return PackagePages(
         frozenset(package_href(branch, name) for branch, name in inputs.pages),
         pager.pages(wanted, history),
@@ -179,6 +187,8 @@ def changed_pages(old: PackageInputs, new: PackageInputs) -> set[tuple[str, str]
         for page in old.history.keys() | new.history.keys():
             if old.history.get(page) != new.history.get(page):
                 dirty.add(page)
+    if old.holds != new.holds:
+        dirty.update((h.branch, h.pkgname) for h in set(old.holds) ^ set(new.holds))
     return dirty
 
 
@@ -187,13 +197,23 @@ class PackagePager:
     strings and the row each dependency gets in the tables of its dependents."""
 
     def __init__(
-        self, site: SiteInput, table: CellTable, root: str, escaped: Escaped, index: SpecIndex
+        self,
+        site: SiteInput,
+        table: CellTable,
+        root: str,
+        escaped: Escaped,
+        index: SpecIndex,
+        existing: frozenset[tuple[str, str]],
     ) -> None:
         self.site = site
         self.table = table
         self.root = root
         self.e = escaped
         self.index = index
+        self.existing = existing  # (branch, pkgname) of every package page
+        self.holds: dict[tuple[str, str], list[Hold]] = defaultdict(list)
+        for hold in site.holds:
+            self.holds[(hold.branch, hold.pkgname)].append(hold)
         self.dep_rows: dict[tuple[str, str, str], str] = {}  # (branch, splitrepo, name) -> row
         self.links: dict[tuple[str, str, str], str] = {}  # (branch, splitrepo, name) -> link
 
@@ -216,6 +236,9 @@ class PackagePager:
                 f'<p class="crumbs"><a href="{root}branch/{e[branch]}.html">{e[branch]}</a>'
                 f" /</p>\n<h1>{e[pkgname]}</h1>\n"
             ]
+            held = self.holds.get((branch, pkgname))
+            if held:
+                parts.extend(self.held(hold) for hold in held)
             for splitrepo in sorted(splitrepos):
                 parts.append(self.section((branch, splitrepo, pkgname), arches, head))
             reverse = rdeps[branch].get(pkgname) if branch in rdeps else None
@@ -234,18 +257,27 @@ class PackagePager:
         spec: PkgSpec | None = None
         deps: dict[tuple[str, str], None] = {}
         rows = []
+        broken: dict[str, None] | None = None  # what is wrong, once however many arches say
         for status in own.statuses if own is not None else ():
             if status is None:
                 continue
             rows.append(self.arch_row(status))
+            if status.state is BROKEN:
+                broken = broken or {}
+                broken[status.reason] = None
             found = specs.get(status.repo.arch)
             if found is not None:
                 spec = found
                 for dep in found.build_deps:
                     deps[(dep.repo.splitrepo, dep.pkgname)] = None
         label = f"extra-repos/{splitrepo}" if splitrepo else "main"
+        alerts = (
+            "".join([f'<p class="alert">Its APKBUILD is broken: {self.e[w]}</p>\n' for w in broken])
+            if broken
+            else ""
+        )
         parts = [
-            f"<section>\n<h2>{self.e[label]}</h2>\n<p>{self.about(spec)}</p>\n"
+            f"<section>\n<h2>{self.e[label]}</h2>\n<p>{self.about(spec)}</p>\n{alerts}"
             f'<table class="arches">\n{ARCH_HEAD}<tbody>\n{"".join(rows)}\n</tbody>\n</table>\n'
             "<h3>Build dependencies</h3>\n"
         ]
@@ -270,28 +302,47 @@ class PackagePager:
         found = self.table.get((branch, splitrepo, name))
         cells = found.cells if found is not None else empty_cells(len(arches))
         label = esc(name + (f" ({splitrepo})" if splitrepo else ""))
+        if (branch, name) not in self.existing:  # outside pmaports: no page to link
+            return f"<tr><th>{label}</th>{cells}</tr>\n"
         href = self.root + esc(package_href(branch, name))
         return f'<tr><th><a href="{href}">{label}</a></th>{cells}</tr>\n'
 
+    def held(self, hold: Hold) -> str:
+        """Who holds the package, where, since when, until when and why."""
+        e = self.e
+        where = f" on {e[hold.arch]}" if hold.arch else ""
+        since = iso(hold.since)
+        until = iso(hold.expires)
+        end = f', until <time datetime="{until}">{until}</time>' if until else ""
+        return (
+            f'<p class="held"><span class="letter">{PkgState.HELD.letter}</span> '
+            f'Held{where} by {e[hold.who]} since <time datetime="{since}">{since}</time>'
+            f"{end}: {e[hold.why]}</p>\n"
+        )
+
     def arch_row(self, status: PkgStatus) -> str:
-        """State, reason, desired/WIP/final versions and log of one arch."""
+        """State (a retrying one with its next try), reason, desired/WIP/final
+        versions and log of one arch."""
         e = self.e
         wip, final = self.site.versions.get((status.repo, status.pkgname), ("", ""))
         log = f'<a href="../../logs/{e[status.job_id]}.log">log</a>' if status.job_id else ""
         start, middle = ARCH_ROW_PIECES[status.state]
+        if status.next_try_at and status.state is RETRYING:
+            when = iso(status.next_try_at)
+            middle += f'<br>next try at <time datetime="{when}">{when}</time>'
         return (
-            f"{start}{e[status.repo.arch]}{middle}"
-            f"<td>{e[status.reason]}</td><td>{e[status.version]}</td>"
+            f"{start}{e[status.repo.arch]}{middle}</td>"
+            f"<td>{e[status.reason]}</td><td>{e[status.version] or DASH}</td>"
             f"<td>{e[wip] or DASH}</td><td>{e[final] or DASH}</td>"
             f"<td>{log}</td></tr>\n"
         )
 
-    @staticmethod
-    def about(spec: PkgSpec | None) -> str:
-        """Description, web link (http(s) URLs only: never javascript: etc.), APKBUILD path."""
+    def about(self, spec: PkgSpec | None) -> str:
+        """Description, web link (http(s) URLs only: never javascript: etc.), APKBUILD
+        path. The description escaped once per pass (every branch repeats it)."""
         if spec is None:
             return ""
-        text = esc(spec.description)
+        text = self.e[spec.description]
         if spec.url.lower().startswith(("https://", "http://")):
             url = esc(spec.url)
             text += f' {DASH} <a href="{url}" rel="nofollow noopener">{url}</a>'

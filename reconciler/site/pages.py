@@ -5,7 +5,9 @@ an unchanged file, which the writer then neither renders nor writes. Package
 pages, thousands of them, come as ready bodies (sitepackage) that the writer puts
 in their template's frame. Feeds, badge, monitoring.txt and the status documents
 are built here too, from one set of summaries, so that every file shows the same
-snapshot.
+snapshot. The operations page lists every operator action on record; the front
+page shows the holds and pauses in force and when the daemon last made a full
+pass.
 """
 
 from __future__ import annotations
@@ -14,21 +16,27 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from reconciler.model.progress import PkgState, PkgStatus
+from reconciler.model.progress import OperationRecord, PkgState, PkgStatus
+from reconciler.operator.intents import Hold, Pause
 from reconciler.site.documents import status_documents
-from reconciler.site.feeds import badge_state, feed_data, monitoring_lines
+from reconciler.site.feeds import OPERATIONS_PAGE, badge_state, feed_data, monitoring_lines
 from reconciler.site.model import (
+    ALARM_STATES,
     BranchSummary,
     Escaped,
     EventRow,
     JobRow,
+    Links,
     SiteInput,
     branch_summaries,
     cell_table,
     event_row,
+    every,
     failures,
     grid_html,
+    iso,
     log_href,
+    operation_target,
     package_href,
     plan_words,
     running_jobs,
@@ -48,6 +56,29 @@ INDEX_UNPUBLISHED = 100  # the front page lists at most this many unpublished pa
 
 
 @dataclass(frozen=True, slots=True)
+class IntentRow:
+    """A hold or a pause in force: what, who, since, until and why."""
+
+    what: str
+    href: str  # the held package's page or the paused branch's ("": none)
+    who: str
+    since: str
+    until: str  # "" while it has no end
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSeen:
+    """When the daemon last made a full pass: the front page's "last seen" line,
+    which static/stale.js turns into a warning once it is older than `stale_after`."""
+
+    seen: str  # ISO time, "" before the first full pass
+    epoch: str  # the same as unix time, for the script
+    stale_after: str  # seconds
+    interval: str  # the full pass's interval in words
+
+
+@dataclass(frozen=True, slots=True)
 class IndexData:
     branches: tuple[BranchSummary, ...]
     unpublished: tuple[FailureRow, ...]
@@ -58,6 +89,22 @@ class IndexData:
     job_service_error: str
     problems: tuple[str, ...]
     badge: str
+    alarms: int  # failed or broken packages, outside the branches being brought up
+    holds: tuple[IntentRow, ...]
+    pauses: tuple[IntentRow, ...]
+    daemon: DaemonSeen
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRow:
+    time: str
+    operation: str
+    target: str
+    href: str  # the target's page ("": none)
+    who: str
+    why: str
+    outcome: str  # applied, refused or no-op
+    effect: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +135,8 @@ class FailureRow:
     when: str
     href: str
     log: str
+    next_try: str  # a retrying package's next try (ISO time), else ""
+    alarm: bool  # failed or broken
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,24 +161,13 @@ def build_pages(site: SiteInput, previous: PackageInputs | None = None) -> SiteP
     summaries = branch_summaries(site)
     escaped = Escaped()  # shared by the grid and the package pages
     cells = cell_table(site, escaped)
+    packages = package_pages(site, cells, PACKAGE_ROOT, escaped, previous)
+    links = Links(packages.inputs.pages, frozenset(b.name for b in site.branches))
     badge = badge_state(site)
-    events = tuple(event_row(e) for e in site.events[:30])
     running = running_jobs(site)
     pages: dict[str, Page] = {
         "index.html": Page(
-            "index.html",
-            "",
-            site.title,
-            IndexData(
-                summaries,
-                *unpublished_rows(site),
-                running,
-                events,
-                site.max_parallel,
-                site.job_service_error,
-                site.problems,
-                badge,
-            ),
+            "index.html", "", site.title, index_data(site, summaries, links, badge, running)
         ),
         "queue.html": Page(
             "queue.html",
@@ -138,9 +176,15 @@ def build_pages(site: SiteInput, previous: PackageInputs | None = None) -> SiteP
             QueueData(plan_words(site), running, len(running), site.max_parallel),
         ),
         "failures.html": Page("failures.html", "", f"{site.title}: failures", failure_data(site)),
+        OPERATIONS_PAGE: Page(
+            OPERATIONS_PAGE,
+            "",
+            f"{site.title}: operations",
+            tuple(operation_row(r, links) for r in site.operations),
+        ),
         "badge.svg": Page("badge.svg", "", "", TextData((badge,))),
         "monitoring.txt": Page("monitoring.txt", "", "", TextData(monitoring_lines(site))),
-        "feed.atom": Page("feed.atom", "", "", feed_data(site, None)),
+        "feed.atom": Page("feed.atom", "", "", feed_data(site, None, links)),
     }
     for branch, summary in zip(site.branches, summaries, strict=True):
         rows_html, rows = grid_html(branch, cells, "../", escaped)
@@ -150,11 +194,81 @@ def build_pages(site: SiteInput, previous: PackageInputs | None = None) -> SiteP
             f"{site.title}: {branch.name}",
             BranchData(summary, branch.arches, Markup(rows_html), rows),
         )
-        pages[f"feeds/{branch.name}.atom"] = Page("feed.atom", "", "", feed_data(site, branch))
-    return SitePages(
-        pages,
-        package_pages(site, cells, PACKAGE_ROOT, escaped, previous),
-        status_documents(site, summaries, badge),
+        pages[f"feeds/{branch.name}.atom"] = Page(
+            "feed.atom", "", "", feed_data(site, branch, links)
+        )
+    return SitePages(pages, packages, status_documents(site, summaries, badge))
+
+
+def index_data(
+    site: SiteInput,
+    summaries: tuple[BranchSummary, ...],
+    links: Links,
+    badge: str,
+    running: tuple[JobRow, ...],
+) -> IndexData:
+    quiet = {b.name for b in site.branches if b.ignore_errors}
+    return IndexData(
+        summaries,
+        *unpublished_rows(site),
+        running,
+        tuple(event_row(e, links) for e in site.events[:30]),
+        site.max_parallel,
+        site.job_service_error,
+        site.problems,
+        badge,
+        sum(s.alarms for s in summaries if s.name not in quiet),
+        tuple(hold_row(h, links) for h in site.holds),
+        tuple(pause_row(p, links) for p in site.pauses),
+        daemon_seen(site),
+    )
+
+
+def hold_row(hold: Hold, links: Links) -> IntentRow:
+    where = f"{hold.branch}/{hold.arch}" if hold.arch else hold.branch
+    return IntentRow(
+        f"{where} {hold.pkgname}",
+        links.target(hold.branch, hold.pkgname),
+        hold.who,
+        iso(hold.since),
+        iso(hold.expires),
+        hold.why,
+    )
+
+
+def pause_row(pause: Pause, links: Links) -> IntentRow:
+    where = f"{pause.branch}/{pause.arch}" if pause.arch else pause.branch
+    return IntentRow(
+        where,
+        links.target(pause.branch),
+        pause.who,
+        iso(pause.since),
+        iso(pause.expires),
+        pause.why,
+    )
+
+
+def daemon_seen(site: SiteInput) -> DaemonSeen:
+    seen = site.last_pass_at
+    return DaemonSeen(
+        iso(seen) if seen is not None else "",
+        f"{seen:.3f}" if seen is not None else "",
+        f"{site.stale_after_seconds:g}",
+        every(site.stale_after_seconds / 2),
+    )
+
+
+def operation_row(record: OperationRecord, links: Links) -> OperationRow:
+    branch, pkgname = operation_target(record)
+    return OperationRow(
+        iso(record.time),
+        record.operation,
+        record.target,
+        links.target(branch, pkgname) if branch else "",
+        record.who,
+        record.why,
+        record.outcome,
+        record.effect,
     )
 
 
@@ -170,6 +284,8 @@ def failure_row(status: PkgStatus, when: str = "") -> FailureRow:
         when=when,
         href=package_href(status.repo.branch, status.pkgname),
         log=log_href(None, status.job_id),
+        next_try=iso(status.next_try_at) if status.state is PkgState.RETRYING else "",
+        alarm=status.state in ALARM_STATES,
     )
 
 
@@ -178,8 +294,11 @@ def failure_data(site: SiteInput) -> tuple[FailureRow, ...]:
 
 
 def unpublished_rows(site: SiteInput) -> tuple[tuple[FailureRow, ...], int]:
-    """Packages not published yet, problems first, and how many did not fit."""
+    """Packages not published yet, failed and broken first, then retrying ones, and
+    how many did not fit."""
     rows = [s for s in site.plan.packages if s.state is not PkgState.PUBLISHED]
-    rows.sort(key=lambda s: (not s.state.is_problem, s.repo, s.pkgname))
+    rows.sort(
+        key=lambda s: (s.state not in ALARM_STATES, not s.state.is_problem, s.repo, s.pkgname)
+    )
     shown = tuple(failure_row(s) for s in rows[:INDEX_UNPUBLISHED])
     return shown, max(len(rows) - INDEX_UNPUBLISHED, 0)

@@ -27,6 +27,9 @@ from reconciler.plan.actions import (
 )
 from reconciler.plan.planner import Plan
 
+# Not counted as builds still to come: done, or not built until a person acts.
+NOT_BUILT_AGAIN = frozenset({PkgState.PUBLISHED, PkgState.BUILT, PkgState.HELD, PkgState.BROKEN})
+
 
 def describe_action(action: Action) -> str:
     match action:
@@ -63,7 +66,7 @@ def describe_actions(plan: Plan) -> tuple[str, ...]:
     remaining: Counter[str] = Counter()
     waiting: list[str] = []
     for status in plan.packages:
-        if status.state in (PkgState.PUBLISHED, PkgState.BUILT):
+        if status.state in NOT_BUILT_AGAIN:
             continue
         remaining[str(status.repo)] += 1
         if status.state is PkgState.WAITING:
@@ -72,6 +75,8 @@ def describe_actions(plan: Plan) -> tuple[str, ...]:
         left = remaining.get(str(repo.repo), 0)
         if repo.phase is RepoPhase.BUILDING:
             lines.append(f"publish {repo.repo} after {left} more build(s)")
+        elif repo.phase is RepoPhase.BLOCKED and repo.reason.startswith("blocked:"):
+            lines.append(f"publish {repo.repo}: {repo.reason}")  # "blocked: 1 broken package ..."
         elif repo.phase is RepoPhase.BLOCKED:
             lines.append(f"publish {repo.repo}: blocked ({repo.reason})")
     return tuple(lines + waiting)
