@@ -1,6 +1,6 @@
 # Shared by run_tests.sh (sourced, like venv.sh): install the Debian packages the
 # integration tests need (a real nginx, headless Chromium and its driver, git,
-# rsync) when one of them is missing. As root it runs apt-get itself; otherwise
+# rsync, systemd-analyze, sudo) when one of them is missing. As root it runs apt-get itself; otherwise
 # it prints the exact command to run and fails, so nothing is silently skipped.
 # Can also be run directly: `bash .ci/system-packages.sh`.
 
@@ -23,6 +23,10 @@ ensure_system_packages() {
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
   command -v git >/dev/null 2>&1 || missing+=(git)
   command -v rsync >/dev/null 2>&1 || missing+=(rsync)
+  # systemd-analyze scores the shipped units (tests/test_units.py); sudo runs
+  # local build jobs as their own user (tests/test_local_jobs.py).
+  command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+  command -v sudo >/dev/null 2>&1 || missing+=(sudo)
   if [ "$need_nginx" = 0 ] && [ ${#missing[@]} -eq 0 ]; then
     return 0
   fi
@@ -34,7 +38,7 @@ ensure_system_packages() {
     exit 1
   fi
   if ! command -v apt-get >/dev/null 2>&1; then
-    echo "error: nginx, chromium, chromium-driver, git or rsync is missing, and no apt-get" >&2
+    echo "error: nginx, chromium, chromium-driver, git, rsync, systemd or sudo is missing, and no apt-get" >&2
     exit 1
   fi
   apt-get update -qq

@@ -7,9 +7,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -560,3 +562,53 @@ def test_a_job_that_ends_on_a_full_disk_is_not_lost_and_reports_once_there_is_ro
     (live(jobs_root, job) / "artifacts/fill").unlink()  # room again
     wait_until(lambda: observe(service, job).status is not JobStatus.RUNNING, timeout=WAIT)
     assert observe(service, job).status is JobStatus.SUCCESS
+
+
+# --- build jobs as their own user ---------------------------------------------------------
+
+
+@pytest.fixture
+def shared_root() -> Iterator[Path]:
+    """A job root the build user can reach: pytest's own temp tree is 0700."""
+    base = Path(tempfile.mkdtemp(prefix="reconciler-jobs-", dir="/tmp"))
+    os.chmod(base, 0o750)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_build_job_runs_as_the_build_user_and_cannot_read_the_keys(
+    shared_root: Path,
+) -> None:
+    if os.geteuid() != 0 or shutil.which("sudo") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI=true but this test needs root and sudo (bash .ci/system-packages.sh)")
+        pytest.skip("needs root and sudo")
+    key = shared_root / "final.rsa"
+    key.write_text("PRIVATE KEY\n")
+    os.chmod(key, 0o600)
+    service = LocalJobService(shared_root / "jobs", None, build_user="nobody")
+    build, sign = key_of_kind("hello", JobKind.BUILD), key_of_kind("-", JobKind.SIGN)
+    script = (
+        "id -un > artifacts/who\n"
+        f"cat {key} > artifacts/key 2>/dev/null || echo refused > artifacts/key\n"
+        "mkdir artifacts/sub && echo made > artifacts/sub/file\n"
+    )
+    for job in (build, sign):
+        service.submit(spec(job, script))
+    for job in (build, sign):
+        wait_until(lambda j=job: observe(service, j).status is JobStatus.SUCCESS, timeout=WAIT)
+    built = Path(observe(service, build).artifacts_dir or "")
+    signed = Path(observe(service, sign).artifacts_dir or "")
+    assert (built / "who").read_text() == "nobody\n"
+    assert (built / "key").read_text() == "refused\n", "the build cannot read the key"
+    assert (signed / "who").read_text() == "root\n", "a sign job runs as the daemon"
+    assert (built / "sub/file").read_text() == "made\n", "the daemon reads what it made"
+    shutil.rmtree(built.parent)  # and can delete it: the retention prunes job directories
+
+
+def key_of_kind(pkgname: str, kind: JobKind) -> JobKey:
+    version = "1.0-r0" if kind is JobKind.BUILD else "f" * 64
+    name = pkgname if kind is JobKind.BUILD else ""
+    return JobKey(JobIntent(kind, RepoKey("main", "", "x86_64"), name, version), 1)

@@ -5,6 +5,7 @@ reader.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,9 @@ import yaml
 from reconciler.config.reader import NodeReader
 from reconciler.config.sourcehut import SourcehutConfig, read_sourcehut
 from reconciler.model.names import is_safe_name
+
+# A user name as useradd takes it (what reaches sudo's command line).
+_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,9 @@ class JobsConfig:
     max_parallel: int = 2
     timeout_seconds: float = 3 * 3600
     sourcehut: SourcehutConfig | None = None
+    # Local build jobs run as this user (through sudo), so they cannot read the
+    # keys; "" runs them as the daemon's user.
+    build_user: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,15 +132,24 @@ def read_paths(r: NodeReader, node: yaml.Node | None) -> PathsConfig:
 
 
 def read_jobs(r: NodeReader, node: yaml.Node | None) -> JobsConfig:
-    j = r.mapping(node, "jobs", {"service", "max_parallel", "timeout_seconds", "sourcehut"})
+    j = r.mapping(
+        node, "jobs", {"service", "max_parallel", "timeout_seconds", "sourcehut", "build_user"}
+    )
     service = r.choice(j.get("service"), "jobs.service", "local", ("local", "sourcehut"))
     if service == "sourcehut" and j.get("sourcehut") is None:
         r.error(j.get("service"), "jobs.sourcehut: missing, required with jobs.service: sourcehut")
+    build_user = r.string(j.get("build_user"), "jobs.build_user", "")
+    if build_user and not _USER_RE.fullmatch(build_user):
+        r.error(j.get("build_user"), f"jobs.build_user: {build_user!r} is not a user name")
+        build_user = ""
+    if build_user and service != "local":
+        r.error(j.get("build_user"), "jobs.build_user: only for jobs.service: local")
     return JobsConfig(
         service=service,
         max_parallel=r.integer(j.get("max_parallel"), "jobs.max_parallel", 2, minimum=1),
         timeout_seconds=r.number(j.get("timeout_seconds"), "jobs.timeout_seconds", 10800.0),
         sourcehut=read_sourcehut(r, j.get("sourcehut")),
+        build_user=build_user,
     )
 
 

@@ -30,7 +30,9 @@ def make_job_service(
     if config.jobs.service != "sourcehut":
         keep = config.retention
         limits = Limits(keep.job_days * 86400.0, max_bytes=keep.job_max_bytes)
-        return LocalJobService(config.paths.jobs, config.paths.triggers, clock, limits)
+        return LocalJobService(
+            config.paths.jobs, config.paths.triggers, clock, limits, config.jobs.build_user
+        )
     sh = config.jobs.sourcehut
     if sh is None:
         raise ConfigError([f"{config.source}:1: jobs.sourcehut: missing"])

@@ -34,7 +34,7 @@ from reconciler.fs.retention import Limits, prune
 from reconciler.jobs import containment
 from reconciler.jobs.containment import ContainmentError
 from reconciler.jobs.service import JobExistsError, JobServiceError, JobSpec
-from reconciler.model.jobs import JobKey, JobObservation, JobStatus
+from reconciler.model.jobs import JobKey, JobKind, JobObservation, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,13 @@ class LocalJobService:
         trigger_dir: Path | None,
         clock: Callable[[], float] = time.time,
         retention: Limits | None = None,
+        build_user: str = "",
     ) -> None:
         """`retention` bounds `done/`: an intent's finished jobs go together once
         its newest is older than the age, oldest intents first beyond the size
-        (None: kept for ever)."""
+        (None: kept for ever). `build_user` ("": the daemon's own) is the user
+        build scripts run as, through sudo, so that they cannot read the keys."""
+        self.build_user = build_user
         self.live_dir = root / "live"
         self.done_dir = root / "done"
         self.trigger_dir = trigger_dir
@@ -122,6 +125,8 @@ class LocalJobService:
             "timeout_seconds": spec.timeout_seconds,
             "trigger_dir": str(self.trigger_dir) if self.trigger_dir else None,
         }
+        if self.build_user and spec.key.intent.kind is JobKind.BUILD:
+            meta["run_as"] = self.build_user
         for name, data in spec.files.items():
             write_bytes(staging / name, data)
         (staging / "artifacts").mkdir()

@@ -21,6 +21,7 @@ fallback cannot catch). The first lines of the log say which one a job got.
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import os
 import signal
@@ -52,7 +53,7 @@ def run(job_dir: Path, lock_fd: int) -> int:
             jail = containment.contain(job_dir, job_id)
             log.write(f"processes held by {jail.why}\n".encode())
             log.flush()  # before the script writes to the same file
-            proc, jail = _start(job_dir, jail, lock_fd, log)
+            proc, jail = _start(job_dir, jail, lock_fd, log, str(meta.get("run_as") or ""))
             with contextlib.suppress(OSError):  # only the fallback's cancel reads it
                 write_text(job_dir / PID_FILE, f"{proc.pid}\n")
             try:
@@ -100,12 +101,12 @@ def _write_status(job_dir: Path, text: str) -> None:
 
 
 def _start(
-    job_dir: Path, jail: Containment, lock_fd: int, log: BinaryIO
+    job_dir: Path, jail: Containment, lock_fd: int, log: BinaryIO, run_as: str
 ) -> tuple[subprocess.Popen[bytes], Containment]:
     """Start the script inside the job's containment. If it cannot join the
     cgroup (its preexec step fails, so it never ran), fall back and start it so."""
     try:
-        return _spawn(job_dir, jail, lock_fd, log), jail
+        return _spawn(job_dir, jail, lock_fd, log, run_as), jail
     except subprocess.SubprocessError as exc:
         if jail.cgroup is None:
             raise
@@ -114,14 +115,29 @@ def _start(
         jail = containment.fall_back(jail.job_id, why)
         log.write(f"processes held by {jail.why}\n".encode())
         log.flush()
-    return _spawn(job_dir, jail, lock_fd, log), jail
+    return _spawn(job_dir, jail, lock_fd, log, run_as), jail
+
+
+def script_command(job_dir: Path, run_as: str) -> list[str]:
+    """How the script is started: by bash, or through sudo as `run_as` with the
+    runner's own group, after opening the job directory to that group (setgid,
+    so everything the script makes there belongs to it, umask 007 so the runner
+    can read and delete it). The user cannot read what is only the runner's
+    user's: the keys are mode 0600."""
+    if not run_as:
+        return ["bash", "script.sh"]
+    group = grp.getgrgid(os.getegid()).gr_name
+    for directory in (job_dir, job_dir / "artifacts"):
+        os.chmod(directory, 0o2770)
+    script = "umask 007 && exec bash script.sh"
+    return ["sudo", "-n", "-u", run_as, "-g", group, "--", "bash", "-c", script]
 
 
 def _spawn(
-    job_dir: Path, jail: Containment, lock_fd: int, log: BinaryIO
+    job_dir: Path, jail: Containment, lock_fd: int, log: BinaryIO, run_as: str
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        ["bash", "script.sh"],
+        script_command(job_dir, run_as),
         cwd=job_dir,
         stdin=subprocess.DEVNULL,
         stdout=log,
