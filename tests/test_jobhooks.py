@@ -77,7 +77,7 @@ def fake(tmp_path: Path) -> Iterator[FakeSourcehut]:
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[Receiver]:
-    store = TokenStore(tmp_path / "state" / "tokens.json", scrypt_n=2**10)
+    store = TokenStore(tmp_path / "state" / "tokens.json")
     store.create("push-hook")
     token = store.create("job-callback")
     settings = WebhookSettings(

@@ -2,6 +2,8 @@
 
 Every refused or ignored request must leave the trigger directory empty; a good
 event must leave exactly one file there that the daemon's own parser accepts.
+These tests turn push coalescing off (`settle_seconds=0`), so every push is one
+file; `test_receiver_coalescing` tests the window.
 """
 
 from __future__ import annotations
@@ -98,13 +100,14 @@ def push(branch: str = "main", **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def hook(tmp_path: Path) -> Iterator[Hook]:
-    store = TokenStore(tmp_path / "state" / "tokens.json", scrypt_n=2**10)
+    store = TokenStore(tmp_path / "state" / "tokens.json")
     token = store.create("push-hook")
     settings = WebhookSettings(
         token_store=store.path,
         trigger_dir=tmp_path / "triggers",
         branches=("main", "v25.12"),
         max_body_bytes=LIMIT,
+        settle_seconds=0.0,
     )
     with serving(settings) as port:
         yield Hook(port, token, settings.trigger_dir)
@@ -174,17 +177,40 @@ def test_declared_length_over_the_limit_is_refused_before_reading(hook: Hook) ->
     assert hook.files() == []
 
 
-def test_chunked_and_missing_length_are_refused(hook: Hook) -> None:
+def raw_status(port: int, request: bytes) -> bytes:
+    """Send bytes as they are; the status code of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        return bytes(sock.makefile("rb").readline().split()[1])
+
+
+def test_missing_length_and_bad_length_are_refused(hook: Hook) -> None:
+    head = f"POST {ROUTE} HTTP/1.1\r\nHost: x\r\nX-Gitlab-Token: {hook.token}\r\n"
+    assert raw_status(hook.port, head.encode() + b"X-Gitlab-Event: Push Hook\r\n\r\n") == b"411"
+    # HTTP/1.0 has no chunked encoding: a Transfer-Encoding the server leaves is refused.
+    head10 = head.replace("HTTP/1.1", "HTTP/1.0") + "Transfer-Encoding: chunked\r\n"
+    assert raw_status(hook.port, head10.encode() + b"Content-Length: 2\r\n\r\n{}") == b"411"
     body = json.dumps(push()).encode()
-    chunked = {"Transfer-Encoding": "chunked"}
-    chunk = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
-    assert hook.post(chunk, headers=chunked)[0] == 411
-    with socket.create_connection(("127.0.0.1", hook.port), timeout=30) as sock:
-        request = f"POST {ROUTE} HTTP/1.1\r\nHost: x\r\nX-Gitlab-Token: {hook.token}\r\n"
-        sock.sendall(request.encode() + b"X-Gitlab-Event: Push Hook\r\n\r\n")
-        assert sock.makefile("rb").readline().split()[1] == b"411"
     assert hook.post(body, headers={"Content-Length": "12x"})[0] == 400
     assert hook.files() == []
+
+
+def test_chunked_bodies_are_bounded_by_the_server_then_checked_as_any_other(hook: Hook) -> None:
+    """waitress de-chunks within its limit (the largest route's), the route checks its own."""
+
+    def chunked(data: bytes) -> bytes:
+        head = (
+            f"POST {ROUTE} HTTP/1.1\r\nHost: x\r\nX-Gitlab-Token: {hook.token}\r\n"
+            "X-Gitlab-Event: Push Hook\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        return head.encode() + f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n\r\n"
+
+    assert raw_status(hook.port, chunked(json.dumps(push(padding="x" * LIMIT)).encode())) == b"413"
+    assert hook.files() == []
+    assert raw_status(hook.port, chunked(b"x" * (2 * 1024 * 1024))) == b"413"  # the server's
+    assert hook.files() == []
+    assert raw_status(hook.port, chunked(json.dumps(push()).encode())) == b"200"
+    assert len(hook.files()) == 1
 
 
 @pytest.mark.parametrize(
@@ -267,9 +293,11 @@ def test_one_log_line_per_request_without_the_token(
     hook.post(push(), token="wrong-token-value")
     hook.post(b"{", headers={"X-Custom": "secretish", "X-Real-IP": "203.0.113.5"})
     hook.post(b"{", headers={"X-Real-IP": "secretish\tforged"})
-    lines = [r.getMessage() for r in caplog.records if r.name == "reconciler.hooks.webhook"]
-    assert len(lines) == 4, lines
-    assert [line.split('" ')[1].split()[0] for line in lines] == ["200", "401", "400", "400"]
+    hook.post(b"{", path="/x%0Aforged%20line")
+    lines = [r.getMessage() for r in caplog.records if r.name == "reconciler.hooks.app"]
+    assert len(lines) == 5, lines
+    assert [line.split('" ')[1].split()[0] for line in lines] == ["200", "401", "400", "400", "404"]
+    assert "\n" not in lines[4] and lines[4].endswith('"POST /x?forged line" 404 not found')
     assert lines[2].startswith('127.0.0.1 for 203.0.113.5 "POST ')
     for line in lines:
         assert hook.token not in line and "wrong-token-value" not in line
@@ -333,7 +361,7 @@ def test_serve_reads_paths_from_the_config(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("listen", ["8081", "localhost:", ":80", "host:99999", "[::1]"])
 def test_bad_listen_addresses(tmp_path: Path, listen: str) -> None:
-    store = TokenStore(tmp_path / "tokens.json", scrypt_n=2**10)
+    store = TokenStore(tmp_path / "tokens.json")
     store.create("push-hook")
     settings = WebhookSettings(store.path, tmp_path / "t", ("main",))
     with pytest.raises(WebhookError, match="--listen"):

@@ -5,7 +5,10 @@ the plaintext once to stdout (nothing else goes to stdout; the note about where
 the hash went goes to stderr; no log line ever holds the token). Running it again
 for the same name replaces the token. `reconciler token list` shows the names.
 `reconciler webhook [--listen 127.0.0.1:8081]` runs the receiver of push hooks
-(token `push-hook`) and job-end callbacks (token `job-callback`, see `jobhooks`).
+(token `push-hook`) and job-end callbacks (token `job-callback`, see
+`hooks.jobend`) on waitress; `--listen 127.0.0.1:0` picks a free port (the log
+line names it), `[::1]:8081` listens on IPv6. Ctrl-C or SIGTERM stops it after
+writing the push triggers still waiting for their settle window.
 
 Both read the configuration for their paths: the store defaults to
 `<paths.durable>/tokens.json`, triggers go to `paths.triggers`. Their errors are

@@ -1,4 +1,7 @@
 """The HTTP receivers: GitLab push hooks and job-end callbacks in, trigger files
-out, and the hashed tokens that guard them. They never build or index inside a
+out, and the hashed tokens that guard them. `app` is the WSGI application (the
+checks), `webhook` serves it with waitress (the only module importing it),
+`coalesce` keeps a flood of requests to one trigger per key and window, `jobend`
+holds the job-end routes, `tokens` the store. They never build or index inside a
 request. May import `config`, `operator.triggers`, `fs` and `model`.
 """

@@ -7,15 +7,26 @@ in the durable directory (mode 0600, replaced atomically with its previous versi
 kept as `.prev`, read-modify-write under an flock on a sibling `.lock` file) that
 holds, per token name, only
 
-    {"kdf": "scrypt", "n": 16384, "r": 8, "p": 1, "salt": <16 random bytes, hex>,
-     "hash": <scrypt(token, salt, n, r, p, dklen=32), hex>, "created_at": <ISO UTC>}
+    {"kdf": "sha256", "salt": <16 random bytes, hex>,
+     "hash": <sha256(salt + token), hex>, "created_at": <ISO UTC>}
 
-The parameters are stored per entry, so they can be raised later without
-invalidating existing tokens. With 256 bits of entropy the KDF is not what keeps a
-token secret; salt and cost only make a leaked store useless for anything else.
-`verify` derives the hash of the presented value and compares with
-`hmac.compare_digest`; an unknown name, an empty or over-long value costs the same
-derivation, so timing tells nothing about which check failed.
+Why a plain salted SHA-256 and not a slow password hash: a slow hash (scrypt,
+bcrypt, argon2) exists to make guessing a *low-entropy* password from a leaked
+hash expensive. Nobody can guess 256 random bits, fast hash or not, so the cost
+would buy nothing, while every request (above all the unauthenticated ones with a
+wrong token) would pay it: with scrypt, 200 wrong tokens took seconds and 16 MiB
+each. The salt keeps equal tokens in two stores from having equal hashes.
+
+`verify` hashes the presented value and compares with `hmac.compare_digest`; an
+unknown name, an empty, missing or over-long value costs the same hashing (a few
+microseconds), so timing tells nothing about which check failed.
+
+Entries written before this format, `{"kdf": "scrypt", "n", "r", "p", "salt",
+"hash", ...}`, keep working: they are checked with their stored parameters, and
+the first time one verifies, it is rewritten as sha256 (under the flock, only if
+nobody replaced it meanwhile). A store that cannot be written keeps the scrypt
+entry, which is logged once per `TokenStore`; such an entry costs a scrypt
+derivation per request until it is rewritten or replaced (`reconciler token new`).
 """
 
 from __future__ import annotations
@@ -43,9 +54,8 @@ log = logging.getLogger(__name__)
 
 STORE_FILE_NAME = "tokens.json"
 FORMAT_VERSION = 1
-SCRYPT_N = 2**14
-SCRYPT_R = 8
-SCRYPT_P = 1
+KDF = "sha256"
+LEGACY_KDF = "scrypt"  # read, verified and rewritten as KDF; never written
 SALT_BYTES = 16
 HASH_BYTES = 32
 MAX_TOKEN_CHARS = 512  # anything longer is wrong without further thought
@@ -73,24 +83,53 @@ def default_store_path(durable_dir: Path, legacy_dir: Path | None = None) -> Pat
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    n: int
-    r: int
-    p: int
+    kdf: str  # KDF or LEGACY_KDF
     salt: bytes
     digest: bytes
+    scrypt: tuple[int, int, int] = (0, 0, 0)  # n, r, p of a legacy entry
+
+    def derive(self, token: str) -> bytes:
+        if self.kdf == LEGACY_KDF:
+            n, r, p = self.scrypt
+            return _scrypt(token, self.salt, n, r, p)
+        return _sha256(token, self.salt)
 
 
-def _derive(token: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+def _sha256(token: str, salt: bytes) -> bytes:
+    return hashlib.sha256(salt + token.encode("utf-8", errors="surrogateescape")).digest()
+
+
+def _scrypt(token: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     data = token.encode("utf-8", errors="surrogateescape")
     return hashlib.scrypt(
         data, salt=salt, n=n, r=r, p=p, dklen=HASH_BYTES, maxmem=2 * _MAX_SCRYPT_MEMORY
     )
 
 
+def _new_entry(token: str, created_at: str | None = None) -> dict[str, str]:
+    salt = secrets.token_bytes(SALT_BYTES)
+    return {
+        "kdf": KDF,
+        "salt": salt.hex(),
+        "hash": _sha256(token, salt).hex(),
+        "created_at": created_at or datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
 def _parse_entry(name: str, raw: Any) -> _Entry:
     where = f"token {name!r}"
-    if not isinstance(raw, dict) or raw.get("kdf") != "scrypt":
-        raise TokenStoreError(f"{where}: expected an object with kdf 'scrypt'")
+    kdf = raw.get("kdf") if isinstance(raw, dict) else None
+    if kdf not in (KDF, LEGACY_KDF):
+        raise TokenStoreError(f"{where}: expected an object with kdf {KDF!r} or {LEGACY_KDF!r}")
+    try:
+        salt = bytes.fromhex(str(raw.get("salt")))
+        digest = bytes.fromhex(str(raw.get("hash")))
+    except ValueError as exc:
+        raise TokenStoreError(f"{where}: salt and hash must be hex") from exc
+    if len(salt) < 8 or len(digest) != HASH_BYTES:
+        raise TokenStoreError(f"{where}: salt or hash has the wrong length")
+    if kdf == KDF:
+        return _Entry(KDF, salt, digest)
     params: list[int] = []
     for key in ("n", "r", "p"):
         value = raw.get(key)
@@ -100,38 +139,22 @@ def _parse_entry(name: str, raw: Any) -> _Entry:
     n, r, p = params
     if n < 2 or n & (n - 1) or 128 * n * r > _MAX_SCRYPT_MEMORY or p > 16:
         raise TokenStoreError(f"{where}: scrypt parameters out of range")
-    try:
-        salt = bytes.fromhex(str(raw.get("salt")))
-        digest = bytes.fromhex(str(raw.get("hash")))
-    except ValueError as exc:
-        raise TokenStoreError(f"{where}: salt and hash must be hex") from exc
-    if len(salt) < 8 or len(digest) != HASH_BYTES:
-        raise TokenStoreError(f"{where}: salt or hash has the wrong length")
-    return _Entry(n, r, p, salt, digest)
+    return _Entry(LEGACY_KDF, salt, digest, (n, r, p))
 
 
 class TokenStore:
     """The token file at `path`; read on every call, so a new token takes effect at once."""
 
-    def __init__(self, path: Path, *, scrypt_n: int = SCRYPT_N) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._scrypt_n = scrypt_n  # cost for tokens created by this instance
+        self._kept_legacy = False  # a legacy entry could not be rewritten (logged once)
 
     def create(self, name: str) -> str:
         """Make a token for `name`, replacing any old one; store its hash, return it."""
         if not is_safe_name(name):
             raise TokenStoreError(f"token name {name!r}: use letters, digits and . _ + -")
         token = new_token()
-        salt = secrets.token_bytes(SALT_BYTES)
-        entry = {
-            "kdf": "scrypt",
-            "n": self._scrypt_n,
-            "r": SCRYPT_R,
-            "p": SCRYPT_P,
-            "salt": salt.hex(),
-            "hash": _derive(token, salt, self._scrypt_n, SCRYPT_R, SCRYPT_P).hex(),
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        entry = _new_entry(token)
         with self._locked():
             tokens = self._read_raw()
             tokens[name] = entry
@@ -149,8 +172,9 @@ class TokenStore:
     def verify(self, name: str, presented: str | None) -> bool:
         """True only when `presented` is the current token of `name`.
 
-        Always derives one hash, also for an unknown name or an empty, over-long or
-        missing value, and compares digests with `hmac.compare_digest`.
+        Always hashes once, also for an unknown name or an empty, over-long or
+        missing value, and compares digests with `hmac.compare_digest`. A legacy
+        scrypt entry that verifies is rewritten as sha256.
         """
         raw = self._read_raw().get(name)
         entry = _parse_entry(name, raw) if raw is not None else None
@@ -158,10 +182,33 @@ class TokenStore:
         plausible = entry is not None and 0 < len(value) <= MAX_TOKEN_CHARS
         value = value[:MAX_TOKEN_CHARS]
         if entry is None:
-            _derive(value, _DUMMY_SALT, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+            hmac.compare_digest(_sha256(value, _DUMMY_SALT), _DUMMY_SALT * 2)
             return False
-        derived = _derive(value, entry.salt, entry.n, entry.r, entry.p)
-        return hmac.compare_digest(derived, entry.digest) and plausible
+        good = hmac.compare_digest(entry.derive(value), entry.digest) and plausible
+        if good and entry.kdf == LEGACY_KDF:
+            self._rehash(name, raw, value)
+        return good
+
+    def _rehash(self, name: str, verified: Any, token: str) -> None:
+        """Replace a verified legacy entry by a sha256 one, unless it changed meanwhile."""
+        try:
+            with self._locked():
+                tokens = self._read_raw()
+                if tokens.get(name) != verified:
+                    return  # replaced or removed since it was read: leave it alone
+                tokens[name] = _new_entry(token, str(verified.get("created_at") or "") or None)
+                self._write_raw(tokens)
+        except (OSError, TokenStoreError) as exc:
+            if not self._kept_legacy:
+                self._kept_legacy = True
+                log.warning(
+                    "token %r stays a scrypt hash (slow to check): cannot rewrite %s: %s",
+                    name,
+                    self.path,
+                    exc,
+                )
+            return
+        log.info("token %r: rewrote its scrypt hash as sha256 in %s", name, self.path)
 
     # --- the file -----------------------------------------------------------------
 

@@ -33,6 +33,13 @@ def make_job_service(
         return LocalJobService(
             config.paths.jobs, config.paths.triggers, clock, limits, config.jobs.build_user
         )
+    return _sourcehut_service(config, clock, sleep)
+
+
+def _sourcehut_service(
+    config: Config, clock: Callable[[], float], sleep: Callable[[float], None]
+) -> SourcehutJobService:
+    """The builds.sr.ht client, manifests and service its section describes."""
     sh = config.jobs.sourcehut
     if sh is None:
         raise ConfigError([f"{config.source}:1: jobs.sourcehut: missing"])
