@@ -4,8 +4,11 @@
 (with one package failing on purpose, so there is a failure with a log) and
 converges a daemon (fake clock, in-memory jobs). `NginxServer.start` turns the *shipped*
 deploy/nginx.conf into a test server block by replacing only its production
-paths and its `listen 80;`, wraps it in a minimal main config under a private
-prefix and runs nginx in the foreground until `stop()`.
+paths, its `listen 80;` and (with `upstream_port`) the receiver's address,
+wraps it in a minimal main config under a private prefix and runs nginx in the
+foreground until `stop()`. `debian_main_config` wraps the same block in Debian's
+default /etc/nginx/nginx.conf instead (bench/burst.py); `parse_conf` reads the
+shipped file's blocks and directives for tests that check what it says.
 
 Fixtures (import them into a test module to use them; they are module-scoped):
   generated_site  the GeneratedSite, built once per module
@@ -48,6 +51,8 @@ PROD_FINAL = "/var/lib/reconciler/data/repo/final"
 PROD_WIP = "/var/lib/reconciler/data/repo/wip"
 PROD_SYMLINK = "/var/lib/reconciler/data/repo/symlink"
 PROD_LISTEN = "listen 80;"
+PROD_UPSTREAM = "server 127.0.0.1:8081;"  # the receiver, in `upstream reconciler_webhook`
+DEBIAN_MAIN_CONF = Path("/etc/nginx/nginx.conf")
 
 SITE_URL = "https://build.example.org/"
 FAILING = "main/x86_64/hello-x86"
@@ -165,18 +170,28 @@ def generate_site(
 
 
 def render_server_block(
-    html_out: Path, final: Path, wip: Path, port: int, symlink: Path | None = None
+    html_out: Path,
+    final: Path,
+    wip: Path,
+    port: int,
+    symlink: Path | None = None,
+    *,
+    upstream_port: int | None = None,
 ) -> str:
     """deploy/nginx.conf with the test's directories and a loopback listen address
-    (the symlink repository defaults to `symlink` beside `wip`, as in paths.data)."""
+    (the symlink repository defaults to `symlink` beside `wip`, as in paths.data);
+    with `upstream_port`, the receiver is looked for there instead of on 8081."""
     text = DEPLOY_CONF.read_text(encoding="utf-8")
     code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
-    for needle in (PROD_HTML_OUT, PROD_FINAL, PROD_WIP, PROD_SYMLINK, PROD_LISTEN):
+    for needle in (PROD_HTML_OUT, PROD_FINAL, PROD_WIP, PROD_SYMLINK, PROD_LISTEN, PROD_UPSTREAM):
         if needle not in code:
             raise AssertionError(f"{DEPLOY_CONF} no longer uses {needle!r}; update {__file__}")
     listens = re.findall(r"^\s*listen\s+[^;]*;", code, flags=re.MULTILINE)
     if [item.strip() for item in listens] != [PROD_LISTEN]:
         raise AssertionError(f"expected exactly one `{PROD_LISTEN}` in {DEPLOY_CONF}: {listens}")
+    if code.count(PROD_UPSTREAM) != 1:
+        raise AssertionError(f"expected exactly one `{PROD_UPSTREAM}` in {DEPLOY_CONF}")
+    upstream = PROD_UPSTREAM if upstream_port is None else f"server 127.0.0.1:{upstream_port};"
     # Longest first, so no replacement touches the result of another one.
     for old, new in (
         (PROD_FINAL, str(final)),
@@ -184,6 +199,7 @@ def render_server_block(
         (PROD_WIP, str(wip)),
         (PROD_HTML_OUT, str(html_out)),
         (PROD_LISTEN, f"listen 127.0.0.1:{port};"),
+        (PROD_UPSTREAM, upstream),
     ):
         text = text.replace(old, new)
     leftover = [
@@ -202,14 +218,19 @@ def _disabled_modules(nginx: str) -> set[str]:
     return set(re.findall(r"--without-http_(\w+)_module", version))
 
 
-def main_config(prefix: Path, server_block: Path, nginx: str) -> str:
-    """A complete nginx.conf whose pid, logs and temp files all live under `prefix`."""
+def temp_path_lines(prefix: Path, nginx: str) -> str:
+    """http-context lines that move every temp directory this nginx has under `prefix`."""
     temp = ["client_body_temp_path"] + [
         f"{module}_temp_path"
         for module in ("proxy", "fastcgi", "uwsgi", "scgi")
         if module not in _disabled_modules(nginx)
     ]
-    temp_lines = "\n".join(f"    {name} {prefix}/{name.removesuffix('_path')};" for name in temp)
+    return "\n".join(f"    {name} {prefix}/{name.removesuffix('_path')};" for name in temp)
+
+
+def main_config(prefix: Path, server_block: Path, nginx: str) -> str:
+    """A complete nginx.conf whose pid, logs and temp files all live under `prefix`."""
+    temp_lines = temp_path_lines(prefix, nginx)
     # As root the workers would drop to `nobody` and could not read pytest's 0700 tmp dirs.
     user = "user root root;\n" if os.geteuid() == 0 else ""
     return (
@@ -218,7 +239,7 @@ def main_config(prefix: Path, server_block: Path, nginx: str) -> str:
         "worker_processes 1;\n"
         f"pid {prefix}/nginx.pid;\n"
         f"error_log {prefix}/error.log info;\n"
-        "events {\n    worker_connections 64;\n}\n"
+        "events {\n    worker_connections 512;\n}\n"
         "http {\n"
         "    include /etc/nginx/mime.types;\n"
         "    default_type application/octet-stream;\n"
@@ -227,6 +248,54 @@ def main_config(prefix: Path, server_block: Path, nginx: str) -> str:
         f"    include {server_block};\n"
         "}\n"
     )
+
+
+def debian_main_config(
+    prefix: Path,
+    server_block: Path,
+    nginx: str,
+    *,
+    worker_connections: int | None = None,
+    source: Path = DEBIAN_MAIN_CONF,
+) -> tuple[str, list[str]]:
+    """Debian's default nginx.conf as shipped, with the server block included where
+    `include /etc/nginx/sites-enabled/*;` was, pid, logs and temp files under
+    `prefix`, in the foreground; `worker_connections` raises that limit (and the
+    workers' file limit with it). Returns the text and each change, in words."""
+    text = source.read_text(encoding="utf-8")
+    changes: list[str] = []
+
+    def swap(pattern: str, replacement: str, what: str) -> None:
+        nonlocal text
+        text, found = re.subn(pattern, replacement, text, count=1, flags=re.MULTILINE)
+        if found != 1:
+            raise AssertionError(f"{source}: no line matching {pattern!r}")
+        changes.append(what)
+
+    swap(
+        r"^(\s*)include /etc/nginx/sites-enabled/\*;",
+        rf"\1include {server_block};",
+        f"include /etc/nginx/sites-enabled/* -> include {server_block}",
+    )
+    swap(r"^(\s*)pid .*;", rf"\1pid {prefix}/nginx.pid;", f"pid -> {prefix}/nginx.pid")
+    swap(r"^(\s*)error_log .*;", rf"\1error_log {prefix}/error.log;", "error_log -> prefix")
+    swap(r"^(\s*)access_log .*;", rf"\1access_log {prefix}/access.log;", "access_log -> prefix")
+    temp = temp_path_lines(prefix, nginx)
+    swap(r"^http \{", "http {\n" + temp.replace("\\", "\\\\"), "temp paths -> prefix")
+    if os.geteuid() != 0:
+        swap(r"^(\s*)user .*;", "", "`user` removed (not root)")
+    if worker_connections is not None:
+        swap(
+            r"^(\s*)worker_connections \d+;",
+            rf"\1worker_connections {worker_connections};",
+            f"worker_connections {worker_connections} (Debian: 768)",
+        )
+        files = 2 * worker_connections + 64
+        text = f"worker_rlimit_nofile {files};\n" + text
+        changes.append(f"worker_rlimit_nofile {files} added")
+    text = "daemon off;\n" + text
+    changes.append("daemon off added")
+    return text, changes
 
 
 def free_port() -> int:
@@ -267,8 +336,19 @@ class NginxServer:
         return "".join(parts)
 
     @classmethod
-    def start(cls, html_out: Path, final: Path, wip: Path, prefix: Path) -> NginxServer:
-        """Start nginx on a free loopback port; a port lost to a race is retried twice."""
+    def start(
+        cls,
+        html_out: Path,
+        final: Path,
+        wip: Path,
+        prefix: Path,
+        *,
+        upstream_port: int | None = None,
+        edit: Callable[[str], str] | None = None,
+    ) -> NginxServer:
+        """Start nginx on a free loopback port; a port lost to a race is retried twice.
+        `upstream_port`: where the receiver is (default: the shipped 8081); `edit`
+        changes the rendered server block (a test's shorter timeouts)."""
         nginx = require_tool("nginx", "nginx-light")
         last = ""
         for attempt in range(3):
@@ -276,9 +356,8 @@ class NginxServer:
             run_dir.mkdir(parents=True)
             port = free_port()
             server_block = run_dir / "reconciler.conf"
-            server_block.write_text(
-                render_server_block(html_out, final, wip, port), encoding="utf-8"
-            )
+            block = render_server_block(html_out, final, wip, port, upstream_port=upstream_port)
+            server_block.write_text(edit(block) if edit else block, encoding="utf-8")
             conf = run_dir / "nginx.conf"
             conf.write_text(main_config(run_dir, server_block, nginx), encoding="utf-8")
             command = [nginx, "-e", str(run_dir / "error.log"), "-p", str(run_dir), "-c", str(conf)]
@@ -397,3 +476,66 @@ def repo_index(root: Path) -> tuple[Path, str]:
     found = sorted(p for p in root.rglob("APKINDEX.tar.gz") if any(p.parent.glob("*.apk")))
     assert found, f"no APKINDEX.tar.gz with apks beside it under {root}"
     return found[0], found[0].relative_to(root).as_posix()
+
+
+# -- reading deploy/nginx.conf ----------------------------------------------------
+
+
+@dataclass
+class ConfBlock:
+    """A block of an nginx config: its header words (["location", "=", "/x"]), its
+    simple directives (each a list of words, quotes removed) and its nested blocks."""
+
+    words: list[str]
+    directives: list[list[str]]
+    blocks: list[ConfBlock]
+
+    def find(self, *words: str) -> ConfBlock:
+        found = [b for b in self.walk() if b.words == list(words)]
+        assert len(found) == 1, f"expected one block {' '.join(words)!r}, found {len(found)}"
+        return found[0]
+
+    def walk(self) -> Iterator[ConfBlock]:
+        yield self
+        for block in self.blocks:
+            yield from block.walk()
+
+    def values(self, name: str) -> list[list[str]]:
+        """The arguments of each `name` directive directly in this block."""
+        return [d[1:] for d in self.directives if d[0] == name]
+
+
+_CONF_TOKEN = re.compile(r"""#[^\n]*|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[{};]|[^\s{};"'#]+""")
+
+
+def parse_conf(text: str) -> ConfBlock:
+    """nginx's syntax as far as deploy/nginx.conf uses it (no `#` inside words)."""
+    root = ConfBlock([], [], [])
+    stack = [root]
+    words: list[str] = []
+    for token in _CONF_TOKEN.findall(text):
+        if token.startswith("#"):
+            continue
+        if token == "{":
+            block = ConfBlock(words, [], [])
+            stack[-1].blocks.append(block)
+            stack.append(block)
+            words = []
+        elif token == "}":
+            assert not words, f"unterminated directive {words}"
+            stack.pop()
+        elif token == ";":
+            stack[-1].directives.append(words)
+            words = []
+        else:
+            words.append(token[1:-1] if token[0] in "\"'" else token)
+    assert len(stack) == 1 and not words, "unbalanced braces"
+    return root
+
+
+def seconds(value: str) -> float:
+    """An nginx time ("10s", "1m", "500ms", "30") in seconds."""
+    match = re.fullmatch(r"(\d+)(ms|s|m|h)?", value)
+    assert match, value
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[match.group(2)]
+    return int(match.group(1)) * scale

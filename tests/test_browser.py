@@ -464,7 +464,7 @@ def test_a_fresh_last_pass_shows_no_warning(
     assert not errors, errors
     # The script has run (it loads deferred, before "complete"): the line is as served.
     assert browser.execute_script(
-        "return Array.from(document.scripts).some(s => s.src.endsWith('static/stale.js'))"
+        "return Array.from(document.scripts).some(s => s.src.includes('static/stale.js?v='))"
     )
     warning = browser.find_element(By.ID, "daemon-down")
     assert not warning.is_displayed()

@@ -455,7 +455,7 @@ def test_the_daemons_last_full_pass_is_shown_and_in_status_json(troubled: Path) 
     assert re.sub(r"<[^>]+>", "", text) == (
         f"daemon last seen: {iso(NOW - 42.125)} (a full pass runs every 5 min)"
     )
-    assert '<script src="static/stale.js" defer></script>' in html
+    assert '<script src="static/stale.js?v=' in html
     status = json.loads((troubled / "status.json").read_text())
     assert status["last_pass_at"] == iso(NOW - 42.125)
     assert status["last_pass_at_unix"] == NOW - 42.125

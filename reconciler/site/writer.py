@@ -12,6 +12,13 @@ since the last render, as a ready body (sitepackage) put into a `Frame` of their
 template: the template rendered once with markers, so a page costs a join
 instead of a template render. Pages of packages that disappeared are removed.
 Logs of finished jobs are copied beside the pages.
+
+The files of `site_templates/static/` are copied as they are, and pages link
+each one as `static/<name>?v=<first 12 hex digits of its sha256>` (the template
+function `static_url`), so nginx may let browsers cache them for a year: new
+bytes get a new URL. They are staged before the pages, so a page never names a
+version before its file is in place; when a fingerprint changes, every page is
+rendered again.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import gzip
+import hashlib
 import json
 import logging
 import re
@@ -54,6 +62,12 @@ LOG_GZIP_BYTES = 256 * 1024
 MANIFEST = ".manifest.json"
 SLOTS = ("title", "main", "updated")
 SLOT_MARK = re.compile("\x00(" + "|".join(SLOTS) + ")\x00")
+FINGERPRINT_HEX = 12  # hex digits of a static file's sha256 in its URL ("?v=")
+
+
+def fingerprint(data: bytes) -> str:
+    """The version a static file's URL carries: the start of its sha256, in hex."""
+    return hashlib.sha256(data).hexdigest()[:FINGERPRINT_HEX]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +142,8 @@ class SiteWriter:
             keep_trailing_newline=True,
             auto_reload=False,
         )
+        self._versions: dict[str, str] = {}  # static file name -> its fingerprint
+        self.env.globals["static_url"] = self.static_url
         self._last_input: SiteInput | None = None
         self._pages: dict[str, Page] = {}  # the models of the pages as last written
         self._bodies: dict[str, int] = {}  # package page -> hash of its title and body
@@ -163,22 +179,46 @@ class SiteWriter:
         self._pending_digests = {}
         self._pending_twins = {}
         stamp = iso(now)
+        files = self._stage_static()  # first: renamed into place before any page
         built = build_pages(site, self._package_inputs)
         self._render_pages(built.pages, stamp)
         bodies = self._render_packages(built.packages, stamp)
-        files = set(built.pages) | built.packages.paths
+        files |= set(built.pages) | built.packages.paths
         for path, data in built.documents.items():
             self._write(path, data)
             files.add(path)
-        static = self.templates / "static"
-        for source in sorted(static.iterdir()) if static.is_dir() else []:
-            self._write(f"static/{source.name}", source.read_bytes())
-            files.add(f"static/{source.name}")
         self._commit(files)
         self._pages = built.pages
         self._bodies = bodies
         self._package_inputs = built.packages.inputs
         self._last_input = site
+
+    def _stage_static(self) -> set[str]:
+        """Stage the static files; new fingerprints make every page render again."""
+        static = self.templates / "static"
+        files: set[str] = set()
+        versions: dict[str, str] = {}
+        for source in sorted(static.iterdir()) if static.is_dir() else []:
+            data = source.read_bytes()
+            versions[source.name] = fingerprint(data)
+            self._write(f"static/{source.name}", data)
+            files.add(f"static/{source.name}")
+        if versions != self._versions:
+            self._versions = versions
+            self._pages = {}
+            self._bodies = {}
+            self._package_inputs = None  # build every package page again
+            self._frame = None
+        return files
+
+    def static_url(self, name: str) -> str:
+        """`static/<name>?v=<fingerprint>`, relative to the site root (templates prefix
+        `root`); a name that is not a static file is an error, not a broken link."""
+        try:
+            version = self._versions[name]
+        except KeyError:
+            raise ValueError(f"no static file {name!r} in {self.templates / 'static'}") from None
+        return f"static/{name}?v={version}"
 
     def _render_pages(self, pages: dict[str, Page], stamp: str) -> None:
         """The pages rendered from their own template, where their model changed."""
