@@ -30,10 +30,7 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 from reconciler.formats.apkbuild import parse_apkbuild
-from reconciler.model.names import RepoKey
-from reconciler.model.progress import PkgState, PkgStatus, RepoPhase, RepoStatus
-from reconciler.plan.planner import Plan
-from reconciler.site.model import BranchInfo, SiteInput, iso
+from reconciler.site.model import iso
 from reconciler.site.writer import SiteWriter
 
 from .nginx_server import (
@@ -45,6 +42,7 @@ from .nginx_server import (
     nginx_url_fixture,  # noqa: F401 (fixture)
     require_tool,
 )
+from .site_inputs import one_package_site
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -390,27 +388,6 @@ def test_other_pages_of_the_hostile_site_stay_inert(browser: WebDriver, hostile_
 STALE_AFTER = 600.0
 
 
-def daemon_site(root: Path, last_pass_at: float) -> SiteInput:
-    repo = RepoKey("main", "", "x86_64")
-    return SiteInput(
-        title="reconciler",
-        url="https://build.example.org/",
-        branches=(BranchInfo("main", ("x86_64",), False, ""),),
-        plan=Plan(
-            (),
-            (PkgStatus(repo, "hello", "1-r0", PkgState.PUBLISHED),),
-            (RepoStatus(repo, RepoPhase.PUBLISHED),),
-        ),
-        specs={},
-        versions={},
-        jobs=(),
-        events=(),
-        max_parallel=1,
-        last_pass_at=last_pass_at,
-        stale_after_seconds=STALE_AFTER,
-    )
-
-
 @pytest.fixture(scope="module")
 def daemon_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, float]]]:
     """Two front pages served by nginx: a last full pass an hour ago (stale: more than
@@ -423,7 +400,7 @@ def daemon_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             root = tmp_path_factory.mktemp(f"daemon-{name}")
             for directory in ("final", "wip"):
                 (root / directory).mkdir()
-            SiteWriter(root / "html").render(daemon_site(root, seen), seen)
+            SiteWriter(root / "html").render(one_package_site(seen, STALE_AFTER), seen)
             server = NginxServer.start(root / "html", root / "final", root / "wip", root / "nginx")
             servers.append(server)
             urls[name] = (server.base_url, seen)

@@ -23,10 +23,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from reconciler.model.names import RepoKey
-from reconciler.model.progress import PkgState, PkgStatus, RepoPhase, RepoStatus
-from reconciler.plan.planner import Plan
-from reconciler.site.model import BranchInfo, SiteInput
 from reconciler.site.writer import TEMPLATES_DIR, SiteWriter
 
 from .nginx_server import (
@@ -39,6 +35,7 @@ from .nginx_server import (
     repo_index,
     url_of,
 )
+from .site_inputs import one_package_site
 
 NO_CACHE = "no-cache"
 NO_STORE = "no-store"
@@ -287,27 +284,6 @@ def test_the_linked_version_is_served_long_cached(
     assert response.headers["Cache-Control"] == IMMUTABLE
 
 
-def tiny_site(last_pass_at: float) -> SiteInput:
-    repo = RepoKey("main", "", "x86_64")
-    return SiteInput(
-        title="reconciler",
-        url="https://build.example.org/",
-        branches=(BranchInfo("main", ("x86_64",), False, ""),),
-        plan=Plan(
-            (),
-            (PkgStatus(repo, "hello", "1-r0", PkgState.PUBLISHED),),
-            (RepoStatus(repo, RepoPhase.PUBLISHED),),
-        ),
-        specs={},
-        versions={},
-        jobs=(),
-        events=(),
-        max_parallel=1,
-        last_pass_at=last_pass_at,
-        stale_after_seconds=600.0,
-    )
-
-
 def linked_versions(html_out: Path) -> dict[str, set[str]]:
     """Static file name -> the versions the pages link it with."""
     found: dict[str, set[str]] = {}
@@ -323,19 +299,19 @@ def test_a_changed_static_file_gets_a_new_url_on_every_page(tmp_path: Path) -> N
     templates = tmp_path / "templates"
     shutil.copytree(TEMPLATES_DIR, templates)
     out = tmp_path / "html"
-    SiteWriter(out, templates).render(tiny_site(1000.0), 1000.0)
+    SiteWriter(out, templates).render(one_package_site(1000.0), 1000.0)
     old = static_version_of(out, "style.css")
     assert linked_versions(out)["style.css"] == {old}
     with (templates / "static" / "style.css").open("a", encoding="utf-8") as css:
         css.write("/* changed */\n")
     writer = SiteWriter(out, templates)  # a restarted daemon after the deploy
-    writer.render(tiny_site(1000.0), 1000.0)
+    writer.render(one_package_site(1000.0), 1000.0)
     new = static_version_of(out, "style.css")
     assert new != old
     assert linked_versions(out)["style.css"] == {new}
     with (templates / "static" / "style.css").open("a", encoding="utf-8") as css:
         css.write("/* changed again */\n")
-    writer.render(tiny_site(2000.0), 2000.0)  # the same writer, the next change
+    writer.render(one_package_site(2000.0), 2000.0)  # the same writer, the next change
     newer = static_version_of(out, "style.css")
     assert newer not in (old, new)
     assert linked_versions(out)["style.css"] == {newer}
