@@ -111,3 +111,4 @@ class JobObservation:
     log_path: str | None = None  # local file with the job's log, if any
     url: str | None = None  # page of the job on a remote service
     artifacts_dir: str | None = None
+    excerpt: str = ""  # a failed job's last error lines, from its log

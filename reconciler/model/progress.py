@@ -60,6 +60,8 @@ class PkgStatus:
     max_tries: int = 0
     job_id: str | None = None  # the job the reason refers to (its log)
     next_try_at: float | None = None
+    # The last error lines of that job's log, for a failed try ("" when none).
+    excerpt: str = ""
 
 
 class RepoPhase(StrEnum):

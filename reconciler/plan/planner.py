@@ -46,6 +46,9 @@ class Plan:
     repos: tuple[RepoStatus, ...]
     # The earliest time a scheduled retry becomes due (for the loop's sleep).
     next_wakeup: float | None = None
+    # The packages ready to build but waiting for a job slot, in the order the
+    # plan submits them as slots free.
+    queue: tuple[PkgStatus, ...] = ()
 
 
 def plan(
