@@ -62,6 +62,9 @@ class PkgStatus:
     next_try_at: float | None = None
     # The last error lines of that job's log, for a failed try ("" when none).
     excerpt: str = ""
+    # What a waiting package needs, one requirement each, in words that group
+    # well: "foo-utils", "foo-utils (failed)", "gcc-aarch64 published for x86_64".
+    needs: tuple[str, ...] = ()
 
 
 class RepoPhase(StrEnum):
