@@ -45,7 +45,7 @@ def test_failure_blocks_only_its_repository(
     states = {(str(p.repo), p.pkgname): p for p in result.plan.packages}
     hello = states[("main/x86_64", "hello-x86")]
     assert hello.state is PkgState.FAILED
-    assert hello.reason.startswith("failed, try 3/3")
+    assert hello.reason.endswith("(try 3 of 3)")
     phases = {str(r.repo): r for r in result.plan.repos}
     assert phases["main/x86_64"].phase is RepoPhase.BLOCKED
     assert "hello-x86" in phases["main/x86_64"].reason

@@ -157,6 +157,29 @@ def test_failure_reports_the_exit_code(service: LocalJobService, root: Path) -> 
     assert done(root, job).is_dir()
 
 
+def test_a_failed_job_carries_the_error_lines_of_its_log(
+    service: LocalJobService, root: Path
+) -> None:
+    """The excerpt a package page shows: the log's error lines, read when the job
+    ends and again after a restart; a successful job has none."""
+    job = key("erroring")
+    script = (
+        'for i in $(seq 1 2000); do echo "compiling unit $i"; done\n'
+        "printf '\\033[31mERROR: foo-utils-1.0-r0: <checksum> failed\\033[0m\\n'\n"
+        "echo 'cleaning up'\n"
+        "exit 1"
+    )
+    service.submit(spec(job, script))
+    wait_for_status(root, job)
+    obs = observe(service, job)
+    assert obs.excerpt == "ERROR: foo-utils-1.0-r0: <checksum> failed"
+    assert LocalJobService(root, root.parent / "triggers").list_jobs()[job].excerpt == obs.excerpt
+    fine = key("fine")
+    service.submit(spec(fine, "echo 'ERROR: nothing really'; exit 0"))
+    wait_for_status(root, fine)
+    assert observe(service, fine).excerpt == ""
+
+
 def test_timeout(service: LocalJobService, root: Path) -> None:
     job = key("slow")
     service.submit(spec(job, "echo started; sleep 30", timeout=0.5))

@@ -78,7 +78,7 @@ def test_retry_and_requeue_give_fresh_tries(
 ) -> None:
     config = make_config(builder=FAIL_HELLO)
     got = states(fake_daemon(config))
-    assert got[("main/x86_64", "hello-x86")][1].startswith("failed, try 3/3")
+    assert got[("main/x86_64", "hello-x86")][1].endswith("(try 3 of 3)")
     fixed = make_config()  # the "fix": the builder no longer fails it
     daemon = fake_daemon(fixed)
     assert states(daemon)[("main/x86_64", "hello-x86")][0] is PkgState.FAILED, "no tries left"

@@ -27,8 +27,8 @@ def test_leaves_start_and_dependents_wait() -> None:
     assert submitted(result) == ["build@main@main@x86_64@a@1-r0@1"]
     got = states(result)
     assert got["x86_64/a"][0] is PkgState.BUILDING
-    assert got["x86_64/b"] == (PkgState.WAITING, "waiting for a")
-    assert got["x86_64/c"] == (PkgState.WAITING, "waiting for b")
+    assert got["x86_64/b"] == (PkgState.WAITING, "needs a")
+    assert got["x86_64/c"] == (PkgState.WAITING, "needs b")
 
 
 def test_dependency_in_wip_index_at_desired_version_unblocks() -> None:
@@ -81,10 +81,10 @@ def test_retries_with_exponential_backoff(
     assert state is expect_state
     assert submitted(result) == ([expect_submit] if expect_submit else [])
     if state is PkgState.RETRYING:
-        assert reason.startswith(f"failed, try {failures}/3, next try at ")
+        assert reason.startswith(f"exit code 1 (try {failures} of 3); next try at ")
         assert result.next_wakeup == ended + 60 * 2 ** (failures - 1)
     if state is PkgState.FAILED:
-        assert reason == "failed, try 3/3: exit code 1"
+        assert reason == "exit code 1 (try 3 of 3)"
         assert result.repos[0].phase is RepoPhase.BLOCKED
 
 
@@ -93,7 +93,7 @@ def test_refused_results_count_as_a_failed_try() -> None:
     result = Case([spec("a")], jobs=[ok], rejected={ok.key.job_id: "origin is 'x'"}).run()
     assert states(result)["x86_64/a"] == (
         PkgState.RETRYING,
-        "failed, try 1/3, next try at 13:47:30 UTC: origin is 'x'",
+        "origin is 'x' (try 1 of 3); next try at 13:47:30 UTC",
     )
 
 
@@ -111,7 +111,7 @@ def test_foreign_arch_waits_only_for_published_native_toolchain() -> None:
     )
     assert states(case.run())["armv7/foo"] == (
         PkgState.WAITING,
-        "waiting for gcc-armv7 (published for x86_64)",
+        "needs gcc-armv7 published for x86_64",
     )
     # Published: armv7 builds although an unrelated native package failed for good.
     case.repos = {X86: repo(final=(apk("gcc-armv7"),))}
@@ -132,7 +132,7 @@ def test_cycles_are_reported_not_waited_on() -> None:
     got = states(result)
     for name in "abc":
         assert got[f"x86_64/{name}"] == (PkgState.BROKEN, "cycle: a → b → c → a")
-    assert got["x86_64/d"] == (PkgState.WAITING, "waiting for a")
+    assert got["x86_64/d"] == (PkgState.WAITING, "blocked by a (broken)")
     # Nothing can build: the repository does not wait, it publishes what it can
     # (here: an empty index) and then says what blocks it.
     assert result.repos[0].phase is RepoPhase.INDEXING
@@ -203,7 +203,7 @@ def test_dependency_on_a_broken_apkbuild_waits_for_it() -> None:
     result = Case([spec("b", deps=("a",))], broken=broken).run()
     assert states(result)["x86_64/b"] == (
         PkgState.WAITING,
-        "waiting for a (its APKBUILD is broken)",
+        "blocked by a (its APKBUILD is broken)",
     )
     assert submitted(result) == []
 

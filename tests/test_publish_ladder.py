@@ -87,10 +87,10 @@ def test_nothing_wanted_and_nothing_published_is_empty() -> None:
 @pytest.mark.parametrize(
     ("state", "phase", "reason"),
     [
-        (PkgState.BUILDING, RepoPhase.BUILDING, "1 package(s) still to build"),
-        (PkgState.QUEUED, RepoPhase.BUILDING, "1 package(s) still to build"),
-        (PkgState.FAILED, RepoPhase.BLOCKED, "blocked: 1 failed package (a)"),
-        (PkgState.RETRYING, RepoPhase.BUILDING, "1 package(s) still to build (1 retrying)"),
+        (PkgState.BUILDING, RepoPhase.BUILDING, "1 package still to build"),
+        (PkgState.QUEUED, RepoPhase.BUILDING, "1 package still to build"),
+        (PkgState.FAILED, RepoPhase.BLOCKED, "1 failed package (a)"),
+        (PkgState.RETRYING, RepoPhase.BUILDING, "1 package still to build (1 retrying)"),
     ],
 )
 def test_an_unfinished_package_keeps_the_repository_from_publishing(
@@ -147,7 +147,7 @@ def test_a_failed_sign_job_is_retried_after_its_backoff_then_fails_the_repositor
     failed_once = (sign_job(JobStatus.FAILED, 1, ended=NOW - 10),)
     assert rungs(specs, obs, jobs=failed_once)[1:] == (
         RepoPhase.BLOCKED,
-        "sign job failed, try 1/3, next try at 13:47:30 UTC: exit code 1",
+        "the sign job failed: exit code 1 (try 1 of 3); next try at 13:47:30 UTC",
     )
     due = (sign_job(JobStatus.FAILED, 1, ended=NOW - 100),)
     actions, phase, _ = rungs(specs, obs, jobs=due)
@@ -157,7 +157,7 @@ def test_a_failed_sign_job_is_retried_after_its_backoff_then_fails_the_repositor
     assert rungs(specs, obs, jobs=all_failed) == (
         [],
         RepoPhase.BLOCKED,
-        "sign job failed, try 3/3: exit code 1",
+        "the sign job failed: exit code 1 (try 3 of 3)",
     )
 
 
@@ -342,5 +342,5 @@ def test_a_broken_package_keeps_its_apks_and_the_rest_publishes() -> None:
     published = wip_repo(final=(a1, b2))
     assert rungs(specs, published, states)[1:] == (
         RepoPhase.BLOCKED,
-        "blocked: 1 broken package (a)",
+        "1 broken package (a)",
     )

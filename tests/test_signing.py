@@ -40,14 +40,14 @@ def test_a_failing_sign_job_is_retried_then_blocks_its_repository_with_the_reaso
     repos = {str(r.repo): r for r in result.plan.repos}
     x86 = repos["main/x86_64"]
     assert x86.phase is RepoPhase.BLOCKED
-    assert x86.reason == "sign job failed, try 3/3: exit code 1"
+    assert x86.reason == "the sign job failed: exit code 1 (try 3 of 3)"
     attempts = sign_attempts(daemon.jobs)
     assert [a for a, _, _ in attempts] == [1, 2, 3]
     # Each try after its backoff: 60 s, then 120 s.
     assert attempts[1][1] - attempts[0][2] >= 60 and attempts[2][1] - attempts[1][2] >= 120
     assert not (config.paths.final_repo / "main/x86_64/APKINDEX.tar.gz").exists()
     page = (config.paths.html_out / "index.html").read_text()
-    assert "sign job failed, try 3/3: exit code 1" in page
+    assert "the sign job failed: exit code 1 (try 3 of 3)" in page
 
 
 def test_a_signature_that_does_not_verify_is_refused_and_nothing_is_published(
@@ -59,7 +59,8 @@ def test_a_signature_that_does_not_verify_is_refused_and_nothing_is_published(
     result = daemon.converge(max_seconds=3600)
     x86 = {str(r.repo): r for r in result.plan.repos}["main/x86_64"]
     assert x86.phase is RepoPhase.BLOCKED
-    assert x86.reason.startswith("sign job failed, try 3/3: signed index refused:")
+    assert x86.reason.startswith("the sign job failed: signed index refused:")
+    assert x86.reason.endswith("(try 3 of 3)")
     assert [a for a, _, _ in sign_attempts(daemon.jobs)] == [1, 2, 3]
     final = config.paths.final_repo / "main/x86_64"
     assert not (final / "APKINDEX.tar.gz").exists(), "nothing is published"

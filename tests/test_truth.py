@@ -65,7 +65,7 @@ def test_a_broken_apkbuild_is_shown_everywhere_and_the_bump_beside_it_publishes(
     counts = status["branches"]["main"]["counts"]
     assert counts["broken"] == 1 and sum(counts.values()) == len(status["packages"])
     repo = status["branches"]["main"]["repos"]["main/x86_64"]
-    assert (repo["phase"], repo["reason"]) == ("blocked", "blocked: 1 broken package (badver)")
+    assert (repo["phase"], repo["reason"]) == ("blocked", "1 broken package (badver)")
     assert reason in page(config, "failures.html")
     assert reason in page(config, "package/main/badver.html")
     feed = page(config, "feed.atom")

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from reconciler.formats.buildlog import TAIL_BYTES, excerpt_of_bytes
 from reconciler.fs.atomicfile import write_bytes, write_text
 from reconciler.fs.crashpoint import crashpoint
 from reconciler.fs.retention import Limits, prune
@@ -230,7 +231,15 @@ class LocalJobService:
             write_text(path / "status.json", json.dumps(status) + "\n")
         except OSError as exc:  # a full disk: found lost again next time, written then
             log.warning("cannot record job %s as lost: %s", path.name, exc)
-        return JobObservation(key, JobStatus.LOST, submitted, now, reason, str(path / "log"))
+        return JobObservation(
+            key,
+            JobStatus.LOST,
+            submitted,
+            now,
+            reason,
+            str(path / "log"),
+            excerpt=_excerpt(path / "log"),
+        )
 
     def _read_finished(self, path: Path) -> JobObservation | None:
         try:
@@ -247,6 +256,7 @@ class LocalJobService:
             str(status.get("reason") or ""),
             log_path=str(path / "log"),
             artifacts_dir=str(path / "artifacts"),
+            excerpt=_excerpt(path / "log") if state.is_failure else "",
         )
 
     def _kill_leftovers(self, path: Path) -> bool:
@@ -284,6 +294,7 @@ class LocalJobService:
             obs.reason,
             log_path=str(target / "log"),
             artifacts_dir=str(target / "artifacts"),
+            excerpt=obs.excerpt,
         )
         self._done[obs.key] = moved
 
@@ -305,6 +316,17 @@ def _lock_is_held(lock: Path) -> bool:
     finally:
         os.close(fd)  # closing also drops a lock we just took
     return False
+
+
+def _excerpt(log_file: Path) -> str:
+    """The lines of a finished job's log that say why it failed ("" when unreadable)."""
+    try:
+        with open(log_file, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(max(size - TAIL_BYTES, 0))
+            return excerpt_of_bytes(f.read(TAIL_BYTES))
+    except OSError:
+        return ""
 
 
 def _submitted_at(path: Path) -> float:

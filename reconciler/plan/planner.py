@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reconciler.model.jobs import JobIntent, JobKey, JobKind
 from reconciler.model.names import RepoKey
@@ -86,6 +86,8 @@ class Planner:
         # build as things stand (waiting on failed or broken packages).
         self.states: dict[tuple[RepoKey, str], PkgStatus] = {}
         self.stuck: set[tuple[RepoKey, str]] = set()
+        # The packages that start as slots free, in the order they will.
+        self.queue: list[PkgStatus] = []
         live_builds = sum(
             1
             for k, o in observed.jobs.items()
@@ -109,6 +111,7 @@ class Planner:
             tuple(sorted(self.packages, key=lambda s: (s.repo, s.pkgname))),
             tuple(self.repos),
             min(wakeups) if wakeups else None,
+            tuple(self.queue),
         )
 
     def _remove_branches(self) -> None:
@@ -182,10 +185,18 @@ class Planner:
                 states[broken.pkgname] = PkgStatus(
                     key, broken.pkgname, broken.version, PkgState.BROKEN, broken.reason
                 )
-        self.packages.extend(states.values())
         self.states.update({(key, n): s for n, s in states.items()})
         stuck = self._stuck(key, states, waiting)
         self.stuck.update((key, n) for n in stuck)
+        # Now that every package here has a state, say what each waits for again:
+        # one planned before a dependency that then failed, broke or got stuck
+        # reads "blocked by …", not "needs …".
+        for name in waiting:
+            if states[name].state is PkgState.WAITING:
+                needs = tuple(p for _, _, p in self._missing_deps(specs[name], branch))
+                states[name] = replace(states[name], reason=_needs_reason(needs), needs=needs)
+                self.states[(key, name)] = states[name]
+        self.packages.extend(states.values())
         actions, status = self.ladder.rungs(desired, key, specs, obs, states, waiting, stuck)
         self.actions.extend(actions)
         self.repos.append(status)
@@ -284,11 +295,11 @@ class Planner:
         intent = JobIntent(JobKind.BUILD, key, spec.pkgname, spec.version)
         tries = self.tries.of(intent)
         cap = self.settings.max_tries
-        common = {"tries": tries.failures, "max_tries": cap}
+        common: dict[str, object] = {"tries": tries.failures, "max_tries": cap}
         if tries.live is not None:
             return status(
                 PkgState.BUILDING,
-                f"building, try {tries.live.key.attempt}/{cap}",
+                f"try {tries.live.key.attempt} of {cap}",
                 job_id=tries.live.key.job_id,
                 **common,
             )
@@ -301,6 +312,7 @@ class Planner:
                 **common,
             )
         last_job = tries.last_failure.key.job_id if tries.last_failure else None
+        common["excerpt"] = tries.excerpt
         reason = ""
         if tries.failures:
             state, reason, due = self.tries.retry_or_fail(tries)
@@ -309,8 +321,10 @@ class Planner:
         missing = self._missing_deps(spec, branch)
         if missing:
             waiting[spec.pkgname] = [(repo, name) for repo, name, _ in missing]
-            text = ", ".join(label for _, _, label in missing)
-            return status(PkgState.WAITING, "waiting for " + text, job_id=last_job, **common)
+            needs = tuple(phrase for _, _, phrase in missing)
+            return status(
+                PkgState.WAITING, _needs_reason(needs), job_id=last_job, needs=needs, **common
+            )
         if self.observed.job_service_error:  # never submit blind: it may hold the job
             why = "ready, waiting for the job service to answer"
             return status(PkgState.QUEUED, why, job_id=last_job, **common)
@@ -318,16 +332,18 @@ class Planner:
         if paused:
             return status(PkgState.QUEUED, f"ready; {paused}", job_id=last_job, **common)
         if self.slots <= 0:
-            return status(
+            queued = status(
                 PkgState.QUEUED,
                 reason or "ready, waiting for a free job slot",
                 job_id=last_job,
                 **common,
             )
+            self.queue.append(queued)
+            return queued
         self.slots -= 1
         attempt = self.tries.next_attempt(intent)
         self.actions.append(self._submit(spec, JobKey(intent, attempt), branch))
-        return status(PkgState.BUILDING, f"starting, try {attempt}/{cap}", **common)
+        return status(PkgState.BUILDING, f"starting, try {attempt} of {cap}", **common)
 
     def _held(self, key: RepoKey, pkgname: str, path: tuple[str, ...]) -> str | None:
         """Why a package is held: by an operator, or because it needs (at a version
@@ -366,8 +382,12 @@ class Planner:
         return not final_only and obs.wip_index is not None and name in obs.wip_index.files
 
     def _missing_deps(self, spec: PkgSpec, branch: BranchOrder) -> list[tuple[RepoKey, str, str]]:
-        """What a package waits for: (repository, name, words) per dependency not
-        yet available at its desired version."""
+        """What a package waits for: (repository, name, requirement) per dependency
+        not yet available at its desired version. A requirement names a package
+        that is on its way ("foo"), one that never builds as things stand ("foo
+        (failed)", "foo (broken)", "foo (blocked)" when it waits for such a one,
+        "foo (its APKBUILD is broken)"), or a cross build's native package ("foo
+        published for x86_64")."""
         missing: list[tuple[RepoKey, str, str]] = []
         desired = self.desired.get(spec.repo.branch)
         broken = {b.pkgname for b in desired.broken} if desired else set()
@@ -375,22 +395,27 @@ class Planner:
             dep_spec = self._desired_spec(dep.repo, dep.pkgname)
             if dep_spec is None:
                 if dep.pkgname in broken:
-                    label = f"{dep.pkgname} (its APKBUILD is broken)"
-                    missing.append((dep.repo, dep.pkgname, label))
+                    phrase = f"{dep.pkgname} (its APKBUILD is broken)"
+                    missing.append((dep.repo, dep.pkgname, phrase))
             elif not self._available(dep.repo, dep.pkgname, dep_spec.version, final_only=False):
-                found = self.states.get((dep.repo, dep.pkgname))
-                label = dep.pkgname
-                if found is not None and found.state in (PkgState.FAILED, PkgState.BROKEN):
-                    label = f"{dep.pkgname} ({found.state})"
-                missing.append((dep.repo, dep.pkgname, label))
+                missing.append((dep.repo, dep.pkgname, self._requirement(dep.repo, dep.pkgname)))
         native = RepoKey(spec.repo.branch, "", branch.arches[0])
         for name in spec.native_deps:
             dep_spec = self._desired_spec(native, name)
             if dep_spec is not None and not self._available(
                 native, name, dep_spec.version, final_only=True
             ):
-                missing.append((native, name, f"{name} (published for {native.arch})"))
+                missing.append((native, name, f"{name} published for {native.arch}"))
         return missing
+
+    def _requirement(self, repo: RepoKey, name: str) -> str:
+        """A dependency not yet there, with why it never comes when it doesn't."""
+        found = self.states.get((repo, name))
+        if found is not None and found.state in (PkgState.FAILED, PkgState.BROKEN):
+            return f"{name} ({found.state})"
+        if (repo, name) in self.stuck:
+            return f"{name} (blocked)"
+        return name
 
     def _submit(self, spec: PkgSpec, job: JobKey, branch: BranchOrder) -> SubmitBuild:
         """The build with everything its job needs: the indexes it may read (the
@@ -418,6 +443,19 @@ class Planner:
                 indexes.append(BuildIndex(repo, final, present, index.signer if index else ""))
         commit = self.desired[spec.repo.branch].commit
         return SubmitBuild(job, spec, tuple(indexes), tuple(required), commit, branch.pmaports)
+
+
+def _needs_reason(needs: tuple[str, ...]) -> str:
+    """A waiting package's reason: what blocks it for good first ("blocked by foo
+    (failed)"), then what it needs that is on its way ("needs bar, baz")."""
+    never = [n for n in needs if n.endswith(")")]
+    coming = [n for n in needs if not n.endswith(")")]
+    parts = []
+    if never:
+        parts.append("blocked by " + ", ".join(never))
+    if coming:
+        parts.append("needs " + ", ".join(coming))
+    return "; ".join(parts)
 
 
 def _hold_reason(who: str, since: float, why: str) -> str:

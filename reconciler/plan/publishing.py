@@ -153,7 +153,7 @@ class PublishLadder:
         if tries.failures:
             state, why, _ = self.tries.retry_or_fail(tries)
             if state is not PkgState.QUEUED:
-                return [], status(RepoPhase.BLOCKED, f"sign job {why}")
+                return [], status(RepoPhase.BLOCKED, f"the sign job failed: {why}")
         if self.observed.job_service_error:  # never submit blind: it may hold the job
             return [], status(RepoPhase.SIGNING, "the sign job waits for the job service")
         paused = self.settings.paused(key, self.now)
@@ -178,7 +178,7 @@ def _blocked_by(states: Mapping[str, PkgStatus], stuck: set[str]) -> str:
         parts.append(_counted("broken package", broken))
     if stuck:
         parts.append(_counted("package", sorted(stuck)) + " waiting for them")
-    return "blocked: " + ", ".join(parts) if parts else ""
+    return ", ".join(parts)
 
 
 def _unfinished_phase(
@@ -207,7 +207,8 @@ def _unfinished_phase(
         )
         return RepoPhase.BUILDING, f"waiting for {text}"
     retrying = [s for s in unfinished if s.state is PkgState.RETRYING]
-    reason = f"{len(unfinished)} package(s) still to build"
+    n = len(unfinished)
+    reason = f"{n} package{'s' if n > 1 else ''} still to build"
     if retrying:
         due = min((s.next_try_at for s in retrying if s.next_try_at), default=None)
         when = f", next try at {time.strftime('%H:%M:%S', time.gmtime(due))} UTC" if due else ""

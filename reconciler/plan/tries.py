@@ -27,6 +27,11 @@ class TryState:
     last_failure: JobObservation | None
     last_reason: str
 
+    @property
+    def excerpt(self) -> str:
+        """The last failed try's log lines that say why ("" when none)."""
+        return self.last_failure.excerpt if self.last_failure is not None else ""
+
 
 class Tries:
     """The attempts of one planning run, by intent; collects the retry deadlines."""
@@ -77,7 +82,7 @@ class Tries:
         """After a failure: whether another try may start now (QUEUED), later, or never."""
         n, cap = tries.failures, self._settings.max_tries
         if n >= cap:
-            return PkgState.FAILED, f"failed, try {n}/{cap}: {tries.last_reason}", None
+            return PkgState.FAILED, f"{tries.last_reason} (try {n} of {cap})", None
         ended = (tries.last_failure.ended_at if tries.last_failure else None) or self._now
         due = ended + self._settings.backoff(n)
         if due > self._now:
@@ -85,7 +90,7 @@ class Tries:
             when = time.strftime("%H:%M:%S", time.gmtime(due))
             return (
                 PkgState.RETRYING,
-                f"failed, try {n}/{cap}, next try at {when} UTC: {tries.last_reason}",
+                f"{tries.last_reason} (try {n} of {cap}); next try at {when} UTC",
                 due,
             )
-        return PkgState.QUEUED, f"retrying after failure {n}/{cap}: {tries.last_reason}", None
+        return PkgState.QUEUED, f"try {n + 1} of {cap} next, after: {tries.last_reason}", None
