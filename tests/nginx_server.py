@@ -50,6 +50,7 @@ PROD_HTML_OUT = "/var/lib/reconciler/html_out"
 PROD_FINAL = "/var/lib/reconciler/data/repo/final"
 PROD_WIP = "/var/lib/reconciler/data/repo/wip"
 PROD_SYMLINK = "/var/lib/reconciler/data/repo/symlink"
+PROD_JOB_LOGS = "/var/lib/reconciler/data/jobs/logs"
 PROD_LISTEN = "listen 80;"
 PROD_UPSTREAM = "server 127.0.0.1:8081;"  # the receiver, in `upstream reconciler_webhook`
 DEBIAN_MAIN_CONF = Path("/etc/nginx/nginx.conf")
@@ -177,13 +178,16 @@ def render_server_block(
     symlink: Path | None = None,
     *,
     upstream_port: int | None = None,
+    job_logs: Path | None = None,
 ) -> str:
     """deploy/nginx.conf with the test's directories and a loopback listen address
-    (the symlink repository defaults to `symlink` beside `wip`, as in paths.data);
-    with `upstream_port`, the receiver is looked for there instead of on 8081."""
+    (the symlink repository defaults to `symlink` beside `wip`, and the jobs' logs
+    to `jobs/logs` beside `repo`, as in paths.data); with `upstream_port`, the
+    receiver is looked for there instead of on 8081."""
     text = DEPLOY_CONF.read_text(encoding="utf-8")
     code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
-    for needle in (PROD_HTML_OUT, PROD_FINAL, PROD_WIP, PROD_SYMLINK, PROD_LISTEN, PROD_UPSTREAM):
+    needles = (PROD_HTML_OUT, PROD_FINAL, PROD_WIP, PROD_SYMLINK, PROD_JOB_LOGS, PROD_LISTEN)
+    for needle in (*needles, PROD_UPSTREAM):
         if needle not in code:
             raise AssertionError(f"{DEPLOY_CONF} no longer uses {needle!r}; update {__file__}")
     listens = re.findall(r"^\s*listen\s+[^;]*;", code, flags=re.MULTILINE)
@@ -196,6 +200,7 @@ def render_server_block(
     for old, new in (
         (PROD_FINAL, str(final)),
         (PROD_SYMLINK, str(symlink or wip.parent / "symlink")),
+        (PROD_JOB_LOGS, str(job_logs or wip.parent.parent / "jobs" / "logs")),
         (PROD_WIP, str(wip)),
         (PROD_HTML_OUT, str(html_out)),
         (PROD_LISTEN, f"listen 127.0.0.1:{port};"),
@@ -345,6 +350,7 @@ class NginxServer:
         *,
         upstream_port: int | None = None,
         edit: Callable[[str], str] | None = None,
+        job_logs: Path | None = None,
     ) -> NginxServer:
         """Start nginx on a free loopback port; a port lost to a race is retried twice.
         `upstream_port`: where the receiver is (default: the shipped 8081); `edit`
@@ -356,7 +362,9 @@ class NginxServer:
             run_dir.mkdir(parents=True)
             port = free_port()
             server_block = run_dir / "reconciler.conf"
-            block = render_server_block(html_out, final, wip, port, upstream_port=upstream_port)
+            block = render_server_block(
+                html_out, final, wip, port, upstream_port=upstream_port, job_logs=job_logs
+            )
             server_block.write_text(edit(block) if edit else block, encoding="utf-8")
             conf = run_dir / "nginx.conf"
             conf.write_text(main_config(run_dir, server_block, nginx), encoding="utf-8")

@@ -41,7 +41,7 @@ NO_CACHE = "no-cache"
 NO_STORE = "no-store"
 IMMUTABLE = "public, max-age=31536000, immutable"
 FINAL_APK = "public, max-age=604800"
-LOG = "public, max-age=86400"
+LOG = NO_CACHE  # a running job's log grows under the same URL
 STATIC_LINK = re.compile(r'(?:href|src)="((?:\.\./)*)static/([^"?]+)(\?v=([^"]*))?"')
 REFERRER_POLICIES = {
     "no-referrer",

@@ -2,7 +2,8 @@
 
 Each job lives in `live/<job id>/` (script, inputs, log, artifacts, status.json)
 and moves to `done/<job id>/` once finished, so listing live jobs stays cheap as
-history grows. The directory name is the job id derived from the JobKey, and it
+history grows; `logs/<job id>.log` links each job's log for the web server
+(see `runner`). The directory name is the job id derived from the JobKey, and it
 is created exclusively: the same (intent, attempt) can never be submitted twice,
 whatever the daemon remembers. A job is alive while its runner holds the lock on
 `lock`; a job with neither a held lock nor a status is reported LOST.
@@ -34,6 +35,7 @@ from reconciler.fs.crashpoint import crashpoint
 from reconciler.fs.retention import Limits, prune
 from reconciler.jobs import containment
 from reconciler.jobs.containment import ContainmentError
+from reconciler.jobs.runner import PUBLIC_LOGS
 from reconciler.jobs.service import JobExistsError, JobServiceError, JobSpec
 from reconciler.model.jobs import JobKey, JobKind, JobObservation, JobStatus
 
@@ -68,6 +70,7 @@ class LocalJobService:
         self.build_user = build_user
         self.live_dir = root / "live"
         self.done_dir = root / "done"
+        self.logs_dir = root / PUBLIC_LOGS
         self.trigger_dir = trigger_dir
         self._clock = clock
         self._retention = retention
@@ -182,6 +185,25 @@ class LocalJobService:
         gone = prune(self.done_dir, self._pruned_at, self._retention, group=_intent_of)
         if gone:
             self._done = {k: o for k, o in self._done.items() if _intent_of(k.job_id) not in gone}
+        self._prune_public_logs()
+
+    def _prune_public_logs(self) -> None:
+        """Unlink the public logs of jobs that are neither live nor done any more."""
+        try:
+            names = os.listdir(self.logs_dir)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("cannot list %s: %s", self.logs_dir, exc)
+            return
+        for name in names:
+            job_id = name.removesuffix(".log")
+            if (self.done_dir / job_id).exists() or (self.live_dir / job_id).exists():
+                continue
+            try:
+                (self.logs_dir / name).unlink()
+            except OSError as exc:
+                log.warning("cannot remove %s: %s", self.logs_dir / name, exc)
 
     def _observe_live(self, path: Path) -> JobObservation | None:
         try:

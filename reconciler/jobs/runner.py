@@ -6,6 +6,9 @@ process lives, the lock proves the job is alive. It runs `script.sh` with its
 output in `log`, enforces the timeout, writes `status.json` atomically when the
 script ends (trying again while the disk is full, the lock still held: the job
 is then still running, never lost), and drops a wake-up file in the trigger dir.
+The log is also linked (a hard link, so it follows the job directory from `live/`
+to `done/`) as `logs/<job id>.log` beside them: the one place nginx reads a
+job's log from while it runs, where nothing else of the job is.
 
 Every process of the job is held together by `containment`: the script starts
 inside a cgroup v2 leaf of its own (it joins between fork and exec, so nothing
@@ -36,6 +39,8 @@ from reconciler.jobs import containment
 from reconciler.jobs.containment import CANCEL_MARK, PID_FILE, Containment, ContainmentError
 from reconciler.operator.triggers import TriggerError, write_trigger
 
+# Beside `live/` and `done/`: one hard link per job's log, what the web server reads.
+PUBLIC_LOGS = "logs"
 STATUS_RETRY_FIRST = 0.1  # seconds before writing status.json is tried again
 STATUS_RETRY_MAX = 10.0
 
@@ -49,6 +54,7 @@ def run(job_dir: Path, lock_fd: int) -> int:
     with open(job_dir / "log", "ab", buffering=0) as log:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
         log.write(f"job {job_id} started at {stamp}\n".encode())
+        log.write(_publish_log(job_dir, job_id).encode())
         try:
             jail = containment.contain(job_dir, job_id)
             log.write(f"processes held by {jail.why}\n".encode())
@@ -116,6 +122,20 @@ def _start(
         log.write(f"processes held by {jail.why}\n".encode())
         log.flush()
     return _spawn(job_dir, jail, lock_fd, log, run_as), jail
+
+
+def _publish_log(job_dir: Path, job_id: str) -> str:
+    """Link the log where the web server reads it; what went wrong, or "". Without
+    the link only the live view is lost: the site copies the log when the job ends."""
+    public = job_dir.parent.parent / PUBLIC_LOGS
+    try:
+        public.mkdir(mode=0o755, exist_ok=True)
+        os.link(job_dir / "log", public / f"{job_id}.log")
+    except FileExistsError:
+        pass  # the same job's runner, started again after a crash
+    except OSError as exc:
+        return f"the log is not readable while the job runs: cannot link it into {public}: {exc}\n"
+    return ""
 
 
 def script_command(job_dir: Path, run_as: str) -> list[str]:
