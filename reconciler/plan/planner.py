@@ -40,6 +40,17 @@ from reconciler.plan.tries import Tries
 
 
 @dataclass(frozen=True, slots=True)
+class _Ready:
+    """A package that can start now: since when, and where the walk met it."""
+
+    since: float
+    order: int
+    spec: PkgSpec
+    branch: BranchOrder
+    status: PkgStatus  # queued; it becomes "starting" if a slot takes it
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     actions: tuple[Action, ...]
     packages: tuple[PkgStatus, ...]
@@ -86,8 +97,8 @@ class Planner:
         # build as things stand (waiting on failed or broken packages).
         self.states: dict[tuple[RepoKey, str], PkgStatus] = {}
         self.stuck: set[tuple[RepoKey, str]] = set()
-        # The packages that start as slots free, in the order they will.
-        self.queue: list[PkgStatus] = []
+        # The packages ready to build, in the order the walk met them.
+        self.ready: list[_Ready] = []
         live_builds = sum(
             1
             for k, o in observed.jobs.items()
@@ -104,6 +115,7 @@ class Planner:
             for arch in branch.arches:
                 for splitrepo in ("", *self.settings.splitrepos):
                     self._plan_repo(desired, RepoKey(branch.name, splitrepo, arch), branch)
+        queue = self._start_ready()
         self._cancel_superseded()
         wakeups = self.tries.wakeups
         return Plan(
@@ -111,8 +123,53 @@ class Planner:
             tuple(sorted(self.packages, key=lambda s: (s.repo, s.pkgname))),
             tuple(self.repos),
             min(wakeups) if wakeups else None,
-            tuple(self.queue),
+            queue,
         )
+
+    def _start_ready(self) -> tuple[PkgStatus, ...]:
+        """Start the ready packages the free slots allow, first come first served:
+        the longest ready first (since its last dependency was built, its native
+        ones published, or its next try fell due), in walk order (branches as
+        configured, native arch first, main repository first, by name) among
+        equals. What is left is the queue, in the order it will start: a package
+        that becomes ready later only ever joins its end. The repositories'
+        phases do not change: a queued package and a starting one are both
+        still to build."""
+        ordered = sorted(self.ready, key=lambda r: (r.since, r.order))
+        cap = self.settings.max_tries
+        started: dict[tuple[RepoKey, str], PkgStatus] = {}
+        for ready in ordered[: self.slots]:
+            spec = ready.spec
+            intent = JobIntent(JobKind.BUILD, spec.repo, spec.pkgname, spec.version)
+            attempt = self.tries.next_attempt(intent)
+            self.actions.append(self._submit(spec, JobKey(intent, attempt), ready.branch))
+            why = f"starting, try {attempt} of {cap}"
+            started[(spec.repo, spec.pkgname)] = replace(
+                ready.status, state=PkgState.BUILDING, reason=why, job_id=None
+            )
+        if started:
+            self.packages = [started.get((s.repo, s.pkgname), s) for s in self.packages]
+        return tuple(r.status for r in ordered[self.slots :])
+
+    def _ready_since(self, spec: PkgSpec, branch: BranchOrder) -> float:
+        """Since when a package with everything it needs has been ready, as far as
+        the jobs tell: when the last build of a dependency ended, or the publish of
+        a native one (0 when none of them was built by a job known here)."""
+        since = 0.0
+        for dep in spec.build_deps:
+            dep_spec = self._desired_spec(dep.repo, dep.pkgname)
+            if dep_spec is not None:
+                intent = JobIntent(JobKind.BUILD, dep.repo, dep.pkgname, dep_spec.version)
+                since = max(since, self.tries.succeeded_at(intent))
+        native = RepoKey(spec.repo.branch, "", branch.arches[0])
+        for name in spec.native_deps:
+            dep_spec = self._desired_spec(native, name)
+            if dep_spec is not None:
+                intent = JobIntent(JobKind.BUILD, native, name, dep_spec.version)
+                built = self.tries.succeeded_at(intent)
+                published = self.tries.signed_after(native, built) if built else 0.0
+                since = max(since, built, published)
+        return since
 
     def _remove_branches(self) -> None:
         """What operators or the remote asked to remove, unless the branch is built."""
@@ -314,10 +371,12 @@ class Planner:
         last_job = tries.last_failure.key.job_id if tries.last_failure else None
         common["excerpt"] = tries.excerpt
         reason = ""
+        ready_since = 0.0
         if tries.failures:
             state, reason, due = self.tries.retry_or_fail(tries)
             if state is not PkgState.QUEUED:
                 return status(state, reason, job_id=last_job, next_try_at=due, **common)
+            ready_since = due or 0.0
         missing = self._missing_deps(spec, branch)
         if missing:
             waiting[spec.pkgname] = [(repo, name) for repo, name, _ in missing]
@@ -331,19 +390,15 @@ class Planner:
         paused = self.settings.paused(key, self.now)
         if paused:
             return status(PkgState.QUEUED, f"ready; {paused}", job_id=last_job, **common)
-        if self.slots <= 0:
-            queued = status(
-                PkgState.QUEUED,
-                reason or "ready, waiting for a free job slot",
-                job_id=last_job,
-                **common,
-            )
-            self.queue.append(queued)
-            return queued
-        self.slots -= 1
-        attempt = self.tries.next_attempt(intent)
-        self.actions.append(self._submit(spec, JobKey(intent, attempt), branch))
-        return status(PkgState.BUILDING, f"starting, try {attempt} of {cap}", **common)
+        queued = status(
+            PkgState.QUEUED,
+            reason or "ready, waiting for a free job slot",
+            job_id=last_job,
+            **common,
+        )
+        ready_since = max(ready_since, self._ready_since(spec, branch))
+        self.ready.append(_Ready(ready_since, len(self.ready), spec, branch, queued))
+        return queued
 
     def _held(self, key: RepoKey, pkgname: str, path: tuple[str, ...]) -> str | None:
         """Why a package is held: by an operator, or because it needs (at a version

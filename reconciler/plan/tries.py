@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from reconciler.model.jobs import JobIntent, JobKind, JobObservation
+from reconciler.model.jobs import JobIntent, JobKind, JobObservation, JobStatus
+from reconciler.model.names import RepoKey
 from reconciler.model.observations import ObservedState
 from reconciler.model.progress import PkgState
 from reconciler.plan.inputs import PlanSettings
@@ -38,8 +39,16 @@ class Tries:
 
     def __init__(self, observed: ObservedState, settings: PlanSettings, now: float) -> None:
         self._attempts: dict[JobIntent, list[JobObservation]] = {}
+        # When intents last succeeded, and when each repository's sign jobs did.
+        self._succeeded: dict[JobIntent, float] = {}
+        self._signed: dict[RepoKey, list[float]] = {}
         for key, obs in sorted(observed.jobs.items()):
             self._attempts.setdefault(key.intent, []).append(obs)
+            if obs.status is JobStatus.SUCCESS and key.job_id not in observed.rejected:
+                ended = obs.ended_at or 0.0
+                self._succeeded[key.intent] = max(self._succeeded.get(key.intent, 0.0), ended)
+                if key.intent.kind is JobKind.SIGN:
+                    self._signed.setdefault(key.intent.repo, []).append(ended)
         self._rejected = observed.rejected
         self._settings = settings
         self._now = now
@@ -75,11 +84,21 @@ class Tries:
                 success = obs
         return TryState(failures, live, success, last_failure, reason)
 
+    def succeeded_at(self, intent: JobIntent) -> float:
+        """When the intent's last successful job ended (0: none is known)."""
+        return self._succeeded.get(intent, 0.0)
+
+    def signed_after(self, repo: RepoKey, after: float) -> float:
+        """When the first sign job of `repo` that ended after `after` ended: the
+        publish that took in what was built by then (0: none is known)."""
+        return min((t for t in self._signed.get(repo, ()) if t > after), default=0.0)
+
     def next_attempt(self, intent: JobIntent) -> int:
         return max((o.key.attempt for o in self._attempts.get(intent, [])), default=0) + 1
 
     def retry_or_fail(self, tries: TryState) -> tuple[PkgState, str, float | None]:
-        """After a failure: whether another try may start now (QUEUED), later, or never."""
+        """After a failure: whether another try may start now (QUEUED), later, or never,
+        and when it may (None: never)."""
         n, cap = tries.failures, self._settings.max_tries
         if n >= cap:
             return PkgState.FAILED, f"{tries.last_reason} (try {n} of {cap})", None
@@ -93,4 +112,4 @@ class Tries:
                 f"{tries.last_reason} (try {n} of {cap}); next try at {when} UTC",
                 due,
             )
-        return PkgState.QUEUED, f"try {n + 1} of {cap} next, after: {tries.last_reason}", None
+        return PkgState.QUEUED, f"try {n + 1} of {cap} next, after: {tries.last_reason}", due
