@@ -114,5 +114,5 @@ def test_a_full_data_disk_consumes_no_tries_and_run_once_exits_non_zero(
     ran = run_cli("run", "--once", "--config", config.source)
     assert ran.returncode == 0, ran.stdout
     assert check_final(final, config.keys.final_public.read_bytes())["foo-gui"] == "2.0.1-r1"
-    jobs = sorted(p.name for p in config.paths.jobs.rglob("build@*@foo-gui@2.0.1-r1@*"))
+    jobs = sorted(p.name for p in config.paths.jobs.glob("*/build@*@foo-gui@2.0.1-r1@*[0-9]"))
     assert jobs == ["build@main@main@x86_64@foo-gui@2.0.1-r1@1"], "the first try succeeded"
