@@ -7,10 +7,10 @@ A job runs for the duration its build asks for (`duration_seconds` in
 build.json, sign jobs at once) or until its timeout, in the clock's time; when
 the clock has passed its end, the next look runs its program in this process,
 in its own job directory: the synthetic builder (with the clock's time as build
-date) or the signer, the same code a real job runs. Its output is the job's log,
-its exit code decides success; results land in `artifacts/` as on the real
-services. Faults for tests: the service can be unreachable, and the answer to a
-submit can be lost after the job was made.
+date), the signer or the synthetic image builder, the same code a real job runs.
+Its output is the job's log, its exit code decides success; results land in
+`artifacts/` as on the real services. Faults for tests: the service can be
+unreachable, and the answer to a submit can be lost after the job was made.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.jobs import signer, synthetic
+from reconciler.jobs import image_synthetic, signer, synthetic
 from reconciler.jobs.service import JobExistsError, JobServiceError, JobSpec
 from reconciler.model.jobs import JobKey, JobObservation, JobStatus
 
@@ -43,7 +43,15 @@ def _signer(job_dir: Path, args: list[str], now: float) -> int:
     return signer.main(args)
 
 
-PROGRAMS: Mapping[str, Program] = {"reconciler.synthetic": _synthetic, "reconciler.signer": _signer}
+def _image(job_dir: Path, args: list[str], now: float) -> int:
+    return image_synthetic.main(args)
+
+
+PROGRAMS: Mapping[str, Program] = {
+    "reconciler.synthetic": _synthetic,
+    "reconciler.signer": _signer,
+    "reconciler.synthetic_image": _image,
+}
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The configuration's smaller sections: paths, jobs, retries, loop, keys, site,
+"""The configuration's smaller sections: paths (images included), jobs, retries, loop, keys, site,
 mirror, inputs and retention, each a frozen dataclass with its defaults and its
 reader.
 """
@@ -30,6 +30,7 @@ class PathsConfig:
     triggers: Path
     state: Path  # caches: deleting it costs a full re-read, nothing else
     durable: Path  # operators' decisions and tokens: never deleted with the caches
+    images: Path  # the published device images (served as the images site)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,7 @@ class RetentionConfig:
 
 def read_paths(r: NodeReader, node: yaml.Node | None) -> PathsConfig:
     names = {"data", "html_out", "final_repo", "wip_repo", "symlink_repo", "jobs", "triggers"}
-    p = r.mapping(node, "paths", names | {"state", "durable"})
+    p = r.mapping(node, "paths", names | {"state", "durable", "images"})
     data = r.path(p.get("data"), "paths.data", Path("_data"))
     return PathsConfig(
         data=data,
@@ -128,6 +129,7 @@ def read_paths(r: NodeReader, node: yaml.Node | None) -> PathsConfig:
         triggers=r.path(p.get("triggers"), "paths.triggers", data / "triggers"),
         state=r.path(p.get("state"), "paths.state", data / "state"),
         durable=r.path(p.get("durable"), "paths.durable", data / "durable"),
+        images=r.path(p.get("images"), "paths.images", data / "images"),
     )
 
 

@@ -4,7 +4,8 @@ Loading walks the YAML node tree (not the plain data) so that each error can say
 `file:line: message`. Unknown keys, wrong types and unsafe names are all errors;
 the caller gets a ConfigError listing every one of them, never just the first.
 With no file at all, the embedded defaults run the sample tree in this checkout.
-Each section has its own module (`branches`, `sections`, `builder`, `sourcehut`).
+Each section has its own module (`branches`, `sections`, `builder`, `sourcehut`,
+`images`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import yaml
 
 from reconciler.config.branches import BranchConfig, read_branches
 from reconciler.config.builder import BuilderConfig, read_builder
+from reconciler.config.images import ImagesConfig, read_images
 from reconciler.config.reader import NodeReader
 from reconciler.config.sections import (
     InputsConfig,
@@ -56,6 +58,7 @@ class Config:
     mirror: MirrorConfig = field(default_factory=MirrorConfig)
     inputs: InputsConfig = field(default_factory=InputsConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
 
     def branch(self, name: str) -> BranchConfig:
         for branch in self.branches:
@@ -127,7 +130,7 @@ def _read_config(r: NodeReader, root: yaml.Node | None) -> Config:
         root,
         "top level",
         {"paths", "branches", "splitrepos", "jobs", "builder", "retries", "loop", "keys"}
-        | {"site", "mirror", "inputs", "retention"},
+        | {"site", "mirror", "inputs", "retention", "images"},
     )
     branches = read_branches(r, top.get("branches"))  # first: a missing list is on line 1
     paths = read_paths(r, top.get("paths"))
@@ -135,6 +138,8 @@ def _read_config(r: NodeReader, root: yaml.Node | None) -> Config:
         r.str_list(top.get("splitrepos"), "splitrepos", ["systemd"], check=_is_splitrepo_name)
     )
     jobs = read_jobs(r, top.get("jobs"))
+    site = read_site(r, top.get("site"))
+    names = tuple(b.name for b in branches)
     return Config(
         source=r.source,
         paths=paths,
@@ -145,8 +150,9 @@ def _read_config(r: NodeReader, root: yaml.Node | None) -> Config:
         retries=read_retries(r, top.get("retries")),
         loop=read_loop(r, top.get("loop")),
         keys=read_keys(r, top.get("keys"), paths.data, root, jobs.service),
-        site=read_site(r, top.get("site")),
+        site=site,
         mirror=read_mirror(r, top.get("mirror")),
         inputs=read_inputs(r, top.get("inputs")),
         retention=read_retention(r, top.get("retention")),
+        images=read_images(r, top.get("images"), names, jobs.max_parallel, site.url),
     )

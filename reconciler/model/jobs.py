@@ -19,6 +19,7 @@ from reconciler.model.names import (
 class JobKind(StrEnum):
     BUILD = "build"
     SIGN = "sign"
+    IMAGE = "image"  # a device image: see model.images.ImageTarget for its fields
 
 
 class JobStatus(StrEnum):
@@ -44,6 +45,8 @@ class JobIntent:
     """What a job is for; the same intent is tried again under a new attempt number.
 
     For a sign job `pkgname` is "" and `version` is the sha256 of the index it signs.
+    For an image job `pkgname` is the device's codename and `version` encodes the
+    slot, UI and kernel (`model.images.ImageTarget.intent`).
     """
 
     kind: JobKind

@@ -1,0 +1,506 @@
+"""The images section of the configuration: which device images are built, how
+often, how many are kept, and under which names they are published.
+
+The matrix is declarative: devices, each with its UIs and kernels, optionally
+limited to some branches and changed per branch (`overrides`: the device's own
+values, then the `all` entry, then the branch's entry, each replacing what it
+sets, as bpo merges its `branch_configs`). UIs come from an allowlist with
+pretty names (`none` is not a UI: use `console`). Read with every problem
+reported as `file:line: images.<field>: ...`, like the rest of the
+configuration; whether a device's packages exist is checked against the tree
+later (`desired.images`), with the device entry's line kept for that message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import yaml
+
+from reconciler.config.reader import NodeReader
+from reconciler.model.images import is_image_name, is_release_name
+
+V = TypeVar("V")
+
+
+class FrozenMapping(Mapping[str, V]):
+    """A mapping that cannot change and hashes (so a Config still does): the
+    images section's name tables. Equal to any mapping with the same items."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, items: Mapping[str, V] | Iterable[tuple[str, V]] = ()) -> None:
+        self._data = dict(items)
+
+    def __getitem__(self, key: str) -> V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenMapping({self._data!r})"
+
+
+# The UIs an image may have, with their pretty names (pmaports' postmarketos-ui-*).
+DEFAULT_UI_NAMES: Mapping[str, str] = FrozenMapping(
+    {
+        "asteroid": "AsteroidOS",
+        "budgie": "Budgie",
+        "console": "Console",
+        "cosmic": "COSMIC",
+        "demo": "Demo",  # the sample tree's UI
+        "fbkeyboard": "fbkeyboard",
+        "gnome": "GNOME",
+        "gnome-mobile": "GNOME Mobile",
+        "i3wm": "i3",
+        "kodi": "Kodi",
+        "lxqt": "LXQt",
+        "mate": "MATE",
+        "phosh": "Phosh",
+        "plasma-bigscreen": "Plasma Bigscreen",
+        "plasma-desktop": "Plasma Desktop",
+        "plasma-mobile": "Plasma Mobile",
+        "shelli": "Shelli",
+        "sway": "Sway",
+        "sxmo-de-dwm": "Sxmo (dwm)",
+        "sxmo-de-sway": "Sxmo (Sway)",
+        "weston": "Weston",
+        "xfce4": "Xfce",
+    }
+)
+DEFAULT_START = datetime(2025, 6, 20, tzinfo=UTC).timestamp()  # bpo's date-start
+DEFAULT_PASSWORD = "147147"  # bpo's: the images' user password
+DEFAULT_URL = "http://localhost:8080/images/"  # site.url's default + "images/"
+DEVELOPMENT_RELEASE = "edge"
+ALL_BRANCHES = "all"  # the overrides entry that applies to every branch
+_EMPTY: Mapping[str, str] = FrozenMapping({})
+# Says what is wrong with a name of a list, or None.
+_Check = Callable[[str], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageOverride:
+    """A device's values for some branches (`all`, or one branch); None keeps
+    what comes before it."""
+
+    uis: tuple[str, ...] | None = None
+    kernels: tuple[str, ...] | None = None
+    line: int = 0  # of the entry in the config file
+
+
+def _no_overrides() -> Mapping[str, ImageOverride]:
+    return FrozenMapping({})
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceImages:
+    """One device's part of the matrix.
+
+    `branches`: None for every configured branch, () disables the device.
+    `uis`: the UIs built by default. `kernels`: ("",) for the device's only
+    kernel, else kernel names (each a `device-<codename>-kernel-<name>`
+    subpackage). `overrides`: keyed `all` or by branch. `pretty_name`: "" takes
+    the device package's pkgdesc. `line`: the device entry's line, for messages
+    that check it against a tree."""
+
+    codename: str
+    pretty_name: str = ""
+    branches: tuple[str, ...] | None = None
+    uis: tuple[str, ...] = ()
+    kernels: tuple[str, ...] = ("",)
+    overrides: Mapping[str, ImageOverride] = field(default_factory=_no_overrides)
+    line: int = 0
+
+    @property
+    def package(self) -> str:
+        return f"device-{self.codename}"
+
+    def builds_on(self, branch: str) -> bool:
+        return self.branches is None or branch in self.branches
+
+    def _merged(self, branch: str) -> ImageOverride:
+        uis, kernels = self.uis, self.kernels
+        for name in (ALL_BRANCHES, branch):
+            override = self.overrides.get(name)
+            if override is not None:
+                uis = uis if override.uis is None else override.uis
+                kernels = kernels if override.kernels is None else override.kernels
+        return ImageOverride(uis, kernels)
+
+    def uis_for(self, branch: str) -> tuple[str, ...]:
+        """The UIs of this device on `branch`: its own, then `all`, then the branch's."""
+        return self._merged(branch).uis or ()
+
+    def kernels_for(self, branch: str) -> tuple[str, ...]:
+        """The kernels of this device on `branch`, merged like its UIs."""
+        return self._merged(branch).kernels or ()
+
+
+def _default_ui_names() -> Mapping[str, str]:
+    return DEFAULT_UI_NAMES
+
+
+def _no_releases() -> Mapping[str, str]:
+    return _EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class ImagesConfig:
+    """The images section. No devices (the default): no images.
+
+    `start` is a UTC time (epoch seconds): slots begin at `start` and every
+    `interval_days` after it. `keep`: published images kept per (branch, device,
+    UI). `max_parallel`: image jobs at once, within jobs.max_parallel.
+    `branches`: the configured branches, in order. `releases`: branch -> release
+    name for every configured branch (`edge` for `development_branch`, the first
+    branch unless set, else the branch's name). `url`: the public address of the
+    images tree (index.json's links). `source_file`: the config file, for
+    `file:line` messages (not compared: equal configs from two files are equal).
+    """
+
+    devices: tuple[DeviceImages, ...] = ()
+    ui_names: Mapping[str, str] = field(default_factory=_default_ui_names)
+    interval_days: int = 7
+    start: float = DEFAULT_START
+    keep: int = 2
+    max_parallel: int = 1
+    branches: tuple[str, ...] = ()
+    development_branch: str = ""
+    releases: Mapping[str, str] = field(default_factory=_no_releases)
+    password: str = DEFAULT_PASSWORD
+    url: str = DEFAULT_URL
+    source_file: str = field(default="", compare=False)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.devices)
+
+    @property
+    def interval_seconds(self) -> int:
+        return self.interval_days * 86400
+
+    def release(self, branch: str) -> str:
+        """The release name of a branch's images (its directory under the images root)."""
+        found = self.releases.get(branch)
+        if found:
+            return found
+        return DEVELOPMENT_RELEASE if branch == self.development_branch else branch
+
+    def where(self, device: DeviceImages) -> str:
+        """`file:line` of a device's entry."""
+        return f"{self.source_file}:{device.line}"
+
+
+_TOP_KEYS = {
+    "devices",
+    "ui_names",
+    "interval_days",
+    "start",
+    "keep",
+    "max_parallel",
+    "development_branch",
+    "releases",
+    "password",
+    "url",
+}
+_DEVICE_KEYS = {"codename", "pretty_name", "branches", "uis", "kernels", "overrides"}
+
+
+def read_images(
+    r: NodeReader,
+    node: yaml.Node | None,
+    branches: tuple[str, ...],
+    jobs_max_parallel: int,
+    site_url: str,
+) -> ImagesConfig:
+    """The images section; `branches` are the configured branch names in order,
+    `jobs_max_parallel` the bound of max_parallel, `site_url` the base of the
+    default images URL."""
+    w = "images."
+    m = r.mapping(node, "images", _TOP_KEYS)
+    ui_names = _read_ui_names(r, m.get("ui_names"))
+    max_parallel = r.integer(m.get("max_parallel"), w + "max_parallel", 1, minimum=1)
+    if max_parallel > jobs_max_parallel:
+        r.error(
+            m.get("max_parallel"),
+            f"{w}max_parallel: {max_parallel} is more than jobs.max_parallel ({jobs_max_parallel})",
+        )
+        max_parallel = jobs_max_parallel
+    development = r.string(m.get("development_branch"), w + "development_branch", "")
+    if development and development not in branches:
+        r.error(
+            m.get("development_branch"),
+            f"{w}development_branch: {development!r} is not a configured branch"
+            f" ({', '.join(branches)})",
+        )
+        development = ""
+    development = development or (branches[0] if branches else "")
+    devices = _read_devices(r, m.get("devices"), branches, ui_names)
+    return ImagesConfig(
+        devices=devices,
+        ui_names=ui_names,
+        interval_days=r.integer(m.get("interval_days"), w + "interval_days", 7, minimum=1),
+        start=_read_start(r, m.get("start")),
+        keep=r.integer(m.get("keep"), w + "keep", 2, minimum=1),
+        max_parallel=max_parallel,
+        branches=branches,
+        development_branch=development,
+        releases=_read_releases(r, m.get("releases"), branches, development),
+        password=_read_password(r, m.get("password")),
+        url=_read_url(r, m.get("url"), site_url),
+        source_file=r.source,
+    )
+
+
+def _pairs(r: NodeReader, node: yaml.Node | None, where: str) -> list[tuple[str, yaml.Node]]:
+    """(key, value node) of a mapping whose keys are free: strings, each once."""
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
+        return []
+    if not isinstance(node, yaml.MappingNode):
+        r.error(node, f"{where}: expected a mapping of keys to values")
+        return []
+    found: list[tuple[str, yaml.Node]] = []
+    seen: set[str] = set()
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        if not isinstance(key, str):
+            r.error(key_node, f"{where}: expected a name as key")
+        elif key in seen:
+            r.error(key_node, f"{where}: key {key!r} appears twice")
+        else:
+            seen.add(key)
+            found.append((key, value_node))
+    return found
+
+
+def _read_ui_names(r: NodeReader, node: yaml.Node | None) -> Mapping[str, str]:
+    """The allowlist: the defaults, with these entries added (or renamed)."""
+    names = dict(DEFAULT_UI_NAMES)
+    for ui, value in _pairs(r, node, "images.ui_names"):
+        where = f"images.ui_names.{ui}"
+        pretty = r.string(value, where, "")
+        if ui == "none":
+            r.error(value, f"{where}: 'none' is not a UI: use 'console'")
+        elif not is_image_name(ui):
+            r.error(value, f"{where}: {ui!r} is not a valid UI name (a-z, 0-9, '.', '+', '-')")
+        elif not pretty.strip():
+            r.error(value, f"{where}: expected a pretty name")
+        else:
+            names[ui] = pretty
+    return FrozenMapping(dict(sorted(names.items())))
+
+
+def _read_start(r: NodeReader, node: yaml.Node | None) -> float:
+    text = r.string(node, "images.start", "")
+    if not text:
+        return DEFAULT_START
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        r.error(node, f"images.start: expected a date (2025-06-20) or UTC time, got {text!r}")
+        return DEFAULT_START
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def _read_password(r: NodeReader, node: yaml.Node | None) -> str:
+    password = r.string(node, "images.password", DEFAULT_PASSWORD)
+    if not password or any(ch in password for ch in "\n\r"):
+        r.error(node, "images.password: expected a non-empty password on one line")
+        return DEFAULT_PASSWORD
+    return password
+
+
+def _read_url(r: NodeReader, node: yaml.Node | None, site_url: str) -> str:
+    url = r.string(node, "images.url", "")
+    if not url:
+        return site_url.rstrip("/") + "/images/"
+    if not url.startswith(("http://", "https://")) or any(ch.isspace() for ch in url):
+        r.error(node, f"images.url: expected an http:// or https:// URL, got {url!r}")
+        return site_url.rstrip("/") + "/images/"
+    return url.rstrip("/") + "/"
+
+
+def _read_releases(
+    r: NodeReader, node: yaml.Node | None, branches: tuple[str, ...], development: str
+) -> Mapping[str, str]:
+    """Branch -> release name for every configured branch; given ones win."""
+    given = r.mapping(node, "images.releases", set(branches))
+    releases: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for branch in branches:
+        default = DEVELOPMENT_RELEASE if branch == development else branch
+        value = given.get(branch)
+        release = r.string(value, f"images.releases.{branch}", default)
+        if not is_release_name(release):
+            r.error(value, f"images.releases.{branch}: {release!r} is not a valid release name")
+            release = default
+        if release in owner:
+            r.error(
+                value or node,
+                f"images.releases.{branch}: release {release!r} is already the release of"
+                f" {owner[release]!r}",
+            )
+        owner.setdefault(release, branch)
+        releases[branch] = release
+    return FrozenMapping(releases)
+
+
+def _read_devices(
+    r: NodeReader, node: yaml.Node | None, branches: tuple[str, ...], ui_names: Mapping[str, str]
+) -> tuple[DeviceImages, ...]:
+    devices: list[DeviceImages] = []
+    seen: set[str] = set()
+    for index, item in enumerate(r.sequence(node, "images.devices", required=False)):
+        device = _read_device(r, item, f"images.devices[{index}]", branches, ui_names)
+        if device is None:
+            continue
+        if device.codename in seen:
+            r.error(item, f"images.devices[{index}].codename: {device.codename!r} is listed twice")
+            continue
+        seen.add(device.codename)
+        devices.append(device)
+    return tuple(devices)
+
+
+def _read_device(
+    r: NodeReader,
+    item: yaml.Node,
+    where: str,
+    branches: tuple[str, ...],
+    ui_names: Mapping[str, str],
+) -> DeviceImages | None:
+    if not isinstance(item, yaml.MappingNode):
+        r.error(item, f"{where}: expected a mapping with codename, uis, ...")
+        return None
+    m = r.mapping(item, where, _DEVICE_KEYS)
+    codename = r.string(m.get("codename"), f"{where}.codename", None)
+    if codename is not None and not is_image_name(codename):
+        r.error(
+            m.get("codename"),
+            f"{where}.codename: {codename!r} is not a valid codename (a-z, 0-9, '.', '+', '-')",
+        )
+        codename = None
+    device_branches: tuple[str, ...] | None = None
+    branches_node = m.get("branches")
+    if branches_node is not None and not _is_null(branches_node):
+        device_branches = _read_names(
+            r, branches_node, f"{where}.branches", lambda b: _check_branch(b, branches)
+        )
+    uis = _read_names(r, m.get("uis"), f"{where}.uis", lambda u: _check_ui(u, ui_names))
+    if m.get("uis") is None:
+        r.error(item, f"{where}.uis: missing, expected a list of UIs (known: {_known(ui_names)})")
+    kernels: tuple[str, ...] = ("",)
+    if m.get("kernels") is not None:
+        kernels = _read_kernels(r, m["kernels"], f"{where}.kernels")
+    overrides = _read_overrides(r, m.get("overrides"), f"{where}.overrides", branches, ui_names)
+    if codename is None:
+        return None
+    return DeviceImages(
+        codename=codename,
+        pretty_name=r.string(m.get("pretty_name"), f"{where}.pretty_name", ""),
+        branches=device_branches,
+        uis=uis,
+        kernels=kernels,
+        overrides=overrides,
+        line=item.start_mark.line + 1,
+    )
+
+
+def _read_overrides(
+    r: NodeReader,
+    node: yaml.Node | None,
+    where: str,
+    branches: tuple[str, ...],
+    ui_names: Mapping[str, str],
+) -> Mapping[str, ImageOverride]:
+    found: dict[str, ImageOverride] = {}
+    for name, value in r.mapping(node, where, {ALL_BRANCHES, *branches}).items():
+        here = f"{where}.{name}"
+        entry = r.mapping(value, here, {"uis", "kernels"})
+        uis = kernels = None
+        if entry.get("uis") is not None:
+            uis = _read_names(r, entry["uis"], f"{here}.uis", lambda u: _check_ui(u, ui_names))
+        if entry.get("kernels") is not None:
+            kernels = _read_kernels(r, entry["kernels"], f"{here}.kernels")
+        found[name] = ImageOverride(uis, kernels, value.start_mark.line + 1)
+    return FrozenMapping(found)
+
+
+def _read_kernels(r: NodeReader, node: yaml.Node, where: str) -> tuple[str, ...]:
+    kernels = _read_names(r, node, where, _check_kernel, allow_empty=True)
+    if isinstance(node, yaml.SequenceNode) and not node.value:
+        r.error(node, f'{where}: expected at least one kernel ("" for the device\'s only one)')
+        return ("",)
+    if "" in kernels and len(kernels) > 1:
+        r.error(node, f'{where}: "" (the device\'s only kernel) cannot go with named kernels')
+    return kernels or ("",)
+
+
+def _read_names(
+    r: NodeReader,
+    node: yaml.Node | None,
+    where: str,
+    check: _Check,
+    *,
+    allow_empty: bool = False,
+) -> tuple[str, ...]:
+    """A list of names, each checked (`check` says what is wrong, or None), each once."""
+    names: list[str] = []
+    for index, item in enumerate(r.sequence(node, where, required=False)):
+        here = f"{where}[{index}]"
+        name = r.string(item, here, None)
+        if name is None:
+            continue
+        if _is_null(item):
+            if not allow_empty:
+                r.error(item, f"{here}: expected a name, got an empty value")
+                continue
+            name = ""
+        problem = check(name)
+        if problem is not None:
+            r.error(item, f"{here}: {problem}")
+        elif name in names:
+            r.error(item, f"{here}: {name!r} is listed twice")
+        else:
+            names.append(name)
+    return tuple(names)
+
+
+def _check_ui(ui: str, ui_names: Mapping[str, str]) -> str | None:
+    if ui == "none":
+        return "'none' is not a UI: use 'console'"
+    if ui not in ui_names:
+        return f"unknown UI {ui!r} (known: {_known(ui_names)})"
+    return None
+
+
+def _check_kernel(kernel: str) -> str | None:
+    if kernel == "" or is_image_name(kernel):
+        return None
+    return f"{kernel!r} is not a valid kernel name (a-z, 0-9, '.', '+', '-')"
+
+
+def _check_branch(branch: str, branches: tuple[str, ...]) -> str | None:
+    if branch in branches:
+        return None
+    return f"{branch!r} is not a configured branch ({', '.join(branches)})"
+
+
+def _known(ui_names: Mapping[str, str]) -> str:
+    return ", ".join(sorted(ui_names))
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
