@@ -14,16 +14,18 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.config.branches import BranchConfig
 from reconciler.config.settings import Config
 from reconciler.desired.checkouts import Checkouts, Synced
+from reconciler.desired.images import desired_images, next_slot_start, slot_start
 from reconciler.desired.parsecache import ParseCache
 from reconciler.desired.reader import DesiredReader
 from reconciler.execute.executor import Executor
+from reconciler.execute.images import ImageStore
 from reconciler.execute.repos import RepoStore, SigningKeys
 from reconciler.formats.keys import KeyFileError, generate_private_key
 from reconciler.fs.atomicfile import is_no_space
@@ -39,11 +41,13 @@ from reconciler.jobs.factory import make_job_service
 from reconciler.jobs.service import JobService
 from reconciler.memory.cache import Memory
 from reconciler.memory.history import EventLog
+from reconciler.model.images import DesiredImage
 from reconciler.model.layout import RepoRoots
 from reconciler.model.names import RepoKey
 from reconciler.model.observations import ObservedState, RepoObserved
 from reconciler.model.packages import BranchDesired, PkgSpec
 from reconciler.model.progress import Event, OperationRecord, PkgState
+from reconciler.observed.images import ImageScanner
 from reconciler.observed.scanner import RepoScanner, stored_branches
 from reconciler.observed.snapshot import observe
 from reconciler.operator.intents import BranchRemoval, Intents
@@ -54,8 +58,8 @@ from reconciler.operator.store import INTENTS_FILE, load_intents, save_intents
 from reconciler.operator.trigger_dir import TriggerDir
 from reconciler.operator.triggers import Trigger
 from reconciler.operator.world import World
-from reconciler.plan.actions import CancelJob, Outcome, SubmitBuild, SubmitSign
-from reconciler.plan.inputs import BranchOrder, PlanSettings
+from reconciler.plan.actions import CancelJob, Outcome, SubmitBuild, SubmitImage, SubmitSign
+from reconciler.plan.inputs import BranchOrder, ImageSettings, PlanSettings
 from reconciler.plan.memo import PlanMemo, same_items
 from reconciler.plan.planner import Plan
 from reconciler.site.metrics import MetricsFormatter, PassFigures
@@ -63,6 +67,11 @@ from reconciler.site.model import BranchInfo, SiteInput, versions_from
 from reconciler.site.writer import SiteWriter
 
 log = logging.getLogger(__name__)
+
+# The current slot's desired images, and the problems of the configured matrix.
+DesiredImages = tuple[tuple[DesiredImage, ...], tuple[str, ...]]
+# Those of one slot (its start) and the branches' trees they were made from.
+ImagesMemo = tuple[float | None, tuple[BranchDesired, ...], DesiredImages]
 
 SpecTable = dict[tuple[RepoKey, str], PkgSpec]
 Versions = dict[tuple[RepoKey, str], tuple[str, str]]
@@ -127,6 +136,7 @@ def plan_settings(
     branches: tuple[BranchConfig, ...],
     intents: Intents,
     removals: tuple[BranchRemoval, ...] = (),
+    images: tuple[DesiredImage, ...] = (),
 ) -> PlanSettings:
     """What the plan is told besides desired and observed state."""
     return PlanSettings(
@@ -143,6 +153,7 @@ def plan_settings(
         mirror=config.mirror.enabled,
         mirror_retry_seconds=config.mirror.retry_seconds,
         removals=removals,
+        images=ImageSettings(images, config.images.keep, config.images.max_parallel),
     )
 
 
@@ -178,6 +189,10 @@ class Daemon:
         self.checkouts = Checkouts(config.branches, paths.data / STAGING_CHECKOUTS)
         roots = RepoRoots(paths.wip_repo, paths.final_repo, paths.symlink_repo)
         self.scanner = RepoScanner(roots)
+        self.image_scanner = ImageScanner(paths.images)
+        self._images_memo: tuple[float | None, tuple[BranchDesired, ...], DesiredImages] | None = (
+            None
+        )
         wip_private = load_private_key(config.keys.wip_private)
         os.chmod(config.keys.wip_private, 0o600)  # a key, now known: readable by us only
         signing = SigningKeys(
@@ -193,7 +208,8 @@ class Daemon:
         self.intents = load_intents(self.intents_path)
         self.operations = OperationLog(paths.durable)
         self.plans = PlanMemo()  # a pass whose inputs did not change reuses the last plan
-        self.executor = Executor(config, self.jobs, self.store, self.memory, clock)
+        images = ImageStore(paths.images, paths.html_out / "logs")
+        self.executor = Executor(config, self.jobs, self.store, self.memory, clock, images)
         self.site = SiteWriter(paths.html_out)
         self.metrics = MetricsFormatter()
         self._transitions_of: Plan | None = None  # the plan whose states memory holds
@@ -222,11 +238,34 @@ class Daemon:
 
     def observe(self, *, full: bool = False) -> ObservedState:
         repos = self.config.repositories(self.checkouts.staging)
-        return observe(self.scanner, repos, self.jobs, self.memory, full=full)
+        images = self.image_scanner if self.config.images.enabled else None
+        return observe(self.scanner, repos, self.jobs, self.memory, full=full, images=images)
 
-    def settings(self, removals: tuple[BranchRemoval, ...] = ()) -> PlanSettings:
+    def settings(
+        self, removals: tuple[BranchRemoval, ...] = (), images: tuple[DesiredImage, ...] = ()
+    ) -> PlanSettings:
         """What the plan is told besides desired and observed state."""
-        return plan_settings(self.config, self.branches(), self.intents, removals)
+        return plan_settings(self.config, self.branches(), self.intents, removals, images)
+
+    def desired_images(self, desired: Mapping[str, BranchDesired], now: float) -> DesiredImages:
+        """The current slot's images and the matrix's problems; made again only when
+        the slot or a branch's tree changed."""
+        images = self.config.images
+        if not images.enabled:
+            return (), ()
+        start = slot_start(images, now)
+        trees = tuple(desired[name] for name in sorted(desired))
+        memo = self._images_memo
+        if (
+            memo is not None
+            and memo[0] == start
+            and len(memo[1]) == len(trees)
+            and all(a is b for a, b in zip(memo[1], trees, strict=True))
+        ):
+            return memo[2]
+        made = desired_images(images, desired, now)
+        self._images_memo = (start, trees, made)
+        return made
 
     # --- one pass ----------------------------------------------------------------
     def run_pass(self, *, full: bool = False) -> PassResult:
@@ -243,17 +282,22 @@ class Daemon:
         observed = self.observe(full=full)
         now = self.clock()
         removals = self._intervene(triggers, synced, observed, desired, now)
-        result = self.plans.plan(desired, observed, self.settings(removals), now)
+        images, image_problems = self.desired_images(desired, now)
+        result = self.plans.plan(desired, observed, self.settings(removals, images), now)
         outcomes = self.executor.apply(result.actions)
         self._no_space += [
             f"{type(o.action).__name__}: {o.message}" for o in outcomes if o.no_space
         ]
-        problems = [o.message for o in outcomes if not (o.ok or o.no_space)] + self._record(
-            result, now
-        )
+        problems = [
+            *image_problems,
+            *(o.message for o in outcomes if not (o.ok or o.no_space)),
+            *self._record(result, now),
+        ]
         self._show(desired, observed, result, [*self._space_problem(), *problems], now)
         live = sum(1 for o in observed.jobs.values() if o.status.is_live) + sum(
-            1 for o in outcomes if o.ok and isinstance(o.action, SubmitBuild | SubmitSign)
+            1
+            for o in outcomes
+            if o.ok and isinstance(o.action, SubmitBuild | SubmitSign | SubmitImage)
         )
         self._heartbeat(result, outcomes, observed, live, started)
         if full:
@@ -544,6 +588,10 @@ class Daemon:
                     timeout = min(timeout, loop.poll_interval_seconds)
                 if result.plan.next_wakeup is not None:
                     timeout = min(timeout, result.plan.next_wakeup - self.clock())
+                if self.config.images.enabled:  # the next slot's images
+                    timeout = min(
+                        timeout, next_slot_start(self.config.images, self.clock()) - self.clock()
+                    )
                 if self.wait(max(timeout, 0)):
                     self.wait(loop.settle_seconds)
                 full = self.clock() - last_full >= loop.resync_interval_seconds

@@ -16,6 +16,7 @@ import pytest
 
 from reconciler.config.settings import Config, load_config
 from reconciler.execute.executor import Executor
+from reconciler.execute.images import ImageStore
 from reconciler.execute.repos import RepoStore, SigningKeys
 from reconciler.formats.apkwrite import build_apk
 from reconciler.formats.keys import generate_private_key
@@ -100,7 +101,9 @@ def world(tmp_path: Path) -> World:
     signing = SigningKeys(wip, "wip.rsa.pub", final, config.keys.final_name)
     store, memory, clock = RepoStore(roots, signing), Memory(paths.state), FakeClock()
     jobs = InMemoryJobService(JobTable(tmp_path / "jobs"), clock)
-    return World(config, store, memory, jobs, clock, Executor(config, jobs, store, memory, clock))
+    images = ImageStore(paths.images, paths.html_out / "logs")
+    executor = Executor(config, jobs, store, memory, clock, images)
+    return World(config, store, memory, jobs, clock, executor)
 
 
 def sign_and_publish(world: World, infos: tuple[ApkInfo, ...]) -> list[tuple[bool, str]]:

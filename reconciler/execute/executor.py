@@ -17,15 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.config.settings import Config
+from reconciler.execute.images import ImageStore
 from reconciler.execute.mirror import MirrorError, push_repository
 from reconciler.execute.repos import RefusedError, RepoStore
 from reconciler.fs.atomicfile import is_no_space
 from reconciler.fs.crashpoint import crashpoint
+from reconciler.jobs.images import image_job, image_note, image_script
 from reconciler.jobs.indexes import IndexSource
 from reconciler.jobs.scripts import build_script, sign_script
 from reconciler.jobs.service import JobExistsError, JobService, JobSpec
 from reconciler.memory.cache import Memory
-from reconciler.model.errors import ReconcilerError
+from reconciler.model.errors import ReconcilerError, UnavailableError
 from reconciler.model.layout import INDEX_NAME
 from reconciler.model.names import RepoKey
 from reconciler.plan.actions import (
@@ -35,12 +37,15 @@ from reconciler.plan.actions import (
     MirrorFinal,
     Outcome,
     PruneFinal,
+    PruneImages,
     PruneWip,
     PublishFinal,
+    PublishImage,
     ReindexWip,
     RemoveBranch,
     SeedFromOrigin,
     SubmitBuild,
+    SubmitImage,
     SubmitSign,
     WriteSymlinkRepo,
 )
@@ -55,6 +60,7 @@ class Executor:
     store: RepoStore
     memory: Memory
     clock: Callable[[], float]
+    images: ImageStore
 
     def apply(self, actions: Iterable[Action]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -113,6 +119,18 @@ class Executor:
             case PruneFinal(repo=repo, filenames=names):
                 removed = self.store.prune_final(repo, names)
                 return f"removed {len(removed)} unlisted apk(s) from final {repo}"
+            case SubmitImage():
+                return self._submit_image(action)
+            case PublishImage(job=job, image=image):
+                try:
+                    return self.images.publish(job, image)
+                except RefusedError as exc:
+                    self.memory.reject(job.key.job_id, f"image refused: {exc}")
+                    raise
+            case PruneImages(release=release, device=device, ui=ui, dates=dates, why=why):
+                removed = self.images.prune(release, device, ui, dates)
+                where = f"{release}/{device}/{ui}"
+                return f"removed {len(removed)} image(s) of {where}: {', '.join(removed)} ({why})"
             case RemoveBranch(branch=branch, splitrepos=splitrepos, checkout=checkout, why=why):
                 self.store.remove_branch(branch, splitrepos)
                 if checkout:
@@ -178,6 +196,26 @@ class Executor:
         self._submit(JobSpec(key, script, note, self.config.jobs.timeout_seconds, files))
         crashpoint("sign-submitted")
         return f"submitted sign job {key.job_id}"
+
+    def _submit_image(self, action: SubmitImage) -> str:
+        image = action.image
+        index = self.store.final_dir(image.repo) / INDEX_NAME
+        job = image_job(
+            image,
+            action.key.attempt,
+            action.date_dir,
+            str(index),
+            key_name=self.config.keys.final_name,
+            password=self.config.images.password,
+        )
+        try:
+            public_key = self.config.keys.final_public.read_bytes()
+        except OSError as exc:
+            raise UnavailableError(f"cannot read {self.config.keys.final_public}: {exc}") from exc
+        script, files = image_script(job, public_key)
+        timeout = self.config.jobs.timeout_seconds
+        self._submit(JobSpec(action.key, script, image_note(job), timeout, files))
+        return f"submitted image job {action.key.job_id}"
 
     def _submit(self, spec: JobSpec) -> None:
         try:

@@ -12,6 +12,28 @@ from reconciler.model.packages import ApkInfo
 
 
 @dataclass(frozen=True, slots=True)
+class ImageFile:
+    """One file of a published image's date directory, with the checksums its
+    `.sha256` / `.sha512` files state ("" where there is none)."""
+
+    name: str
+    size: int
+    sha256: str = ""
+    sha512: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedImage:
+    """A date directory of the images tree: `<release>/<device>/<ui>/<date>/`."""
+
+    release: str
+    device: str
+    ui: str
+    date: str  # YYYYMMDD-HHMM, UTC
+    files: tuple[ImageFile, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class IndexView:
     """What an APKINDEX.tar.gz on disk lists, and its identity."""
 
@@ -44,3 +66,5 @@ class ObservedState:
     mirrored: dict[str, str] = field(default_factory=dict)  # repo -> sha256 of mirrored index
     # repo -> when copying it to the mirror last failed (forgotten on restart)
     mirror_failures: dict[str, float] = field(default_factory=dict)
+    # The published images, by release, device, UI and date directory.
+    images: tuple[PublishedImage, ...] = ()

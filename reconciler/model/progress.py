@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from reconciler.model.images import ImageTarget
 from reconciler.model.names import RepoKey
 
 
@@ -65,6 +66,23 @@ class PkgStatus:
     # What a waiting package needs, one requirement each, in words that group
     # well: "foo-utils", "foo-utils (failed)", "gcc-aarch64 published for x86_64".
     needs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageStatus:
+    """Where one desired image stands, with a reason a person can read."""
+
+    target: ImageTarget
+    arch: str
+    release: str
+    state: PkgState  # published, building, queued, waiting, retrying or failed
+    reason: str = ""
+    job_id: str | None = None  # the job the reason refers to (its log)
+    tries: int = 0
+    max_tries: int = 0
+    next_try_at: float | None = None
+    date: str = ""  # the published date directory, once there is one
+    excerpt: str = ""
 
 
 class RepoPhase(StrEnum):

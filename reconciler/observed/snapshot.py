@@ -14,6 +14,7 @@ from reconciler.jobs.service import JobService, JobServiceError
 from reconciler.memory.cache import Memory
 from reconciler.model.names import RepoKey
 from reconciler.model.observations import ObservedState
+from reconciler.observed.images import ImageScanner
 from reconciler.observed.scanner import RepoScanner
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ def observe(
     memory: Memory,
     *,
     full: bool = False,
+    images: ImageScanner | None = None,
 ) -> ObservedState:
     """The whole snapshot for one pass; `full` lists every directory again."""
     error = ""
@@ -41,4 +43,5 @@ def observe(
         job_service_error=error,
         mirrored=dict(memory.mirrored),
         mirror_failures=dict(memory.mirror_failures),
+        images=images.scan(full=full) if images is not None else (),
     )

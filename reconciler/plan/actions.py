@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.model.images import DesiredImage
 from reconciler.model.jobs import JobKey, JobObservation
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import ApkInfo, PkgSpec
@@ -130,6 +131,36 @@ class RemoveBranch:
     why: str
 
 
+@dataclass(frozen=True, slots=True)
+class SubmitImage:
+    """Start an image job; its date directory is chosen now, from the plan's clock."""
+
+    key: JobKey
+    image: DesiredImage
+    date_dir: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublishImage:
+    """Check a finished image job's files against the checksums its log printed,
+    then move them into `<images>/<release>/<device>/<ui>/<date>/` at once."""
+
+    job: JobObservation
+    image: DesiredImage
+
+
+@dataclass(frozen=True, slots=True)
+class PruneImages:
+    """Remove published date directories of one (release, device, UI), with the
+    site's copies of their jobs' logs."""
+
+    release: str
+    device: str
+    ui: str
+    dates: tuple[str, ...]
+    why: str
+
+
 Action = (
     SubmitBuild
     | CollectBuild
@@ -143,6 +174,9 @@ Action = (
     | MirrorFinal
     | CancelJob
     | RemoveBranch
+    | SubmitImage
+    | PublishImage
+    | PruneImages
 )
 
 

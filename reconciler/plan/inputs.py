@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from reconciler.model.images import DesiredImage
 from reconciler.model.names import RepoKey
 from reconciler.operator.intents import BranchRemoval, Intents
 
@@ -24,6 +25,15 @@ class BranchOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageSettings:
+    """The images of this slot and how they are run and kept."""
+
+    desired: tuple[DesiredImage, ...] = ()
+    keep: int = 2  # published date directories kept per (release, device, UI)
+    max_parallel: int = 1  # image jobs at once, within the jobs' own limit
+
+
+@dataclass(frozen=True, slots=True)
 class PlanSettings:
     branches: tuple[BranchOrder, ...]
     splitrepos: tuple[str, ...]
@@ -35,6 +45,7 @@ class PlanSettings:
     mirror: bool = False  # a mirror is configured: published repositories go there too
     mirror_retry_seconds: float = 60.0  # after a failed transfer, wait this long
     removals: tuple[BranchRemoval, ...] = ()
+    images: ImageSettings = field(default_factory=ImageSettings)
 
     def paused(self, repo: RepoKey, now: float) -> str:
         """Why no new job may start in `repo` ("" when it may)."""

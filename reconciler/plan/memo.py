@@ -7,7 +7,8 @@ inputs and how each is compared, cheapest first:
   object while a branch's tree is unchanged);
 - observed repositories: the RepoObserved objects, by identity (the scanner hands
   out the same object while a repository's directories and indexes are unchanged);
-- jobs, refused results, mirrored indexes, the job service's error: by equality;
+- jobs, refused results, mirrored indexes, published images, the job service's
+  error: by equality;
 - settings, which carry the operator intents (holds, retries): by equality;
 - the clock: plan() reads `now` only to tell whether a retry is due and whether a
   hold has expired, so a plan stays valid from the moment it was made until the
@@ -55,6 +56,7 @@ class _Inputs:
             and mine.rejected == observed.rejected
             and mine.mirrored == observed.mirrored
             and mine.mirror_failures == observed.mirror_failures
+            and mine.images == observed.images
             and self.settings == settings
         )
 

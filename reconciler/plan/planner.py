@@ -19,7 +19,7 @@ from reconciler.model.jobs import JobIntent, JobKey, JobKind
 from reconciler.model.names import RepoKey
 from reconciler.model.observations import ObservedState, RepoObserved
 from reconciler.model.packages import BranchDesired, PkgSpec
-from reconciler.model.progress import PkgState, PkgStatus, RepoPhase, RepoStatus
+from reconciler.model.progress import ImageStatus, PkgState, PkgStatus, RepoPhase, RepoStatus
 from reconciler.plan.actions import (
     Action,
     BuildIndex,
@@ -32,6 +32,7 @@ from reconciler.plan.actions import (
     SubmitBuild,
 )
 from reconciler.plan.cycles import find_cycles
+from reconciler.plan.images import plan_images
 from reconciler.plan.inputs import BranchOrder, PlanSettings
 from reconciler.plan.next_publish import has_origin, published_from, rebuild_pending
 from reconciler.plan.publishing import PublishLadder
@@ -60,6 +61,7 @@ class Plan:
     # The packages ready to build but waiting for a job slot, in the order the
     # plan submits them as slots free.
     queue: tuple[PkgStatus, ...] = ()
+    images: tuple[ImageStatus, ...] = ()  # every desired image of the current slot
 
 
 def plan(
@@ -99,10 +101,10 @@ class Planner:
         self.stuck: set[tuple[RepoKey, str]] = set()
         # The packages ready to build, in the order the walk met them.
         self.ready: list[_Ready] = []
-        live_builds = sum(
+        live_builds = sum(  # image jobs take job slots too
             1
             for k, o in observed.jobs.items()
-            if k.intent.kind == JobKind.BUILD and o.status.is_live
+            if k.intent.kind in (JobKind.BUILD, JobKind.IMAGE) and o.status.is_live
         )
         self.slots = max(settings.max_parallel - live_builds, 0)
 
@@ -117,6 +119,16 @@ class Planner:
                     self._plan_repo(desired, RepoKey(branch.name, splitrepo, arch), branch)
         queue = self._start_ready()
         self._cancel_superseded()
+        images = plan_images(
+            self.observed,
+            self.settings,
+            self.tries,
+            self.repos,
+            free_slots=max(self.slots - len(self.ready), 0),
+            builds_waiting=bool(queue),
+            now=self.now,
+        )
+        self.actions.extend(images.actions)
         wakeups = self.tries.wakeups
         return Plan(
             tuple(self.actions),
@@ -124,6 +136,7 @@ class Planner:
             tuple(self.repos),
             min(wakeups) if wakeups else None,
             queue,
+            tuple(images.statuses),
         )
 
     def _start_ready(self) -> tuple[PkgStatus, ...]:
