@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.formats.buildlog import log_excerpt
 from reconciler.jobs import image_synthetic, signer, synthetic
 from reconciler.jobs.service import JobExistsError, JobServiceError, JobSpec
 from reconciler.model.jobs import JobKey, JobObservation, JobStatus
@@ -125,6 +126,7 @@ class InMemoryJobService:
 
     def _observe(self, key: JobKey, job: _Job) -> JobObservation:
         log = job.directory / "log"
+        failed = job.status.is_failure and log.exists()
         return JobObservation(
             key,
             job.status,
@@ -133,6 +135,7 @@ class InMemoryJobService:
             job.reason,
             log_path=str(log) if log.exists() else None,
             artifacts_dir=str(job.directory / "artifacts"),
+            excerpt=log_excerpt(log.read_text(encoding="utf-8")) if failed else "",
         )
 
     def _finish(self, job: _Job) -> None:

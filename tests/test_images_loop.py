@@ -7,10 +7,16 @@ leaves the queue while its published images stay."""
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
-from reconciler.model.jobs import JobKind
+from reconciler.config.settings import Config
+from reconciler.formats.keys import generate_private_key
+from reconciler.fs.keyfiles import write_public_key
+from reconciler.loop import Daemon
+from reconciler.model.jobs import JobKind, JobStatus
 from reconciler.model.progress import PkgState
+from reconciler.plan.actions import CancelJob
 
 from .conftest import ConfigFactory, DaemonFactory
 from .fake_clock import FakeClock
@@ -85,3 +91,93 @@ def test_an_image_waits_builds_publishes_and_is_pruned_to_keep(
     assert len(image_jobs(job_table)) == 4
     kept = dates(root)
     assert len(kept) == 2 and kept[0] > date
+
+
+def converged_with_image(
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path, extra: str = IMAGES
+) -> tuple[Config, Daemon]:
+    config = make_config(branches=BRANCHES.format(tree=pmaports), extra=extra)
+    daemon = fake_daemon(config)
+    daemon.converge(max_seconds=3600)
+    return config, daemon
+
+
+def next_slot_job_ends(daemon: Daemon, clock: FakeClock, table: JobTable) -> Path:
+    """Roll over to the next slot, submit its image job, let it end; its artifacts."""
+    before = set(table.jobs)
+    clock.advance(7 * DAY)
+    daemon.run_pass(full=True)
+    daemon.jobs.list_jobs()  # the in-memory job runs when it is listed
+    (job,) = [j for k, j in table.jobs.items() if k not in before]
+    assert job.status is JobStatus.SUCCESS
+    return job.directory / "artifacts"
+
+
+def test_files_that_do_not_match_their_log_are_refused(
+    make_config: ConfigFactory,
+    fake_daemon: DaemonFactory,
+    pmaports: Path,
+    clock: FakeClock,
+    job_table: JobTable,
+) -> None:
+    config, daemon = converged_with_image(make_config, fake_daemon, pmaports)
+    before = dates(config.paths.images)
+    artifacts = next_slot_job_ends(daemon, clock, job_table)
+    (image,) = artifacts.glob("*.img.xz")
+    image.write_bytes(image.read_bytes() + b"tampered")
+    result = daemon.run_pass()
+    (status,) = result.plan.images
+    assert dates(config.paths.images) == before, "nothing published"
+    refused = [o for o in result.outcomes if not o.ok]
+    assert refused and "the log says" in refused[0].message
+    (why,) = daemon.memory.rejected.values()
+    assert why.startswith("image refused: ") and "the log says" in why
+    result = daemon.run_pass()  # the refused try counts: the next one starts
+    (status,) = result.plan.images
+    assert (status.state, status.tries, status.reason) == (
+        PkgState.BUILDING,
+        1,
+        "starting, try 2 of 3",
+    )
+
+
+def test_an_index_signed_by_another_key_fails_the_image(
+    make_config: ConfigFactory,
+    fake_daemon: DaemonFactory,
+    pmaports: Path,
+    clock: FakeClock,
+    job_table: JobTable,
+    tmp_path: Path,
+) -> None:
+    config, daemon = converged_with_image(make_config, fake_daemon, pmaports)
+    other = generate_private_key(2048)
+    write_public_key(config.keys.final_public, other)  # jobs get a key that signed nothing
+    clock.advance(7 * DAY)
+    result = daemon.converge(max_seconds=7200)
+    (status,) = result.plan.images
+    assert status.state is PkgState.FAILED, status
+    assert status.tries == 3
+    assert status.excerpt.startswith("ERROR: index ") and "not trusted" in status.excerpt
+    assert len(dates(config.paths.images)) == 1, "only the first slot's image"
+
+
+def test_a_device_removed_from_the_config_leaves_the_queue_and_its_images_stay(
+    make_config: ConfigFactory,
+    fake_daemon: DaemonFactory,
+    pmaports: Path,
+    clock: FakeClock,
+    job_table: JobTable,
+) -> None:
+    config, daemon = converged_with_image(make_config, fake_daemon, pmaports)
+    published = dates(config.paths.images)
+    clock.advance(7 * DAY)
+    daemon.run_pass(full=True)
+    live = [k for k, j in job_table.jobs.items() if j.status.is_live]
+    assert [k.intent.kind for k in live] == [JobKind.IMAGE]
+    job_table.jobs[live[0]].ends_at = math.inf  # a long image build
+    gone = make_config(branches=BRANCHES.format(tree=pmaports))
+    result = fake_daemon(gone).run_pass(full=True)
+    assert result.plan.images == ()
+    assert any(isinstance(o.action, CancelJob) and o.ok for o in result.outcomes)
+    assert job_table.jobs[live[0]].status is JobStatus.CANCELLED
+    assert dates(config.paths.images) == published
