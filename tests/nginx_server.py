@@ -51,6 +51,7 @@ PROD_FINAL = "/var/lib/reconciler/data/repo/final"
 PROD_WIP = "/var/lib/reconciler/data/repo/wip"
 PROD_SYMLINK = "/var/lib/reconciler/data/repo/symlink"
 PROD_JOB_LOGS = "/var/lib/reconciler/data/jobs/logs"
+PROD_IMAGES = "/var/lib/reconciler/data/images"
 PROD_LISTEN = "listen 80;"
 PROD_UPSTREAM = "server 127.0.0.1:8081;"  # the receiver, in `upstream reconciler_webhook`
 DEBIAN_MAIN_CONF = Path("/etc/nginx/nginx.conf")
@@ -179,14 +180,16 @@ def render_server_block(
     *,
     upstream_port: int | None = None,
     job_logs: Path | None = None,
+    images: Path | None = None,
 ) -> str:
     """deploy/nginx.conf with the test's directories and a loopback listen address
-    (the symlink repository defaults to `symlink` beside `wip`, and the jobs' logs
-    to `jobs/logs` beside `repo`, as in paths.data); with `upstream_port`, the
+    (the symlink repository defaults to `symlink` beside `wip`, the jobs' logs
+    to `jobs/logs` and the images to `images` beside `repo`, as in paths.data); with `upstream_port`, the
     receiver is looked for there instead of on 8081."""
     text = DEPLOY_CONF.read_text(encoding="utf-8")
     code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
-    needles = (PROD_HTML_OUT, PROD_FINAL, PROD_WIP, PROD_SYMLINK, PROD_JOB_LOGS, PROD_LISTEN)
+    needles = (PROD_HTML_OUT, PROD_FINAL, PROD_WIP, PROD_SYMLINK, PROD_JOB_LOGS, PROD_IMAGES)
+    needles += (PROD_LISTEN,)
     for needle in (*needles, PROD_UPSTREAM):
         if needle not in code:
             raise AssertionError(f"{DEPLOY_CONF} no longer uses {needle!r}; update {__file__}")
@@ -201,6 +204,7 @@ def render_server_block(
         (PROD_FINAL, str(final)),
         (PROD_SYMLINK, str(symlink or wip.parent / "symlink")),
         (PROD_JOB_LOGS, str(job_logs or wip.parent.parent / "jobs" / "logs")),
+        (PROD_IMAGES, str(images or wip.parent.parent / "images")),
         (PROD_WIP, str(wip)),
         (PROD_HTML_OUT, str(html_out)),
         (PROD_LISTEN, f"listen 127.0.0.1:{port};"),
@@ -351,6 +355,7 @@ class NginxServer:
         upstream_port: int | None = None,
         edit: Callable[[str], str] | None = None,
         job_logs: Path | None = None,
+        images: Path | None = None,
     ) -> NginxServer:
         """Start nginx on a free loopback port; a port lost to a race is retried twice.
         `upstream_port`: where the receiver is (default: the shipped 8081); `edit`
@@ -363,7 +368,13 @@ class NginxServer:
             port = free_port()
             server_block = run_dir / "reconciler.conf"
             block = render_server_block(
-                html_out, final, wip, port, upstream_port=upstream_port, job_logs=job_logs
+                html_out,
+                final,
+                wip,
+                port,
+                upstream_port=upstream_port,
+                job_logs=job_logs,
+                images=images,
             )
             server_block.write_text(edit(block) if edit else block, encoding="utf-8")
             conf = run_dir / "nginx.conf"
