@@ -20,6 +20,7 @@ MAIN = {
         ["postmarketos-base", "postmarketos-base-openrc"],
     ),
     "postmarketos-ui-demo": ("main/postmarketos-ui-demo", ["postmarketos-ui-demo"]),
+    "postmarketos-ui-console": ("main/postmarketos-ui-console", ["postmarketos-ui-console"]),
     "crossdirect": ("main/crossdirect", ["crossdirect"]),
     "postmarketos-mkinitfs": (
         "main/postmarketos-mkinitfs",
@@ -32,6 +33,7 @@ MAIN = {
         "device/main/device-demo-phone",
         ["device-demo-phone", "device-demo-phone-nonfree-firmware"],
     ),
+    "device-demo-laptop": ("device/main/device-demo-laptop", ["device-demo-laptop"]),
     "linux-demo": ("device/main/linux-demo", ["linux-demo"]),
     "firmware-demo": ("device/community/firmware-demo", ["firmware-demo"]),
 }
@@ -43,9 +45,24 @@ SYSTEMD = {
         ["postmarketos-base-systemd"],
     ),
 }
-COMMON = ["libfoo", "foo-utils", "postmarketos-base", "crossdirect", "postmarketos-mkinitfs"]
+COMMON = [
+    "libfoo",
+    "foo-utils",
+    "postmarketos-base",
+    "crossdirect",
+    "postmarketos-mkinitfs",
+    "postmarketos-ui-console",
+]
 PER_ARCH = {
-    "x86_64": [*COMMON, "foo-gui", "postmarketos-ui-demo", "hello-x86", "gcc-aarch64", "gcc-armv7"],
+    "x86_64": [
+        *COMMON,
+        "foo-gui",
+        "postmarketos-ui-demo",
+        "hello-x86",
+        "gcc-aarch64",
+        "gcc-armv7",
+        "device-demo-laptop",
+    ],
     "aarch64": [
         *COMMON,
         "foo-gui",

@@ -79,13 +79,17 @@ def test_the_section_is_frozen_and_a_config_still_hashes(tmp_path: Path) -> None
     assert hash(FrozenMapping({"a": "1", "b": "2"})) == hash(FrozenMapping({"b": "2", "a": "1"}))
 
 
-def test_the_embedded_defaults_and_the_example_build_no_image() -> None:
+def test_the_embedded_defaults_and_the_example_build_the_sample_devices_images() -> None:
     root = Path(__file__).resolve().parent.parent
     example = load_config(root / "config.example.yaml").images
     defaults = default_config(root).images
     assert example == defaults  # source_file differs and is not compared
     assert example.source_file != defaults.source_file
-    assert not example.enabled
+    assert example.enabled
+    assert [(d.codename, d.uis) for d in example.devices] == [
+        ("demo-phone", ("demo", "console")),
+        ("demo-laptop", ("console", "demo")),
+    ]
     assert example.url == "http://localhost:8080/images/"
     assert dict(example.releases) == {"main": "edge", "v25.12": "v25.12"}
 

@@ -31,21 +31,27 @@ ARCHES = ("x86_64", "aarch64", "armv7")
 
 MAIN_PACKAGES = {
     "x86_64": {
-        "crossdirect", "foo-gui", "foo-utils", "gcc-aarch64", "gcc-armv7", "hello-x86",
-        "libfoo", "postmarketos-base", "postmarketos-mkinitfs", "postmarketos-ui-demo",
+        "crossdirect", "device-demo-laptop", "foo-gui", "foo-utils", "gcc-aarch64",
+        "gcc-armv7", "hello-x86", "libfoo", "postmarketos-base", "postmarketos-mkinitfs",
+        "postmarketos-ui-console", "postmarketos-ui-demo",
     },
     "aarch64": {
         "crossdirect", "device-demo-phone", "firmware-demo", "foo-gui", "foo-utils",
         "libfoo", "linux-demo", "postmarketos-base", "postmarketos-mkinitfs",
-        "postmarketos-ui-demo",
+        "postmarketos-ui-console", "postmarketos-ui-demo",
     },
     "armv7": {
         "crossdirect", "foo-utils", "libfoo", "linux-demo", "postmarketos-base",
-        "postmarketos-mkinitfs",
+        "postmarketos-mkinitfs", "postmarketos-ui-console",
     },
 }  # fmt: skip
 SYSTEMD_PACKAGES = {"foo-utils", "postmarketos-base-systemd", "systemd"}
-NOARCH = {"postmarketos-base", "postmarketos-ui-demo", "postmarketos-base-systemd"}
+NOARCH = {
+    "postmarketos-base",
+    "postmarketos-ui-console",
+    "postmarketos-ui-demo",
+    "postmarketos-base-systemd",
+}
 
 
 def branch_of(tree: Path, name: str = "main") -> BranchConfig:
@@ -342,7 +348,7 @@ def test_unchanged_tree_is_not_parsed_again(pmaports: Path, parse_calls: list[st
     reader = DesiredReader(("systemd",))
     first = read(pmaports, reader)
     assert sorted(parse_calls) == apkbuilds(pmaports)
-    assert len(parse_calls) == 16
+    assert len(parse_calls) == 18
     parse_calls.clear()
     second = read(pmaports, reader)
     assert parse_calls == []
@@ -375,7 +381,7 @@ def test_touching_one_apkbuild_reparses_only_it(pmaports: Path, parse_calls: lis
 def test_new_reader_parses_again(pmaports: Path, parse_calls: list[str]) -> None:
     read(pmaports, DesiredReader(("systemd",)))
     read(pmaports, DesiredReader(("systemd",)))
-    assert len(parse_calls) == 32
+    assert len(parse_calls) == 36
 
 
 # --- git checkouts ----------------------------------------------------------------

@@ -212,13 +212,9 @@ def test_the_order_is_branch_device_ui_kernel(pmaports: Path) -> None:
         '"$pkgname-nonfree-firmware:nonfree_firmware $pkgname-kernel-a:kernel_a'
         ' $pkgname-kernel-b:kernel_b"',
     )
-    ui = pmaports / "main" / "postmarketos-ui-console"
-    ui.mkdir()
-    (ui / "APKBUILD").write_text(
-        'pkgname=postmarketos-ui-console\npkgver=5\npkgrel=2\narch="noarch"\n'
-        'depends="postmarketos-base"\nlicense="MIT"\npkgdesc="Console"\n',
-        encoding="utf-8",
-    )
+    ui = pmaports / "main" / "postmarketos-ui-console" / "APKBUILD"
+    set_field(ui, "pkgver", "5")
+    set_field(ui, "pkgrel", "2")
     devices = (phone(uis=("demo", "console"), kernels=("a", "b")),)
     images, problems = desired_images(matrix(*devices), read(pmaports), NOW)
     assert problems == ()
@@ -300,7 +296,7 @@ PROBLEMS = [
     (_break_device, phone(), "device-demo-phone: its APKBUILD is broken: "),
     (_noarch_device, phone(), "device-demo-phone is noarch: an image needs a device package"),
     (_two_arch_device, phone(), "device-demo-phone is built for aarch64, armv7: an image needs"),
-    (_no_change, phone(uis=("console",)), "no postmarketos-ui-console package in the tree"),
+    (_no_change, phone(uis=("phosh",)), "no postmarketos-ui-phosh package in the tree"),
     (_break_ui, phone(), "postmarketos-ui-demo: its APKBUILD is broken: "),
     (
         _armv7_device,
@@ -339,7 +335,7 @@ def test_a_device_arch_the_branch_does_not_build_is_a_problem(pmaports: Path) ->
 
 
 def test_problems_are_said_once_and_other_images_still_come(pmaports: Path) -> None:
-    devices = (phone(uis=("demo", "console")), phone(codename="nope", line=12))
+    devices = (phone(uis=("demo", "phosh")), phone(codename="nope", line=12))
     trees: Mapping[str, BranchDesired] = read(pmaports)
     images, problems = desired_images(matrix(*devices), trees, NOW)
     assert [i.target.ui for i in images] == ["demo"]

@@ -29,6 +29,7 @@ from reconciler.formats.keys import KeyFileError, SignatureError
 from reconciler.hooks.tokens import TokenStoreError
 from reconciler.hooks.webhook import WebhookError
 from reconciler.jobs import local
+from reconciler.jobs.images import image_job, image_script
 from reconciler.jobs.indexes import IndexSource
 from reconciler.jobs.scripts import build_script, remote_sign_script, sign_script
 from reconciler.jobs.service import JobServiceError, JobSpec
@@ -40,6 +41,7 @@ from reconciler.model.errors import (
     UnavailableError,
     UsageError,
 )
+from reconciler.model.images import DesiredImage, ImageTarget, file_prefix
 from reconciler.model.jobs import JobIntent, JobKey, JobKind
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import PkgSpec
@@ -52,8 +54,18 @@ EARLIER = {
     "reconciler.synthetic",
     "reconciler.jobs.runner",
     "reconciler.jobs.pmbootstrap",
+    "reconciler.synthetic_image",
 }
 MODULE = re.compile(r"-m\s+'?(reconciler(?:\.[a-z_]+)*)")
+
+
+SLOT = "20270101-0000"
+
+
+def sample_image() -> DesiredImage:
+    target = ImageTarget("main", "demo-phone", "demo", "", SLOT)
+    prefix = file_prefix("edge", "demo", "1", "demo-phone")
+    return DesiredImage(target, "aarch64", "edge", "Demo", "Demo", "1", ("x",), prefix)
 
 
 def scripts_of_this_version(tmp_path: Path) -> list[str]:
@@ -71,6 +83,7 @@ def scripts_of_this_version(tmp_path: Path) -> list[str]:
         sign_script(b"index", "a" * 64, tmp_path / "final.rsa", "final.rsa.pub")[0],
         remote_sign_script("https://x/i", "a" * 64, "final.rsa", "final.rsa.pub", "python3"),
         f"python -m {local.RUNNER_MODULE}",
+        image_script(image_job(sample_image(), 1, SLOT, str(index), password="x"), b"KEY")[0],
     ]
     settings = ManifestSettings(
         image="alpine/edge",

@@ -73,7 +73,7 @@ def test_a_failing_package_is_a_problem_with_its_reason_and_exit_1(
     assert problems[0] == "1"
     assert problems[1].startswith("  main/x86_64 hello-x86 1.0.0-r0: failed: exit code 1")
     assert "(try 1 of 1)" in problems[1] and "failed, try" not in ran.stdout
-    assert "blocked    9 built, 1 failed" in ran.stdout
+    assert "blocked    11 built, 1 failed" in ran.stdout
     assert "1 failed package (hello-x86)" in ran.stdout
 
 

@@ -95,7 +95,7 @@ class ImageOverride:
 
     uis: tuple[str, ...] | None = None
     kernels: tuple[str, ...] | None = None
-    line: int = 0  # of the entry in the config file
+    line: int = field(default=0, compare=False)  # of the entry in the config file
 
 
 def _no_overrides() -> Mapping[str, ImageOverride]:
@@ -119,7 +119,7 @@ class DeviceImages:
     uis: tuple[str, ...] = ()
     kernels: tuple[str, ...] = ("",)
     overrides: Mapping[str, ImageOverride] = field(default_factory=_no_overrides)
-    line: int = 0
+    line: int = field(default=0, compare=False)
 
     @property
     def package(self) -> str:

@@ -86,6 +86,12 @@ branches:
     pmaports: examples/pmaports
     arches: [x86_64, aarch64, armv7]
     ignore_errors: true
+images:
+  devices:
+    - codename: demo-phone
+      uis: [demo, console]
+    - codename: demo-laptop
+      uis: [console, demo]
 """
 
 
