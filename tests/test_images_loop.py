@@ -181,3 +181,23 @@ def test_a_device_removed_from_the_config_leaves_the_queue_and_its_images_stay(
     assert any(isinstance(o.action, CancelJob) and o.ok for o in result.outcomes)
     assert job_table.jobs[live[0]].status is JobStatus.CANCELLED
     assert dates(config.paths.images) == published
+
+
+def test_a_restart_at_any_point_makes_no_second_job_for_an_image(
+    make_config: ConfigFactory,
+    fake_daemon: DaemonFactory,
+    pmaports: Path,
+    clock: FakeClock,
+    job_table: JobTable,
+) -> None:
+    """A new daemon after every pass of a slot: each image is built once."""
+    config, _ = converged_with_image(make_config, fake_daemon, pmaports)
+    clock.advance(7 * DAY)
+    for _ in range(6):
+        result = fake_daemon(config).run_pass(full=True)
+        clock.advance(1)
+    (status,) = result.plan.images
+    assert status.state is PkgState.PUBLISHED
+    attempts = [k.attempt for k in job_table.jobs if k.intent.kind is JobKind.IMAGE]
+    assert attempts == [1, 1], "one job per slot, each its first try"
+    assert len(dates(config.paths.images)) == 2
