@@ -183,9 +183,9 @@ def render_server_block(
     images: Path | None = None,
 ) -> str:
     """deploy/nginx.conf with the test's directories and a loopback listen address
-    (the symlink repository defaults to `symlink` beside `wip`, the jobs' logs
-    to `jobs/logs` and the images to `images` beside `repo`, as in paths.data); with `upstream_port`, the
-    receiver is looked for there instead of on 8081."""
+    (the symlink repository defaults to `symlink` beside `wip`, the jobs' logs to
+    `jobs/logs` and the images to `images` beside `repo`, as in paths.data); with
+    `upstream_port`, the receiver is looked for there instead of on 8081."""
     text = DEPLOY_CONF.read_text(encoding="utf-8")
     code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
     needles = (PROD_HTML_OUT, PROD_FINAL, PROD_WIP, PROD_SYMLINK, PROD_JOB_LOGS, PROD_IMAGES)
