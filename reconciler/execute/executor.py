@@ -128,7 +128,7 @@ class Executor:
                     self.memory.reject(job.key.job_id, f"image refused: {exc}")
                     raise
             case PruneImages(release=release, device=device, ui=ui, dates=dates, why=why):
-                removed = self.images.prune(release, device, ui, dates)
+                removed = self.images.prune(release, device, ui, dates, action.job_ids)
                 where = f"{release}/{device}/{ui}"
                 return f"removed {len(removed)} image(s) of {where}: {', '.join(removed)} ({why})"
             case RemoveBranch(branch=branch, splitrepos=splitrepos, checkout=checkout, why=why):

@@ -6,7 +6,7 @@ checksum block lists (`formats.imagelog`), each with that sha256, with the
 image and its package list among them. They are copied into a staging
 directory beside the tree (`.staging-<job id>`), synced, and renamed into
 `<release>/<device>/<ui>/<date>/` in one step, so the tree shows a date
-directory whole or not at all; the job's id is kept there in `.job` (dot files
+directory whole or not at all; the job's id is kept there in `.job` (`JOB_ID_FILE`) (dot files
 are neither listed nor served) so that pruning the directory also removes the
 site's copy of the job's log. A crash leaves at most a staging directory,
 removed when the store starts.
@@ -27,6 +27,7 @@ from reconciler.formats.imagelog import ImageLogError, parse_sha256_lines
 from reconciler.fs.atomicfile import DIR_MODE, fsync_dir, write_bytes
 from reconciler.fs.regularfile import Refused, read_regular
 from reconciler.model.images import (
+    JOB_ID_FILE,
     DesiredImage,
     image_file_name,
     is_slot_name,
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 
 STAGING_PREFIX = ".staging-"
 TRASH_PREFIX = ".trash-"
-JOB_FILE = ".job"
 MAX_LOG_BYTES = 64 * 1024 * 1024
 _CHUNK = 1024 * 1024
 
@@ -90,22 +90,24 @@ class ImageStore:
             with open(staging / name, "rb") as copied:
                 os.fsync(copied.fileno())
             os.chmod(staging / name, 0o644)
-        write_bytes(staging / JOB_FILE, f"{job.key.job_id}\n".encode())
+        write_bytes(staging / JOB_ID_FILE, f"{job.key.job_id}\n".encode())
         fsync_dir(staging)
         _make_dirs(target.parent)
         os.rename(staging, target)
         fsync_dir(target.parent)
         return f"published {len(expected)} file(s) of image {image.target} into {target}"
 
-    def prune(self, release: str, device: str, ui: str, dates: tuple[str, ...]) -> list[str]:
-        """Remove these date directories (and the site's copies of their jobs' logs)."""
+    def prune(
+        self, release: str, device: str, ui: str, dates: tuple[str, ...], job_ids: tuple[str, ...]
+    ) -> list[str]:
+        """Remove these date directories and the site's copies of their jobs' logs
+        (`job_ids`, one per date, "" where it is not known)."""
         removed: list[str] = []
         parent = self.root / release / device / ui
-        for date in dates:
+        for date, job_id in zip(dates, job_ids, strict=True):
             if not is_slot_name(date):
                 continue
             path = parent / date
-            job_id = _job_of(path)
             trash = self.root / f"{TRASH_PREFIX}{release}-{device}-{ui}-{date}"
             try:
                 os.rename(path, trash)
@@ -113,7 +115,7 @@ class ImageStore:
                 continue
             fsync_dir(parent)
             shutil.rmtree(trash, ignore_errors=True)
-            if job_id:
+            if job_id and "/" not in job_id and not job_id.startswith("."):
                 for name in (f"{job_id}.log", f"{job_id}.log.gz"):
                     with contextlib.suppress(FileNotFoundError):
                         (self.site_logs / name).unlink()
@@ -165,15 +167,6 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _job_of(path: Path) -> str:
-    try:
-        _, data = read_regular(str(path / JOB_FILE), 4096)
-    except (OSError, Refused):
-        return ""
-    job_id = data.decode("ascii", errors="replace").strip()
-    return job_id if job_id and "/" not in job_id and not job_id.startswith(".") else ""
 
 
 def _make_dirs(directory: Path) -> None:

@@ -36,6 +36,9 @@ MAX_IMAGE_NAME = 64
 IMAGE_SUFFIX = ".img.xz"
 PACKAGES_SUFFIX = "-packages.txt"
 CHECKSUM_SUFFIXES = (".sha256", ".sha512")
+# In each published date directory: the id of the job that built it (a dot file:
+# neither listed in index.json nor served).
+JOB_ID_FILE = ".job"
 _FIELD_SEPARATOR = "~"
 
 

@@ -31,6 +31,7 @@ class PublishedImage:
     ui: str
     date: str  # YYYYMMDD-HHMM, UTC
     files: tuple[ImageFile, ...] = ()
+    job_id: str = ""  # the job that built it, as its `.job` file says ("": unknown)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.fs.regularfile import Refused, read_regular
-from reconciler.model.images import is_image_name, is_release_name, is_slot_name
+from reconciler.model.images import JOB_ID_FILE, is_image_name, is_release_name, is_slot_name
+from reconciler.model.jobs import JobKey
 from reconciler.model.observations import ImageFile, PublishedImage
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class ImageScanner:
             return cached.images
         release, device, ui = key
         images = tuple(
-            PublishedImage(release, device, ui, date, _files(path / date))
+            PublishedImage(release, device, ui, date, _files(path / date), _job_of(path / date))
             for date in _subdirs(path, is_slot_name)
         )
         if time.time_ns() - mtime > RACY_NS:
@@ -130,6 +131,15 @@ def _files(path: Path) -> tuple[ImageFile, ...]:
         )
         for name, size in sorted(sizes.items())
     )
+
+
+def _job_of(path: Path) -> str:
+    """The job id a date directory's `.job` file names ("" when none is readable)."""
+    try:
+        _, data = read_regular(str(path / JOB_ID_FILE), MAX_CHECKSUM_FILE)
+        return str(JobKey.from_job_id(data.decode("ascii").strip()).job_id)
+    except (OSError, Refused, UnicodeDecodeError, ValueError):
+        return ""
 
 
 def _checksum(path: Path, pattern: re.Pattern[str]) -> str:

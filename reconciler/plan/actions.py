@@ -158,6 +158,7 @@ class PruneImages:
     device: str
     ui: str
     dates: tuple[str, ...]
+    job_ids: tuple[str, ...]  # of the jobs that built them, one per date ("": unknown)
     why: str
 
 

@@ -183,11 +183,14 @@ def _prune(
     """The configured (release, device, UI)s' date directories beyond the newest `keep`."""
     actions: list[Action] = []
     for matrix in sorted({_matrix(image) for image in desired}):
-        dates = [p.date for p in published.get(matrix, ())]
-        old = tuple(sorted(dates)[: max(len(dates) - keep, 0)])
+        dated = sorted(published.get(matrix, ()), key=lambda p: p.date)
+        old = dated[: max(len(dated) - keep, 0)]
         if old:
             release, device, ui = matrix
-            actions.append(PruneImages(release, device, ui, old, f"keeping the newest {keep}"))
+            dates = tuple(p.date for p in old)
+            job_ids = tuple(p.job_id for p in old)
+            why = f"keeping the newest {keep}"
+            actions.append(PruneImages(release, device, ui, dates, job_ids, why))
     return actions
 
 
