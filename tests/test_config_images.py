@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 from reconciler.config.images import (
+    CHASSIS_UIS,
     DEFAULT_START,
     DEFAULT_UI_NAMES,
     DeviceImages,
     FrozenMapping,
     ImageOverride,
     ImagesConfig,
+    derive_uis,
 )
 from reconciler.config.settings import default_config, load_config, parse_config
 from reconciler.model.errors import ConfigError
@@ -287,3 +289,129 @@ def test_wrong_types_of_the_section_and_its_lists(tmp_path: Path) -> None:
     assert problems("images: {devices: {a: 1}}\n", tmp_path) == [
         (5, "images.devices: expected a list")
     ]
+
+
+# --- UIs from the device's nature (chassis, gpu, add_uis, exclude_uis) -------------
+
+MOBILE = ("gnome-mobile", "phosh", "plasma-mobile", "sxmo-de-sway")
+MOBILE_NO_GPU = ("mate", "xfce4", "sxmo-de-dwm")
+DESKTOP = ("console", "gnome", "plasma-desktop", "sway")
+DESKTOP_NO_GPU = ("console", "mate", "xfce4", "i3wm")
+
+
+@pytest.mark.parametrize(
+    ("chassis", "gpu", "uis"),
+    [
+        (("handset",), True, MOBILE),
+        (("tablet",), True, MOBILE),
+        (("handset",), False, MOBILE_NO_GPU),
+        (("tablet",), False, MOBILE_NO_GPU),
+        (("laptop",), True, DESKTOP),
+        (("convertible",), True, DESKTOP),
+        (("laptop",), False, DESKTOP_NO_GPU),
+        (("convertible",), False, DESKTOP_NO_GPU),
+        (("embedded",), True, ("console",)),
+        (("embedded",), False, ("console",)),
+        # Several: chassis by chassis in the order given, each UI once.
+        (("laptop", "tablet"), True, DESKTOP + MOBILE),
+        (("tablet", "laptop"), True, MOBILE + DESKTOP),
+        (("laptop", "embedded"), True, DESKTOP),
+        (("embedded", "handset"), False, ("console", *MOBILE_NO_GPU)),
+        ((), True, ()),
+    ],
+)
+def test_derive_uis_follows_bpo_in_a_fixed_order(
+    chassis: tuple[str, ...], gpu: bool, uis: tuple[str, ...]
+) -> None:
+    assert derive_uis(chassis, gpu) == uis
+    assert derive_uis(chassis, gpu) == derive_uis(list(chassis), gpu)  # no set, no chance
+    assert set(derive_uis(chassis, gpu)) <= set(DEFAULT_UI_NAMES)
+    assert set(CHASSIS_UIS) == {"handset", "tablet", "convertible", "laptop", "embedded"}
+
+
+# (device entry's keys after codename, the UIs read)
+DERIVED: list[tuple[str, tuple[str, ...]]] = [
+    ("chassis: handset", MOBILE),
+    ("chassis: handset, gpu: false", MOBILE_NO_GPU),
+    ("chassis: laptop, gpu: no", DESKTOP_NO_GPU),
+    ("chassis: [laptop, tablet]", DESKTOP + MOBILE),
+    ("chassis: embedded", ("console",)),
+    ("chassis: handset, add_uis: [console, phosh]", (*MOBILE, "console")),
+    ("chassis: handset, exclude_uis: [gnome-mobile, sxmo-de-sway]", ("phosh", "plasma-mobile")),
+    (
+        "chassis: laptop, add_uis: [cosmic], exclude_uis: [plasma-desktop]",
+        ("console", "gnome", "sway", "cosmic"),
+    ),
+    ("chassis: embedded, add_uis: [weston], exclude_uis: [console]", ("weston",)),
+    # An explicit list wins over the chassis; add and exclude apply to it.
+    ("uis: [phosh], chassis: laptop", ("phosh",)),
+    ("uis: [phosh, demo], add_uis: [console], exclude_uis: [demo]", ("phosh", "console")),
+]
+
+
+@pytest.mark.parametrize(("keys", "uis"), DERIVED)
+def test_a_device_may_derive_its_uis_from_its_nature(
+    keys: str, uis: tuple[str, ...], tmp_path: Path
+) -> None:
+    images = parse(f"images:\n  devices:\n    - {{codename: d, {keys}}}\n", tmp_path)
+    (device,) = images.devices
+    assert device.uis == uis
+    assert device.uis_for("main") == uis
+
+
+def test_chassis_gpu_and_recovery_zip_are_kept_and_default(tmp_path: Path) -> None:
+    text = "images:\n  devices:\n    - {codename: d, chassis: [tablet], gpu: false}\n"
+    text += "    - {codename: e, uis: [console], android_recovery_zip: true}\n"
+    images = parse(text, tmp_path)
+    d, e = images.devices
+    assert (d.chassis, d.gpu, d.android_recovery_zip) == (("tablet",), False, False)
+    assert (e.chassis, e.gpu, e.android_recovery_zip) == ((), True, True)
+    assert images.device("e") is e and images.device("nope") is None
+
+
+# (device entry's keys after codename, the problem at its line)
+BAD_NATURE: list[tuple[str, str]] = [
+    ("chassis: phone", "images.devices[0].chassis: unknown chassis 'phone' (known: convertible,"),
+    ("chassis: [laptop, fridge]", "images.devices[0].chassis[1]: unknown chassis 'fridge'"),
+    ("chassis: [laptop, laptop]", "images.devices[0].chassis[1]: 'laptop' is listed twice"),
+    ("chassis: []", "images.devices[0].chassis: expected a chassis or a list of them"),
+    ("chassis: {a: 1}", "images.devices[0].chassis: expected a list"),
+    ("chassis: laptop, gpu: maybe", "images.devices[0].gpu: expected true or false, got 'maybe'"),
+    ("uis: [console], gpu: false", "images.devices[0].gpu: only used with a chassis"),
+    ("chassis: laptop, add_uis: [nope]", "images.devices[0].add_uis[0]: unknown UI 'nope'"),
+    ("chassis: laptop, add_uis: [none]", "images.devices[0].add_uis[0]: 'none' is not a UI"),
+    ("chassis: laptop, exclude_uis: [foo]", "images.devices[0].exclude_uis[0]: unknown UI 'foo'"),
+    (
+        "chassis: laptop, exclude_uis: [phosh]",
+        "images.devices[0].exclude_uis[0]: 'phosh' is not one of the device's UIs (console, gnome,",
+    ),
+    (
+        "chassis: laptop, add_uis: [phosh], exclude_uis: [phosh]",
+        "images.devices[0].add_uis[0]: 'phosh' is also in exclude_uis",
+    ),
+    ("chassis: embedded, exclude_uis: [console]", "images.devices[0].exclude_uis: leaves the"),
+    ("chassis: laptop, add_uis: phosh", "images.devices[0].add_uis: expected a list"),
+    ("uis: [console], android_recovery_zip: 2", "images.devices[0].android_recovery_zip: expected"),
+    ("pretty_name: x", "images.devices[0].uis: missing, expected a list of UIs (known: asteroid"),
+]
+
+
+@pytest.mark.parametrize(("keys", "problem"), BAD_NATURE)
+def test_a_bad_nature_is_reported_with_its_line(keys: str, problem: str, tmp_path: Path) -> None:
+    found = problems(f"images:\n  devices:\n    - {{codename: d, {keys}}}\n", tmp_path)
+    line = BRANCHES.count("\n") + 3
+    assert any(n == line and problem in message for n, message in found), found
+
+
+def test_the_missing_uis_message_names_the_chassis_too(tmp_path: Path) -> None:
+    ((_, message),) = problems("images:\n  devices:\n    - {codename: d}\n", tmp_path)
+    assert message.endswith(" or a chassis (convertible, embedded, handset, laptop, tablet)")
+
+
+def test_every_derived_ui_is_allowed_and_an_added_one_may_be_the_configs(tmp_path: Path) -> None:
+    """Every UI a chassis gives is in the built-in allowlist, which ui_names only extends."""
+    for with_gpu, without in CHASSIS_UIS.values():
+        assert set(with_gpu) | set(without) <= set(DEFAULT_UI_NAMES)
+    text = "images:\n  ui_names: {mine: Mine}\n  devices:\n"
+    text += "    - {codename: d, chassis: handset, add_uis: [mine]}\n"
+    assert parse(text, tmp_path).devices[0].uis == (*MOBILE, "mine")

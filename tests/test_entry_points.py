@@ -29,7 +29,7 @@ from reconciler.formats.keys import KeyFileError, SignatureError
 from reconciler.hooks.tokens import TokenStoreError
 from reconciler.hooks.webhook import WebhookError
 from reconciler.jobs import local
-from reconciler.jobs.images import image_job, image_script
+from reconciler.jobs.images import image_job, image_script, image_script_for
 from reconciler.jobs.indexes import IndexSource
 from reconciler.jobs.scripts import build_script, remote_sign_script, sign_script
 from reconciler.jobs.service import JobServiceError, JobSpec
@@ -84,6 +84,11 @@ def scripts_of_this_version(tmp_path: Path) -> list[str]:
         remote_sign_script("https://x/i", "a" * 64, "final.rsa", "final.rsa.pub", "python3"),
         f"python -m {local.RUNNER_MODULE}",
         image_script(image_job(sample_image(), 1, SLOT, str(index), password="x"), b"KEY")[0],
+        image_script_for(
+            BuilderConfig(kind="pmbootstrap"),
+            image_job(sample_image(), 1, SLOT, str(index), key_name="k.rsa.pub", password="x"),
+            b"KEY",
+        )[0],
     ]
     settings = ManifestSettings(
         image="alpine/edge",

@@ -5,7 +5,10 @@ The matrix is declarative: devices, each with its UIs and kernels, optionally
 limited to some branches and changed per branch (`overrides`: the device's own
 values, then the `all` entry, then the branch's entry, each replacing what it
 sets, as bpo merges its `branch_configs`). UIs come from an allowlist with
-pretty names (`none` is not a UI: use `console`). Read with every problem
+pretty names (`none` is not a UI: use `console`). A device may name its UIs, or
+say what it is (`chassis`, `gpu`) and have them derived as bpo's `get_ui_list`
+does, in a fixed order (`derive_uis`), then `add_uis` / `exclude_uis` applied.
+Read with every problem
 reported as `file:line: images.<field>: ...`, like the rest of the
 configuration; whether a device's packages exist is checked against the tree
 later (`desired.images`), with the device entry's line kept for that message.
@@ -13,7 +16,7 @@ later (`desired.images`), with the device entry's line kept for that message.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -78,6 +81,23 @@ DEFAULT_UI_NAMES: Mapping[str, str] = FrozenMapping(
         "xfce4": "Xfce",
     }
 )
+# What a device is -> the UIs its images get: (with a GPU, without one). bpo's
+# get_ui_list, in a fixed order (bpo's comes from a set: random). Console needs
+# no GPU, so laptops and convertibles keep it either way (as bpo's does).
+_MOBILE = (
+    ("gnome-mobile", "phosh", "plasma-mobile", "sxmo-de-sway"),
+    ("mate", "xfce4", "sxmo-de-dwm"),
+)
+_DESKTOP = (("console", "gnome", "plasma-desktop", "sway"), ("console", "mate", "xfce4", "i3wm"))
+CHASSIS_UIS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = FrozenMapping(
+    {
+        "handset": _MOBILE,
+        "tablet": _MOBILE,
+        "convertible": _DESKTOP,
+        "laptop": _DESKTOP,
+        "embedded": (("console",), ("console",)),
+    }
+)
 DEFAULT_START = datetime(2025, 6, 20, tzinfo=UTC).timestamp()  # bpo's date-start
 DEFAULT_PASSWORD = "147147"  # bpo's: the images' user password
 DEFAULT_URL = "http://localhost:8080/images/"  # site.url's default + "images/"
@@ -107,7 +127,10 @@ class DeviceImages:
     """One device's part of the matrix.
 
     `branches`: None for every configured branch, () disables the device.
-    `uis`: the UIs built by default. `kernels`: ("",) for the device's only
+    `uis`: the UIs built by default: the configured list, or the one derived
+    from `chassis` and `gpu` (`derive_uis`), with `add_uis`/`exclude_uis`
+    applied. `android_recovery_zip`: its image jobs also make an Android
+    recovery zip (pmbootstrap builder). `kernels`: ("",) for the device's only
     kernel, else kernel names (each a `device-<codename>-kernel-<name>`
     subpackage). `overrides`: keyed `all` or by branch. `pretty_name`: "" takes
     the device package's pkgdesc. `line`: the device entry's line, for messages
@@ -120,6 +143,9 @@ class DeviceImages:
     kernels: tuple[str, ...] = ("",)
     overrides: Mapping[str, ImageOverride] = field(default_factory=_no_overrides)
     line: int = field(default=0, compare=False)
+    chassis: tuple[str, ...] = ()  # what the device is (CHASSIS_UIS), when it says
+    gpu: bool = True
+    android_recovery_zip: bool = False
 
     @property
     def package(self) -> str:
@@ -200,6 +226,24 @@ class ImagesConfig:
         """`file:line` of a device's entry."""
         return f"{self.source_file}:{device.line}"
 
+    def device(self, codename: str) -> DeviceImages | None:
+        """The configured device of this codename, if any."""
+        return next((d for d in self.devices if d.codename == codename), None)
+
+
+def derive_uis(chassis: Sequence[str], gpu: bool = True) -> tuple[str, ...]:
+    """The UIs of a device from what it is, like bpo's `get_ui_list`, in a fixed
+    order: the chassis in the order given, each one's UIs in `CHASSIS_UIS`'s
+    order, each UI once. handset, tablet: gnome-mobile, phosh, plasma-mobile,
+    sxmo-de-sway (without a GPU: mate, xfce4, sxmo-de-dwm); laptop, convertible:
+    console, gnome, plasma-desktop, sway (without: console, mate, xfce4, i3wm);
+    embedded: console. KeyError for an unknown chassis."""
+    found: list[str] = []
+    for name in chassis:
+        with_gpu, without = CHASSIS_UIS[name]
+        found += [ui for ui in (with_gpu if gpu else without) if ui not in found]
+    return tuple(found)
+
 
 _TOP_KEYS = {
     "devices",
@@ -213,7 +257,19 @@ _TOP_KEYS = {
     "password",
     "url",
 }
-_DEVICE_KEYS = {"codename", "pretty_name", "branches", "uis", "kernels", "overrides"}
+_DEVICE_KEYS = {
+    "codename",
+    "pretty_name",
+    "branches",
+    "uis",
+    "chassis",
+    "gpu",
+    "add_uis",
+    "exclude_uis",
+    "kernels",
+    "overrides",
+    "android_recovery_zip",
+}
 
 
 def read_images(
@@ -398,9 +454,7 @@ def _read_device(
         device_branches = _read_names(
             r, branches_node, f"{where}.branches", lambda b: _check_branch(b, branches)
         )
-    uis = _read_names(r, m.get("uis"), f"{where}.uis", lambda u: _check_ui(u, ui_names))
-    if m.get("uis") is None:
-        r.error(item, f"{where}.uis: missing, expected a list of UIs (known: {_known(ui_names)})")
+    chassis, gpu, uis = _read_uis(r, item, m, where, ui_names)
     kernels: tuple[str, ...] = ("",)
     if m.get("kernels") is not None:
         kernels = _read_kernels(r, m["kernels"], f"{where}.kernels")
@@ -415,7 +469,80 @@ def _read_device(
         kernels=kernels,
         overrides=overrides,
         line=item.start_mark.line + 1,
+        chassis=chassis,
+        gpu=gpu,
+        android_recovery_zip=r.boolean(
+            m.get("android_recovery_zip"), f"{where}.android_recovery_zip", False
+        ),
     )
+
+
+def _read_uis(
+    r: NodeReader,
+    item: yaml.Node,
+    m: Mapping[str, yaml.Node],
+    where: str,
+    ui_names: Mapping[str, str],
+) -> tuple[tuple[str, ...], bool, tuple[str, ...]]:
+    """(chassis, gpu, UIs) of a device entry: its `uis`, or the ones its chassis
+    and GPU give, then `add_uis` appended and `exclude_uis` taken out."""
+
+    def check(ui: str) -> str | None:
+        return _check_ui(ui, ui_names)
+
+    chassis = _read_chassis(r, m.get("chassis"), f"{where}.chassis")
+    gpu = r.boolean(m.get("gpu"), f"{where}.gpu", True)
+    if m.get("gpu") is not None and m.get("chassis") is None:
+        r.error(m["gpu"], f"{where}.gpu: only used with a chassis")
+    uis = _read_names(r, m.get("uis"), f"{where}.uis", check)
+    if m.get("uis") is None and chassis:
+        uis = derive_uis(chassis, gpu)
+        for ui in uis:
+            if (problem := check(ui)) is not None:
+                r.error(m["chassis"], f"{where}.chassis: {problem}")
+    elif m.get("uis") is None and m.get("chassis") is None:
+        r.error(
+            item,
+            f"{where}.uis: missing, expected a list of UIs (known: {_known(ui_names)})"
+            f" or a chassis ({_known(CHASSIS_UIS)})",
+        )
+    add = _read_named_nodes(r, m.get("add_uis"), f"{where}.add_uis", check)
+    exclude = _read_named_nodes(r, m.get("exclude_uis"), f"{where}.exclude_uis", check)
+    excluded = {name for name, _, _ in exclude}
+    for name, node, here in add:
+        if name in excluded:
+            r.error(node, f"{here}: {name!r} is also in exclude_uis")
+    found = list(uis) + [name for name, _, _ in add if name not in uis and name not in excluded]
+    for name, node, here in exclude:
+        if name not in found:
+            listed = ", ".join(found) or "none"
+            r.error(node, f"{here}: {name!r} is not one of the device's UIs ({listed})")
+    kept = tuple(ui for ui in found if ui not in excluded)
+    if found and not kept:
+        r.error(m["exclude_uis"], f"{where}.exclude_uis: leaves the device no UI")
+    return chassis, gpu, kept
+
+
+def _read_chassis(r: NodeReader, node: yaml.Node | None, where: str) -> tuple[str, ...]:
+    """One chassis name, or a list of them."""
+    if node is None or _is_null(node):
+        return ()
+
+    def check(name: str) -> str | None:
+        if name in CHASSIS_UIS:
+            return None
+        return f"unknown chassis {name!r} (known: {_known(CHASSIS_UIS)})"
+
+    if isinstance(node, yaml.ScalarNode):
+        problem = check(str(node.value))
+        if problem is not None:
+            r.error(node, f"{where}: {problem}")
+            return ()
+        return (str(node.value),)
+    chassis = _read_names(r, node, where, check)
+    if isinstance(node, yaml.SequenceNode) and not node.value:
+        r.error(node, f"{where}: expected a chassis or a list of them, got an empty list")
+    return chassis
 
 
 def _read_overrides(
@@ -457,7 +584,20 @@ def _read_names(
     allow_empty: bool = False,
 ) -> tuple[str, ...]:
     """A list of names, each checked (`check` says what is wrong, or None), each once."""
-    names: list[str] = []
+    found = _read_named_nodes(r, node, where, check, allow_empty=allow_empty)
+    return tuple(name for name, _, _ in found)
+
+
+def _read_named_nodes(
+    r: NodeReader,
+    node: yaml.Node | None,
+    where: str,
+    check: _Check,
+    *,
+    allow_empty: bool = False,
+) -> list[tuple[str, yaml.Node, str]]:
+    """`_read_names` with each good name's node and field, for later messages."""
+    found: list[tuple[str, yaml.Node, str]] = []
     for index, item in enumerate(r.sequence(node, where, required=False)):
         here = f"{where}[{index}]"
         name = r.string(item, here, None)
@@ -471,11 +611,11 @@ def _read_names(
         problem = check(name)
         if problem is not None:
             r.error(item, f"{here}: {problem}")
-        elif name in names:
+        elif any(name == seen for seen, _, _ in found):
             r.error(item, f"{here}: {name!r} is listed twice")
         else:
-            names.append(name)
-    return tuple(names)
+            found.append((name, item, here))
+    return found
 
 
 def _check_ui(ui: str, ui_names: Mapping[str, str]) -> str | None:
@@ -498,8 +638,8 @@ def _check_branch(branch: str, branches: tuple[str, ...]) -> str | None:
     return f"{branch!r} is not a configured branch ({', '.join(branches)})"
 
 
-def _known(ui_names: Mapping[str, str]) -> str:
-    return ", ".join(sorted(ui_names))
+def _known(names: Iterable[str]) -> str:
+    return ", ".join(sorted(names))
 
 
 def _is_null(node: yaml.Node) -> bool:

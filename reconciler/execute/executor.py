@@ -22,7 +22,7 @@ from reconciler.execute.mirror import MirrorError, push_repository
 from reconciler.execute.repos import RefusedError, RepoStore
 from reconciler.fs.atomicfile import is_no_space
 from reconciler.fs.crashpoint import crashpoint
-from reconciler.jobs.images import image_job, image_note, image_script
+from reconciler.jobs.images import image_job, image_note, image_script_for
 from reconciler.jobs.indexes import IndexSource
 from reconciler.jobs.scripts import build_script, sign_script
 from reconciler.jobs.service import JobExistsError, JobService, JobSpec
@@ -212,7 +212,15 @@ class Executor:
             public_key = self.config.keys.final_public.read_bytes()
         except OSError as exc:
             raise UnavailableError(f"cannot read {self.config.keys.final_public}: {exc}") from exc
-        script, files = image_script(job, public_key)
+        device = self.config.images.device(image.target.device)
+        branch = next((b for b in self.config.branches if b.name == image.target.branch), None)
+        script, files = image_script_for(
+            self.config.builder,
+            job,
+            public_key,
+            android_recovery_zip=bool(device and device.android_recovery_zip),
+            pmaports=str(branch.pmaports) if branch is not None else "",
+        )
         timeout = self.config.jobs.timeout_seconds
         self._submit(JobSpec(action.key, script, image_note(job), timeout, files))
         return f"submitted image job {action.key.job_id}"

@@ -3,9 +3,12 @@ device image.
 
 Pure: given the desired image, the date directory the daemon chose, where the
 final index of the image's branch and arch is and the final public key, return
-the bash script and the files placed beside it (`image.json`, the key). The
-program inside the job is `reconciler.jobs.image_synthetic`, run by its stable
-entry point `python -m reconciler.synthetic_image image.json artifacts`.
+the bash script and the files placed beside it (`image.json`, the key).
+`image_script_for` picks the builder by `builder.kind`: `synthetic` runs
+`reconciler.jobs.image_synthetic` by its stable entry point `python -m
+reconciler.synthetic_image image.json artifacts`; `pmbootstrap` runs
+`pmbootstrap install` as bpo does (`jobs.pmbootstrap_image`), with the final
+repositories of the image's index as its mirror.
 
 `image.json` holds an `ImageJob`: the target, arch, date directory, release,
 pretty names, UI version, the names to install, the names the branch's tree
@@ -24,6 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.config.builder import BuilderConfig
+from reconciler.jobs import pmbootstrap_image
+from reconciler.jobs.pmbootstrap_build import mirror_base
 from reconciler.model.errors import InputError
 from reconciler.model.images import (
     DesiredImage,
@@ -230,6 +236,72 @@ def image_script(
         f"exec {shlex.quote(python)} -m {ENTRY_POINT} {JOB_FILE} {ARTIFACTS}\n"
     )
     return script, {JOB_FILE: job.to_json(), KEY_FILE: final_public_key}
+
+
+def image_script_for(
+    builder: BuilderConfig,
+    job: ImageJob,
+    final_public_key: bytes,
+    *,
+    android_recovery_zip: bool = False,
+    pmaports: str = "",
+    python: str = sys.executable,
+) -> tuple[str, dict[str, bytes]]:
+    """Script and inputs of an image job, made by the builder `builder.kind` names.
+
+    `synthetic`: `image_script`. `pmbootstrap`: `pmbootstrap install` of the
+    device (see `jobs.pmbootstrap_image`), from the final repositories the
+    job's index is in (`index_url` when set, else `index_path`), the final
+    public key installed under `job.key_name` (required); `pmaports` is the
+    branch's checkout ("" = pmbootstrap's own), `android_recovery_zip` the
+    device's setting. ImageJobError when the job cannot make a safe script."""
+    if builder.kind != "pmbootstrap":
+        return image_script(job, final_public_key, python)
+    pmb_job = pmbootstrap_image_job(
+        job, builder, android_recovery_zip=android_recovery_zip, pmaports=pmaports
+    )
+    script = pmbootstrap_image.render_image_script(pmb_job, python)
+    files = {
+        JOB_FILE: job.to_json(),
+        pmbootstrap_image.JOB_FILE: pmb_job.to_json(),
+        KEY_FILE: final_public_key,
+    }
+    return script, files
+
+
+def pmbootstrap_image_job(
+    job: ImageJob,
+    builder: BuilderConfig,
+    *,
+    android_recovery_zip: bool = False,
+    pmaports: str = "",
+) -> pmbootstrap_image.PmbImageJob:
+    """The pmbootstrap job of an image job: one install, of the target's kernel."""
+    if not job.key_name:
+        raise ImageJobError(f"{JOB_FILE}: key_name: pmbootstrap needs the final key's name")
+    mirror, split = mirror_base(job.index_url or job.index_path)
+    if split or mirror == "/":
+        raise ImageJobError(f"{JOB_FILE}: index: not a <root>/<branch>/<arch>/ index")
+    pmb_job = pmbootstrap_image.PmbImageJob(
+        device=job.target.device,
+        ui=job.target.ui,
+        branch=job.target.branch,
+        arch=job.arch,
+        images=(pmbootstrap_image.KernelImage(job.target.kernel, job.stem),),
+        password=job.password,
+        mirror=mirror,
+        key_file=KEY_FILE,
+        key_name=job.key_name,
+        android_recovery_zip=android_recovery_zip,
+        silence_timeout_seconds=builder.silence_timeout_seconds,
+        command=builder.pmbootstrap,
+        aports=pmaports,
+    )
+    try:
+        pmb_job.check()
+    except pmbootstrap_image.PmbImageError as exc:
+        raise ImageJobError(str(exc)) from exc
+    return pmb_job
 
 
 def image_note(job: ImageJob) -> str:
