@@ -7,8 +7,11 @@ Jobs live in memory; tags are stored joined by '/' as sourcehut does; `cancel`
 works only on running jobs; artifacts exist only for successful jobs (at most 8).
 Each job's tasks run as local bash scripts with HOME in a scratch directory
 (sources map to local checkouts, secrets to local files), unless `decide` says
-otherwise. Faults: HTTP errors, timeouts and lost answers on any call (queued
-one-shot, or at random with a seeded rate), stuck, artifact-less and pruned jobs.
+otherwise. Each task has its own log (`Task.log.fullURL`, like sourcehut); the
+job's top-level log here also holds every task's output, so tests can look for
+what must never appear in any log. Faults: HTTP errors, timeouts and lost answers
+on any call (queued one-shot, or at random with a seeded rate), stuck,
+artifact-less and pruned jobs.
 The same server serves static directories (the WIP, final and symlink repos).
 """
 
@@ -42,7 +45,7 @@ LIVE = ("PENDING", "QUEUED", "RUNNING")
 @dataclass
 class Fault:
     kind: str  # an HTTP status ("503"), "timeout" or "lost" (done, answer dropped)
-    op: str = "any"  # "submit", "cancel", "jobs", "job", "artifact" or "any"
+    op: str = "any"  # "submit", "cancel", "jobs", "job", "artifact", "log" or "any"
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Job:
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     log: str = ""
     proc: subprocess.Popen[bytes] | None = None
+    tasks: list[dict[str, str]] = field(default_factory=list)  # name, status, log
 
 
 # The reconciler source URL jobs name; the fake clones this checkout for it.
@@ -215,7 +219,20 @@ class FakeSourcehut:
             "visibility": "PUBLIC",
             "image": job.manifest["image"],
             "runner": None if job.status in ("PENDING", "QUEUED") else "fake",
-            "tasks": [],
+            "tasks": [
+                {
+                    "id": job.id * 100 + number,
+                    "created": stamp(job.created),
+                    "updated": stamp(job.updated),
+                    "name": task["name"],
+                    "status": task["status"],
+                    "log": {
+                        "last128KiB": task["log"][-131072:],
+                        "fullURL": f"{self.url}/logs/{job.id}/{number}",
+                    },
+                }
+                for number, task in enumerate(job.tasks)
+            ],
             "artifacts": [dict(a, created=stamp(job.updated)) for a in job.artifacts],
             "log": {"last128KiB": job.log[-131072:], "fullURL": f"{self.url}/logs/{job.id}"},
             "secrets": None,
@@ -248,6 +265,12 @@ class FakeSourcehut:
     def _execute(self, job: Job) -> bool:
         home = self.root / f"job{job.id}"
         home.mkdir(parents=True)
+        with self.lock:
+            job.tasks = [
+                {"name": name, "status": "PENDING", "log": ""}
+                for task in job.manifest.get("tasks") or []
+                for name in task
+            ]
         for source in job.manifest.get("sources") or []:
             local = self.sources.get(source)
             if local is not None:
@@ -267,11 +290,12 @@ class FakeSourcehut:
             "PATH": f"{self._bin}:{env.get('PATH', '')}",
             "JOB_ID": str(job.id),
         }
-        for task in job.manifest.get("tasks") or []:
+        for number, task in enumerate(job.manifest.get("tasks") or []):
             ((name, script),) = task.items()
             with self.lock:
                 if job.status != "RUNNING" or self._stop.is_set():
                     return False
+                job.tasks[number]["status"] = "RUNNING"
                 job.proc = subprocess.Popen(
                     ["bash", "-c", "set -xe\n" + script],
                     cwd=home,
@@ -281,7 +305,11 @@ class FakeSourcehut:
                     start_new_session=True,
                 )
             out, _ = job.proc.communicate(timeout=120)
-            job.log += f"[{name}]\n" + out.decode(errors="replace")
+            text = out.decode(errors="replace")
+            with self.lock:
+                job.log += f"[{name}]\n" + text
+                job.tasks[number]["log"] = text
+                job.tasks[number]["status"] = "SUCCESS" if job.proc.returncode == 0 else "FAILED"
             if job.proc.returncode != 0:
                 return False
         return True
@@ -379,10 +407,18 @@ def _handler(fake: FakeSourcehut) -> type[BaseHTTPRequestHandler]:
                 if self._fault("artifact", before=False):
                     return None
                 path = fake.root / "artifacts" / parts[1] / parts[2]
-            elif parts[0] == "logs" and len(parts) == 2:
+            elif parts[0] == "logs" and len(parts) in (2, 3):
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     return self._send(401, b"unauthorized", "text/plain")
+                if self._fault("log", before=False):
+                    return None
                 job = fake.jobs.get(int(parts[1]))
+                if len(parts) == 3:  # a task's log
+                    tasks = job.tasks if job else []
+                    number = int(parts[2])
+                    if number >= len(tasks):
+                        return self._send(404, b"not found", "text/plain")
+                    return self._send(200, tasks[number]["log"].encode(), "text/plain")
                 return self._send(200, (job.log if job else "").encode(), "text/plain")
             else:
                 prefix = next((p for p in fake.static if self.path.startswith(f"/{p}/")), None)

@@ -52,11 +52,25 @@ def manifests(fake: FakeSourcehut, tmp_path: Path) -> ManifestSettings:
 
 
 def make_service(
-    fake: FakeSourcehut, tmp_path: Path, token: str = TOKEN, cache: str = "cache"
+    fake: FakeSourcehut,
+    tmp_path: Path,
+    token: str = TOKEN,
+    cache: str = "cache",
+    *,
+    uploads: Path | None = None,
+    images: Path | None = None,
 ) -> SourcehutJobService:
+    """A service against the fake; `uploads` and `images` for image jobs."""
     client = GraphQLClient(f"{fake.url}/query", token, timeout=(2.0, 0.5), wait=wait_none())
     settings = SourcehutSettings(user="ops", poll_interval_seconds=0)
-    return SourcehutJobService(client, manifests(fake, tmp_path), settings, tmp_path / cache)
+    return SourcehutJobService(
+        client,
+        manifests(fake, tmp_path),
+        settings,
+        tmp_path / cache,
+        uploads=uploads,
+        images=images,
+    )
 
 
 def settled(service: SourcehutJobService, job_key: JobKey) -> JobObservation:

@@ -1,6 +1,12 @@
 """The jobs.sourcehut section of the configuration: the builds.sr.ht account,
-image, secrets, public URLs and the optional job-end callback, read with every
-problem reported by line.
+image, secrets, public URLs, the optional job-end callback and the uploads of
+image jobs, read with every problem reported by line.
+
+Also the uploads' shared names, used by the receiver that writes them
+(`hooks.upload`) and the job service that hands them to the daemon and removes
+them (`jobs.sourcehut`): `<paths.data>/uploads/<job id>/files/` holds a job's
+finished files, `.../partial/` the ones still arriving, and one chunk is at most
+`UPLOAD_CHUNK_BYTES` (the receiver's and nginx's body limit for the route).
 """
 
 from __future__ import annotations
@@ -14,6 +20,21 @@ import yaml
 
 from reconciler.config.reader import NodeReader
 from reconciler.model.names import is_safe_name
+
+UPLOADS_DIR = "uploads"  # below paths.data
+UPLOAD_FILES_DIR = "files"  # a job's finished files: what the daemon checks and publishes
+UPLOAD_PARTIAL_DIR = "partial"  # files still arriving, as `<total size>-<name>`
+UPLOAD_CHUNK_BYTES = 16 * 1024 * 1024  # one PUT's body at most; deploy/nginx.conf: 16m
+
+
+def uploads_root(data: Path) -> Path:
+    """Where uploaded image results live: `<paths.data>/uploads`."""
+    return data / UPLOADS_DIR
+
+
+def upload_files_dir(root: Path, job_id: str) -> Path:
+    """A job's finished uploads (the caller validated `job_id`)."""
+    return root / job_id / UPLOAD_FILES_DIR
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +65,13 @@ class SourcehutConfig:
     callback_secret: str = ""
     callback_token_path: str = "~/.reconciler-callback-token"
     look_now_url: str = ""
+    # Image jobs upload their files to the receiver (README, "Building on
+    # builds.sr.ht"): the public URL of /api/job-upload (needs callback_secret, whose
+    # token authenticates the uploads) and the receiver's caps on what it keeps.
+    upload_url: str = ""
+    upload_max_file_bytes: int = 4 * 1024**3
+    upload_max_job_bytes: int = 8 * 1024**3
+    upload_max_total_bytes: int = 32 * 1024**3
 
 
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
@@ -54,11 +82,12 @@ _SH_NUMBERS = (
     "read_timeout_seconds",
 )
 _SH_URLS = ("reconciler_source", "wip_url", "final_url", "symlink_url")
-_SH_OPTIONAL_URLS = ("callback_url", "look_now_url")
+_SH_OPTIONAL_URLS = ("callback_url", "look_now_url", "upload_url")
+_SH_CAPS = ("upload_max_file_bytes", "upload_max_job_bytes", "upload_max_total_bytes")
 _SH_STRINGS = ("image", "final_key_path", "callback_token_path")
 _SH_KEYS = frozenset(
     {"endpoint", "user", "token_file", "packages", "final_key_secret", "tag", "max_artifact_bytes"}
-    | {"callback_secret", *_SH_NUMBERS, *_SH_URLS, *_SH_OPTIONAL_URLS, *_SH_STRINGS}
+    | {"callback_secret", *_SH_NUMBERS, *_SH_URLS, *_SH_OPTIONAL_URLS, *_SH_STRINGS, *_SH_CAPS}
 )
 
 
@@ -91,8 +120,10 @@ def read_sourcehut(r: NodeReader, node: yaml.Node | None) -> SourcehutConfig | N
     if callback_secret and not _UUID_RE.fullmatch(callback_secret):
         r.error(m.get("callback_secret"), f"{w}callback_secret: expected a secret's UUID")
     optional: dict[str, Any] = {n: url(n, "") for n in _SH_OPTIONAL_URLS}
-    if optional["callback_url"] and not callback_secret:
-        r.error(m.get("callback_url"), f"{w}callback_url: needs callback_secret (its token)")
+    for name in ("callback_url", "upload_url"):
+        if optional[name] and not callback_secret:
+            r.error(m.get(name), f"{w}{name}: needs callback_secret (its token)")
+    caps = _upload_caps(r, m)
     tag = r.string(m.get("tag"), w + "tag", "reconciler")
     if not is_safe_name(tag):
         r.error(m.get("tag"), f"{w}tag: {tag!r} must be a plain name (no '/')")
@@ -114,5 +145,19 @@ def read_sourcehut(r: NodeReader, node: yaml.Node | None) -> SourcehutConfig | N
         max_artifact_bytes=max_bytes,
         callback_secret=callback_secret,
         **optional,
+        **caps,
         **values,
     )
+
+
+def _upload_caps(r: NodeReader, m: dict[str, yaml.Node]) -> dict[str, Any]:
+    """The receiver's upload caps: at least a chunk each, file <= job <= total."""
+    w = "jobs.sourcehut."
+    default = {f.name: f.default for f in fields(SourcehutConfig)}
+    caps: dict[str, Any] = {
+        n: r.integer(m.get(n), w + n, int(str(default[n])), minimum=UPLOAD_CHUNK_BYTES)
+        for n in _SH_CAPS
+    }
+    if not caps[_SH_CAPS[0]] <= caps[_SH_CAPS[1]] <= caps[_SH_CAPS[2]]:
+        r.error(m.get(_SH_CAPS[1]), f"{w}upload caps: expected {' <= '.join(_SH_CAPS)}")
+    return caps

@@ -1,9 +1,13 @@
 """The webhook receiver's WSGI application: GitLab push events and job-end pokes in,
-trigger files out. `webhook` serves it with waitress.
+trigger files out; image jobs' files in, when uploads are configured. `webhook`
+serves it with waitress.
 
 Three routes: `POST /api/push-hook/gitlab` (below), and the job-end routes
 `POST /api/job-callback` (token-checked) and `POST /api/look-now` (rate-limited),
-described in `jobend`. A push request is checked in this order, and the first
+described in `jobend`; with `WebhookSettings.uploads`, a fourth:
+`PUT`/`HEAD`/`GET /api/job-upload/<job id>/<file name>` (405 for other methods,
+then 401 without the job-callback token, then `upload`'s checks; 404 without
+uploads configured). A push request is checked in this order, and the first
 failure answers:
 
     404 other path, 405 other method,
@@ -17,9 +21,10 @@ failure answers:
     200 and a trigger for its branch for anything else (coalesced, see below).
 
 The server (waitress) has read the whole request before the application sees it,
-bounded by the largest route limit: a body over that is answered 413 by the server
-itself, before any check here, as nginx in front would; a chunked body is
-de-chunked within the same bound and then has a Content-Length like any other.
+bounded by the largest route limit (an upload's chunk, when uploads are on): a
+body over that is answered 413 by the server itself, before any check here, as
+nginx in front would; a chunked body is de-chunked within the same bound and
+then has a Content-Length like any other.
 The application reads `wsgi.input` only after authentication and never beyond
 the Content-Length it checked.
 
@@ -62,6 +67,14 @@ from reconciler.hooks.jobend import (
     write_callback_trigger,
 )
 from reconciler.hooks.tokens import TokenStore, TokenStoreError
+from reconciler.hooks.upload import (
+    UPLOAD_PREFIX,
+    Reply,
+    UploadSettings,
+    UploadStore,
+    parse_chunk,
+    parse_target,
+)
 from reconciler.model.names import STAGING_SEPARATOR, is_safe_branch
 from reconciler.operator.triggers import write_trigger
 
@@ -93,17 +106,24 @@ class WebhookSettings:
     callback_token_name: str = CALLBACK_TOKEN_NAME
     look_now_interval_seconds: float = DEFAULT_LOOK_NOW_INTERVAL
     settle_seconds: float = DEFAULT_SETTLE_SECONDS  # push coalescing window per branch
+    uploads: UploadSettings | None = None  # image jobs' uploads; None: no upload route
 
     @property
     def largest_body(self) -> int:
         """The most any route may receive: the server refuses more before routing."""
-        return max(self.max_body_bytes, MAX_CALLBACK_BODY, MAX_LOOK_NOW_BODY)
+        chunk = self.uploads.max_chunk_bytes if self.uploads is not None else 0
+        return max(self.max_body_bytes, MAX_CALLBACK_BODY, MAX_LOOK_NOW_BODY, chunk)
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: HTTPStatus
     text: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @staticmethod
+    def of(reply: Reply) -> Answer:
+        return Answer(HTTPStatus(reply.status), reply.text, reply.headers())
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,13 +225,14 @@ class WebhookApp:
             settings.settle_seconds, self._write_push, name="push hook"
         )
         self.look_now = look_now_coalescer(settings.trigger_dir, settings.look_now_interval_seconds)
+        self.uploads = UploadStore(settings.uploads) if settings.uploads is not None else None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         try:
             answer = self.answer(request)
         except (TokenStoreError, OSError) as exc:
-            log.error("push hook: %s", exc)
+            log.error("receiver: %s %s: %s", request.method, _printable(request.path), exc)
             answer = Answer(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
         log.info(
             '%s "%s %s" %d %s',
@@ -224,9 +245,13 @@ class WebhookApp:
         body = (answer.text + "\n").encode("utf-8")
         start_response(
             f"{answer.status.value} {answer.status.phrase}",
-            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                *answer.headers,
+            ],
         )
-        return [body]
+        return [] if request.method == "HEAD" else [body]
 
     def close(self) -> None:
         self.pushes.close()
@@ -234,6 +259,8 @@ class WebhookApp:
 
     def answer(self, request: Request) -> Answer:
         """The checks, in the order the module's docstring lists them."""
+        if self.uploads is not None and request.path.startswith(UPLOAD_PREFIX):
+            return self._upload(request, self.uploads)
         if request.method != "POST":
             if request.path not in ROUTES:
                 return Answer(HTTPStatus.NOT_FOUND, "not found")
@@ -290,10 +317,29 @@ class WebhookApp:
         path = write_callback_trigger(self.settings.trigger_dir, result, now)
         return Answer(HTTPStatus.OK, f"accepted: {path.name}")
 
+    def _upload(self, request: Request, uploads: UploadStore) -> Answer:
+        """An image job's file, a chunk at a time (`upload`), or how much of it is held."""
+        if request.method not in ("PUT", "HEAD", "GET"):
+            return Answer(HTTPStatus.METHOD_NOT_ALLOWED, "use PUT, HEAD or GET")
+        token = request.header(CALLBACK_HEADER)
+        if not self.store.verify(self.settings.callback_token_name, token):
+            return Answer(HTTPStatus.UNAUTHORIZED, "unauthorized")
+        target = parse_target(request.path)
+        if isinstance(target, Reply):
+            return Answer.of(target)
+        if request.method != "PUT":
+            return Answer.of(uploads.status(target))
+        length = _declared_length(request, uploads.settings.max_chunk_bytes)
+        if isinstance(length, Answer):
+            return length
+        chunk = parse_chunk(request.header("Content-Range"), length)
+        if isinstance(chunk, Reply):
+            return Answer.of(chunk)
+        return Answer.of(uploads.put(target, chunk, request.read))
 
-def _read_body(request: Request, limit: int, refuse: Answer | None = None) -> bytes | Answer:
-    """The body, when it has a Content-Length within `limit` and arrived in full;
-    `refuse` answers instead of reading once the length checks passed."""
+
+def _declared_length(request: Request, limit: int) -> int | Answer:
+    """The Content-Length, when there is one within `limit` (and no Transfer-Encoding)."""
     if request.header("Transfer-Encoding") is not None:  # what the server left (HTTP/1.0)
         return Answer(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted")
     declared = request.content_length
@@ -304,6 +350,15 @@ def _read_body(request: Request, limit: int, refuse: Answer | None = None) -> by
     length = int(declared)
     if length > limit:
         return Answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
+    return length
+
+
+def _read_body(request: Request, limit: int, refuse: Answer | None = None) -> bytes | Answer:
+    """The body, when it has a Content-Length within `limit` and arrived in full;
+    `refuse` answers instead of reading once the length checks passed."""
+    length = _declared_length(request, limit)
+    if isinstance(length, Answer):
+        return length
     if refuse is not None:
         return refuse
     body = request.read(length)

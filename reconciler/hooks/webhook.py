@@ -13,8 +13,10 @@ thread. Its limits (`ServerSettings`):
   nothing for that long is closed (a half-sent request too). It is idle time:
   a client trickling a byte now and then keeps its channel, but only a channel;
 - request headers up to `max_header_bytes`; bodies up to the largest route
-  limit (`WebhookSettings.largest_body`), refused with 413 by the server itself
-  before anything is buffered beyond it; each route then checks its own limit.
+  limit (`WebhookSettings.largest_body`: an upload's chunk, 16 MiB, when image
+  uploads are on), refused with 413 by the server itself before anything is
+  buffered beyond it; each route then checks its own limit. A body over 512 KiB
+  is buffered in a temporary file, not in memory.
 
 The only module importing waitress. `make_server` binds (port 0 picks a free one;
 `[::1]:port` binds IPv6) and refuses to start without the push-hook token;
@@ -37,7 +39,8 @@ from typing import Any
 from waitress import wasyncore
 from waitress.server import create_server
 
-from reconciler.config.settings import load_config
+from reconciler.config.settings import Config, load_config
+from reconciler.config.sourcehut import uploads_root
 from reconciler.hooks.app import (
     DEFAULT_TOKEN_NAME,
     MAX_BODY_BYTES,
@@ -48,6 +51,7 @@ from reconciler.hooks.app import (
 )
 from reconciler.hooks.jobend import CALLBACK_ROUTE
 from reconciler.hooks.tokens import TokenStore, TokenStoreError, default_store_path
+from reconciler.hooks.upload import UPLOAD_PREFIX, UploadSettings
 from reconciler.model.errors import UsageError
 
 __all__ = [
@@ -200,6 +204,20 @@ def make_server(
     return WebhookServer(WebhookApp(settings), sock, server or ServerSettings())
 
 
+def upload_settings(config: Config) -> UploadSettings | None:
+    """The upload route's settings: on when image jobs run on builds.sr.ht with an
+    upload URL (`jobs.sourcehut.upload_url`), into `<paths.data>/uploads`."""
+    sh = config.jobs.sourcehut
+    if config.jobs.service != "sourcehut" or sh is None or not sh.upload_url:
+        return None
+    return UploadSettings(
+        root=uploads_root(config.paths.data),
+        max_file_bytes=sh.upload_max_file_bytes,
+        max_job_bytes=sh.upload_max_job_bytes,
+        max_total_bytes=sh.upload_max_total_bytes,
+    )
+
+
 def serve(
     config_path: Path | None,
     listen: str = DEFAULT_LISTEN,
@@ -221,6 +239,7 @@ def serve(
         branches=tuple(branch.name for branch in config.branches),
         token_name=token_name,
         settle_seconds=config.loop.settle_seconds,
+        uploads=upload_settings(config),
     )
     server = make_server(settings, listen, server_settings)
     host, port = server.server_address
@@ -233,6 +252,8 @@ def serve(
     )
     if not server.app.store.has(settings.callback_token_name):
         log.info("no %r token: %s answers 401", settings.callback_token_name, CALLBACK_ROUTE)
+    if settings.uploads is not None:
+        log.info("image uploads on %s into %s", UPLOAD_PREFIX, settings.uploads.root)
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if in_main else None
     try:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from reconciler.config.settings import Config
+from reconciler.config.sourcehut import uploads_root
 from reconciler.fs.retention import Limits
 from reconciler.jobs.local import LocalJobService
 from reconciler.jobs.service import JobService
@@ -79,6 +80,7 @@ def _sourcehut_service(
         callback_secret=sh.callback_secret,
         callback_token_path=sh.callback_token_path,
         look_now_url=sh.look_now_url,
+        upload_url=sh.upload_url,
     )
     settings = SourcehutSettings(
         user=sh.user,
@@ -87,7 +89,12 @@ def _sourcehut_service(
         lookback_seconds=sh.lookback_days * 86400,
         max_artifact_bytes=sh.max_artifact_bytes,
     )
-    return SourcehutJobService(client, manifests, settings, config.paths.jobs / "sourcehut", clock)
+    cache = config.paths.jobs / "sourcehut"
+    uploads = uploads_root(config.paths.data) if sh.upload_url else None
+    images = config.paths.images
+    return SourcehutJobService(
+        client, manifests, settings, cache, clock, uploads=uploads, images=images
+    )
 
 
 def _public_git(remote: str) -> str:

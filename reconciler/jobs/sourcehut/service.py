@@ -7,8 +7,16 @@ mutation once; when the answer is lost it pages back to the submit time looking
 for the job's tags, and otherwise raises, never submitting blindly again.
 Results are pulled: a successful job's one artifact is downloaded into
 `cache_dir/<job id>/artifacts` (a build's apk tarball is extracted safely), and a
-success without it counts as a failed try. Known jobs persist in `cache_dir`, and
-downloads are pruned there after each collect and at start (see sourcehutcache).
+success without it counts as a failed try. An image job keeps no artifact: it
+uploaded its files to the receiver, into `<uploads>/<job id>/files/`, which
+becomes its `artifacts_dir`; its task logs are downloaded (GraphQL `tasks { log
+{ fullURL } }`, fetched with the token) into `cache_dir/<job id>/job.log`, its
+`log_path`, whose checksum block the daemon checks the uploaded files against
+before it publishes them. An image job that succeeded without uploaded files,
+or whose logs cannot be had, counts as a failed try. Known jobs persist in
+`cache_dir`; downloads and uploads are pruned at every poll and at start (see
+`cache`): an upload directory goes once its image is published or its job failed,
+was superseded or is unknown.
 """
 
 from __future__ import annotations
@@ -23,9 +31,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler.config.sourcehut import upload_files_dir
+from reconciler.fs.regularfile import Refused, read_regular
 from reconciler.jobs.service import JobExistsError, JobServiceError, JobSpec
 from reconciler.jobs.sourcehut.cache import TrackedJob as _Job
-from reconciler.jobs.sourcehut.cache import download_dirs, load_jobs, prune_downloads, save_jobs
+from reconciler.jobs.sourcehut.cache import (
+    download_dirs,
+    load_jobs,
+    prune_downloads,
+    prune_uploads,
+    save_jobs,
+)
 from reconciler.jobs.sourcehut.client import TRANSIENT, DownloadRefused, GraphQLClient, GraphQLError
 from reconciler.jobs.sourcehut.manifest import (
     ManifestSettings,
@@ -34,6 +50,7 @@ from reconciler.jobs.sourcehut.manifest import (
     extract_apks,
     key_from_tags,
 )
+from reconciler.model.images import JOB_ID_FILE, ImageTarget
 from reconciler.model.jobs import JobKey, JobKind, JobObservation, JobStatus
 from reconciler.model.layout import INDEX_NAME
 
@@ -49,6 +66,8 @@ SUBMIT_MUTATION = (
     f" execute: true) {{ ...J }} }} {_JOB}"
 )
 CANCEL_MUTATION = "mutation Cancel($id: Int!) { cancel(jobId: $id) { id status } }"
+LOGS_QUERY = "query Logs($id: Int!) { job(id: $id) { tasks { name log { fullURL } } } }"
+LOG_FILE = "job.log"
 STATUSES = {
     "PENDING": JobStatus.QUEUED,
     "QUEUED": JobStatus.QUEUED,
@@ -76,6 +95,8 @@ class SourcehutSettings:
     clock_skew_seconds: float = 300.0  # margin when paging back to a lost submit
     max_artifact_bytes: int = 2 * 1024**3
     keep_downloads_seconds: float = 86400.0  # a settled job's download, at most
+    max_log_bytes: int = 64 * 1024**2  # an image job's task logs, together
+    orphan_upload_seconds: float = 3600.0  # uploads of a job this service does not know
 
 
 class SourcehutJobService:
@@ -86,16 +107,25 @@ class SourcehutJobService:
         settings: SourcehutSettings,
         cache_dir: Path,
         clock: Callable[[], float] = time.time,
+        *,
+        uploads: Path | None = None,
+        images: Path | None = None,
     ) -> None:
+        """`uploads`: where the receiver keeps image jobs' files (None: no image jobs);
+        `images`: the images tree, to see that an upload was published."""
         self.client = client
         self.manifests = manifests
         self.settings = settings
         self.cache_dir = cache_dir
+        self.uploads = uploads
+        self.images = images
         self._clock = clock
         self._jobs: dict[int, _Job] = {}
         self._newest_id = 0
         self._polled_at: float | None = None
         cache_dir.mkdir(parents=True, exist_ok=True)
+        if uploads is not None:  # before the receiver's unit starts: it may write only there
+            uploads.mkdir(mode=0o750, parents=True, exist_ok=True)
         self._jobs, self._newest_id = load_jobs(cache_dir, self._url)
         self._prune()  # orphans of a crash, downloads of jobs forgotten or superseded
 
@@ -108,8 +138,8 @@ class SourcehutJobService:
         if due or any(j.outcome is None and j.status == "SUCCESS" for j in self._jobs.values()):
             seen = self._page_new(now)
             self._poll_live(seen)
-            if self._settle():
-                self._prune()
+            self._settle()
+            self._prune()
             self._polled_at = now
             self._save()
         return self._view()
@@ -284,10 +314,33 @@ class SourcehutJobService:
         return downloaded
 
     def _prune(self) -> None:
-        keep = self.settings.keep_downloads_seconds
-        self._jobs.update(prune_downloads(self.cache_dir, self._jobs, self._clock(), keep))
+        keep, now = self.settings.keep_downloads_seconds, self._clock()
+        self._jobs.update(prune_downloads(self.cache_dir, self._jobs, now, keep))
+        if self.uploads is not None:
+            grace = self.settings.orphan_upload_seconds
+            pruned = prune_uploads(self.uploads, self._jobs, now, grace, self._published)
+            self._jobs.update(pruned)
+
+    def _published(self, key: JobKey) -> bool:
+        """Whether the images tree holds a date directory this image job made."""
+        if self.images is None:
+            return False
+        try:
+            target = ImageTarget.from_intent(key.intent)
+        except ValueError:
+            return False
+        for path in self.images.glob(f"*/{target.device}/{target.ui}/*/{JOB_ID_FILE}"):
+            try:
+                _, data = read_regular(str(path), 4096)
+            except (OSError, Refused):
+                continue
+            if data.decode("utf-8", errors="replace").strip() == key.job_id:
+                return True
+        return False
 
     def _collect(self, job: _Job) -> JobObservation:
+        if job.key.intent.kind is JobKind.IMAGE:
+            return self._collect_image(job)
         wanted = artifact_path(job.key).rsplit("/", 1)[-1]
         found = [a for a in job.artifacts if a[0].rsplit("/", 1)[-1] == wanted]
         if not found:
@@ -321,6 +374,58 @@ class SourcehutJobService:
             url=self._url(job.id),
             artifacts_dir=str(target / "artifacts"),
         )
+
+    def _collect_image(self, job: _Job) -> JobObservation:
+        """An image job's uploaded files and its downloaded logs, to check them by."""
+        if self.uploads is None:
+            return self._failed(job, "succeeded, but this daemon takes no uploads")
+        files = upload_files_dir(self.uploads, job.key.job_id)
+        try:
+            uploaded = any(files.iterdir())
+        except OSError:
+            uploaded = False
+        if not uploaded:
+            return self._failed(job, "succeeded without uploading its files to the receiver")
+        staging, target = download_dirs(self.cache_dir, job.key)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            self._download_logs(job, staging / LOG_FILE)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        shutil.rmtree(target, ignore_errors=True)
+        os.rename(staging, target)
+        return JobObservation(
+            job.key,
+            JobStatus.SUCCESS,
+            job.created,
+            job.updated,
+            log_path=str(target / LOG_FILE),
+            url=self._url(job.id),
+            artifacts_dir=str(files),
+        )
+
+    def _download_logs(self, job: _Job, target: Path) -> None:
+        """Every task's log, in order, each after a `[<task>]` line, into `target`."""
+        raw = self.client.query(LOGS_QUERY, {"id": job.id}).get("job") or {}
+        budget = self.settings.max_log_bytes
+        part = target.with_name(f".{target.name}.part")
+        found = 0
+        with open(target, "wb") as out:
+            for task in raw.get("tasks") or []:
+                url = (task.get("log") or {}).get("fullURL")
+                if not isinstance(url, str) or not url:
+                    continue
+                budget -= self.client.download(url, part, budget)
+                name = "".join(c if c.isalnum() or c in "-_." else "?" for c in str(task["name"]))
+                out.write(f"[{name[:64]}]\n".encode())
+                with open(part, "rb") as source:
+                    shutil.copyfileobj(source, out)
+                found += 1
+        part.unlink(missing_ok=True)
+        if not found:
+            raise DownloadRefused("builds.sr.ht shows no task log (the token needs LOGS read)")
 
     def _failed(self, job: _Job, reason: str) -> JobObservation:
         log.warning("job %s (#%d) %s", job.key.job_id, job.id, reason)
