@@ -143,6 +143,7 @@ def test_status_json_is_the_plain_json_dump_of_its_document() -> None:
         failed("a"),
         PkgStatus(X86, 'q"uo\\te', "1-r0", PkgState.RETRYING, "ünïcode\n<x>", 1, 3, "j", 1.5e9),
         PkgStatus(other, "b", "2-r1", PkgState.PUBLISHED),
+        PkgStatus(X86, "w", "1-r0", PkgState.WAITING, "w", needs=("a (failed)", 'b "€" for x')),
         PkgStatus(hidden, "c", "3-r0", PkgState.QUEUED),
     )
     site = replace(
@@ -173,6 +174,7 @@ def test_status_json_is_the_plain_json_dump_of_its_document() -> None:
                 "reason": s.reason,
                 "tries": s.tries,
                 "max_tries": s.max_tries,
+                "needs": list(s.needs),
                 "log": f"logs/{s.job_id}.log" if s.job_id else "",
                 "next_try_at": iso(s.next_try_at),
             }

@@ -407,9 +407,11 @@ def load_status(html_out: Path, name: str = "status.json") -> dict[str, Any]:
 def index_counts(tree: Node, states: list[str]) -> tuple[dict[str, dict[str, int]], list[Any]]:
     """Per-repository counts and per-table totals, as the index page's tables show them.
 
-    A column counts a state when its header cell names it (title attribute, or
-    else text). Body rows are keyed by their first cell (the repository); a footer
-    row is that table's total. Returns ({repo: {state: n}}, [(repos, totals)]).
+    A column counts the state its header cell names in `data-state` (the header
+    reads the state in words). Columns whose state no package of the branch has
+    are left out: a state without a column counts 0. Body rows are keyed by
+    their first cell (the repository); a footer row is that table's total.
+    Returns ({repo: {state: n}}, [(repos, totals)]).
     """
     rows: dict[str, dict[str, int]] = {}
     tables: list[Any] = []
@@ -419,21 +421,19 @@ def index_counts(tree: Node, states: list[str]) -> tuple[dict[str, dict[str, int
             continue
         header = next(thead.iter("tr"))
         cells = [c for c in header.children if isinstance(c, Node)]
-        # Header cells name their state in a title (letters as text) or as text;
-        # titles win, so a "published" date column is not taken for the state.
         columns = {
-            i: c.attrs["title"] for i, c in enumerate(cells) if c.attrs.get("title") in states
+            i: c.attrs["data-state"] for i, c in enumerate(cells) if c.attrs.get("data-state")
         }
         if not columns:
-            columns = {
-                i: c.text().strip() for i, c in enumerate(cells) if c.text().strip() in states
-            }
-        if not columns:
             continue
+        for i, state in columns.items():
+            assert state in states, state
+            assert state in cells[i].text(), f"the header of {state} does not say it in words"
 
         def counts(row: Node, columns: dict[int, str] = columns) -> dict[str, int]:
             cells = [c for c in row.children if isinstance(c, Node) and c.tag in ("td", "th")]
-            return {state: int(cells[i].text().strip()) for i, state in columns.items()}
+            shown = {state: int(cells[i].text().strip()) for i, state in columns.items()}
+            return {state: shown.get(state, 0) for state in states}
 
         repos = []
         for body in table.iter("tbody"):
@@ -443,7 +443,7 @@ def index_counts(tree: Node, states: list[str]) -> tuple[dict[str, dict[str, int
                 rows[repo] = counts(row)
                 repos.append(repo)
         totals = [counts(row) for foot in table.iter("tfoot") for row in foot.iter("tr")]
-        tables.append((repos, totals))
+        tables.append((repos, totals, set(columns.values())))
     return rows, tables
 
 
@@ -470,10 +470,12 @@ def test_status_json_counts_match_the_index_page(generated_site: GeneratedSite) 
         for state in states:
             total = sum(in_json[repo][state] for repo in branch["repos"])
             assert branch["counts"][state] == total, f"{branch_name} {state}"
-    for repos, totals in tables:
+    for repos, totals, columns in tables:
         branch_names = {n for n, b in status["branches"].items() if set(repos) <= set(b["repos"])}
         assert len(branch_names) == 1, f"a table mixes branches: {repos}"
         expected = status["branches"][branch_names.pop()]["counts"]
+        # A state has a column exactly when a package of the branch is in it.
+        assert columns == {state for state, n in expected.items() if n}, repos
         for total in totals:
             assert total == {state: expected[state] for state in total}, f"total of {repos}"
     for state in states:

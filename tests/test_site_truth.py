@@ -31,7 +31,7 @@ from reconciler.model.progress import (
 from reconciler.operator.intents import Hold, Pause
 from reconciler.plan.planner import Plan
 from reconciler.site.feeds import badge_state, monitoring_lines
-from reconciler.site.model import BranchInfo, Piece, SiteInput, esc, iso, published_line
+from reconciler.site.model import BranchInfo, Piece, SiteInput, iso, published_line
 from reconciler.site.writer import SiteWriter
 
 X86 = RepoKey("main", "", "x86_64")
@@ -339,7 +339,7 @@ def test_operations_page_lists_every_record(troubled: Path) -> None:
         ("hold", "main/x86_64 held", "ana", EVIL, "applied", "held"),
         (
             "fail-job",
-            "build@main@main@x86_64@a@1-r0@1",
+            "build a 1-r0 for main/x86_64, try 1",
             "bob",
             "stuck",
             "applied",
@@ -350,6 +350,8 @@ def test_operations_page_lists_every_record(troubled: Path) -> None:
     ]
     assert [r[0] for r in rows] == [iso(r.time) for r in OPERATIONS]
     assert "<script>alert" not in html and str(escape(EVIL)) in html
+    # A job is named by what it does; its id stays in the title.
+    assert 'title="build@main@main@x86_64@a@1-r0@1"' in html
     # Targets link to their pages when they have one: the package, the job's package, the branch.
     assert 'href="package/main/held.html"' in html
     assert 'href="package/main/a.html"' in html
@@ -364,7 +366,7 @@ def test_operations_are_feed_entries(troubled: Path) -> None:
         "main/x86_64/badver broken",
         "old/x86_64/x 1 failed",
         "hold main/x86_64 held: applied",
-        "fail-job build@main@main@x86_64@a@1-r0@1: applied",
+        "fail-job build a 1-r0 for main/x86_64, try 1: applied",
     ]
     assert "remove-branch main: refused" in titles and "resume v99: no-op" in titles
     branch = (troubled / "feeds/main.atom").read_text(encoding="utf-8")
@@ -398,9 +400,16 @@ def test_held_broken_and_retrying_packages_everywhere(troubled: Path) -> None:
     assert status["badge"] == "failed"
 
     grid = (troubled / "branch/main.html").read_text(encoding="utf-8")
-    assert 'class="cell s-held" title="x86_64: held 1-r0: held by ana"' in grid
-    assert f'class="cell s-broken" title="aarch64: broken: {esc(BROKEN_WHY)}"' in grid
-    assert f"x86_64: retrying 1-r0: failed, try 1/3; next try at {iso(NOW + 90)}" in grid
+    link = 'href="../package/main/{}.html"'
+    assert (
+        f'<td class="cell s-held" title="held by ana"><a {link.format("held")}>H</a></td>' in grid
+    )
+    why = escape(f"broken: {BROKEN_WHY}")
+    assert f'<td class="cell s-broken" title="{why}"><a {link.format("badver")}>X</a>' in grid
+    assert f"retrying: failed, try 1/3; next try at {iso(NOW + 90)}" in grid
+    # The reasons of failed, broken and retrying cells are shown, not only as tooltips.
+    assert f'<span class="why s-broken">x86_64, aarch64, armv7: {why}</span>' in grid
+    assert '<span class="why s-failed">x86_64: failed: exit 1</span>' in grid
 
     held = (troubled / "package/main/held.html").read_text(encoding="utf-8")
     text = " ".join(unescape(re.sub(r"<[^>]+>", "", held)).split())
@@ -409,23 +418,47 @@ def test_held_broken_and_retrying_packages_everywhere(troubled: Path) -> None:
     )
     assert "<script>alert" not in held
     bad = (troubled / "package/main/badver.html").read_text(encoding="utf-8")
-    assert f"Its APKBUILD is broken: {esc(BROKEN_WHY)}" in bad
+    assert f"Its APKBUILD is broken: {escape(BROKEN_WHY)}" in bad
     needs = (troubled / "package/main/needs.html").read_text(encoding="utf-8")
     assert '<a href="../../package/main/badver.html">badver</a>' in needs
     retry = (troubled / "package/main/r.html").read_text(encoding="utf-8")
-    assert f'retrying<br>next try at <time datetime="{iso(NOW + 90)}">' in retry
+    assert f'retrying: failed, try 1/3<br>next try at <time datetime="{iso(NOW + 90)}">' in retry
 
-    failures = rows_of((troubled / "failures.html").read_text(encoding="utf-8"), "failures")
-    listed = {(r[1], r[2].split()[0]): r for r in failures}
-    assert set(listed) == {
+    failures = failure_cards((troubled / "failures.html").read_text(encoding="utf-8"))
+    assert set(failures) == {
         ("main/x86_64", "a"),
         ("main/x86_64", "badver"),
         ("main/aarch64", "badver"),
         ("main/armv7", "badver"),
         ("main/x86_64", "r"),
     }
-    assert listed[("main/armv7", "badver")][5] == BROKEN_WHY
-    assert listed[("main/x86_64", "r")][4] == f"1/3, next try at {iso(NOW + 90)}"
+    assert failures[("main/armv7", "badver")]["why"] == f"X broken: {BROKEN_WHY}"
+    # Broken in three repositories for one reason: one card.
+    html = (troubled / "failures.html").read_text(encoding="utf-8")
+    assert html.count('data-pkgname="badver"') == 1
+    assert failures[("main/x86_64", "a")]["why"] == "F failed: exit 1"
+    # The reason ("failed, try 1/3") says the try: the card adds only when the next one is.
+    assert failures[("main/x86_64", "r")]["meta"].startswith(f"next try at {iso(NOW + 90)}")
+    assert failures[("main/x86_64", "a")]["meta"].startswith("try 3 of 3")
+
+
+def failure_cards(html: str) -> dict[tuple[str, str], dict[str, str]]:
+    """The failures page's cards by (repository, package): the text of each part (a
+    card of several repositories under each of them)."""
+    cards = {}
+    for attrs, body in re.findall(r"<article ([^>]*)>(.*?)</article>", html, re.DOTALL):
+        repos = re.search(r'data-repos="([^"]*)"', attrs)
+        name = re.search(r'data-pkgname="([^"]*)"', attrs)
+        assert repos and name, attrs
+        parts = {
+            cls: " ".join(unescape(re.sub(r"<[^>]+>", "", text)).split())
+            for cls, text in re.findall(r'<p class="(\w+)">(.*?)</p>', body, re.DOTALL)
+        }
+        excerpt = re.search(r'<pre class="excerpt">(.*?)</pre>', body, re.DOTALL)
+        parts["excerpt"] = unescape(excerpt.group(1)) if excerpt else ""
+        for repo in unescape(repos.group(1)).split(", "):
+            cards[(repo, unescape(name.group(1)))] = parts
+    return cards
 
 
 def test_the_front_page_raises_the_alarm_for_failed_and_broken_only(troubled: Path) -> None:
@@ -470,11 +503,3 @@ def test_before_the_first_full_pass_the_line_says_so(tmp_path: Path) -> None:
     assert "daemon last seen: not yet" in html and "data-last-pass" not in html
     status = json.loads((tmp_path / "status.json").read_text())
     assert (status["last_pass_at"], status["last_pass_at_unix"]) == (None, None)
-
-
-@pytest.mark.parametrize(
-    "text", ["", "plain", "<a href='x'>&amp;\"</a>", EVIL, "ünïcödé <>", "\x00\n\t"]
-)
-def test_esc_is_markupsafe(text: str) -> None:
-    assert esc(text) == str(escape(text))
-    assert type(esc(text)) is str  # never a Markup, which would escape what is added to it

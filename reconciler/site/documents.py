@@ -4,9 +4,11 @@ Pure: built from the same SiteInput and summaries as the pages. The package rows
 of each branch, nearly all of either document, are encoded once, straight from
 the statuses, and spliced into both documents; the bytes are exactly
 `json.dumps(document, sort_keys=True, separators=(",", ":"))` (a test checks).
-Besides the packages and branches: the holds and pauses in force, and when the
-daemon last made a full pass (`last_pass_at`, ISO, and `last_pass_at_unix`) with
-the age after which that means it may be down (`stale_after_seconds`).
+A package's row says what it waits for (`needs`: one requirement each, which
+the queue page groups by). Besides the packages and branches: the holds and
+pauses in force, and when the daemon last made a full pass (`last_pass_at`,
+ISO, and `last_pass_at_unix`) with the age after which that means it may be
+down (`stale_after_seconds`).
 """
 
 from __future__ import annotations
@@ -78,8 +80,10 @@ def _package_rows(site: SiteInput) -> dict[str, str]:
             continue
         log = quote(log_href(None, s.job_id)) if s.job_id else '""'
         next_try = quote(iso(s.next_try_at)) if s.next_try_at else '""'
+        needs = f"[{','.join([quote(n) for n in s.needs])}]" if s.needs else "[]"
         found.append(
-            f'{head}{log},"max_tries":{int(s.max_tries)},"next_try_at":{next_try}'
+            f'{head}{log},"max_tries":{int(s.max_tries)},"needs":{needs}'
+            f',"next_try_at":{next_try}'
             f',"pkgname":{quote(s.pkgname)},"reason":{quote(s.reason)}{middle}'
             f'{quote(s.state.value)},"tries":{int(s.tries)},"version":{quote(s.version)}}}'
         )

@@ -4,7 +4,8 @@ Pure: each is computed from the same SiteInput as the pages, so all agree.
 monitoring.txt keeps bpo's exact format, which monitoring already parses. The
 badge and monitoring.txt raise the alarm for failed and broken packages only
 (`sitemodel.ALARM_STATES`): a retrying package will be tried again by itself.
-The feeds carry the state changes worth hearing of and every operator action.
+The feeds carry the state changes worth hearing of and every operator action
+(a job they name in words, not by its id).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from reconciler.site.model import (
     log_href,
     operation_target,
     package_href,
+    target_words,
 )
 
 FEED_KINDS = frozenset({"failed", "fixed", "published", "broken"})
@@ -123,7 +125,7 @@ def feed_data(site: SiteInput, branch: BranchInfo | None, links: Links) -> FeedD
         when = iso(record.time) or "1970-01-01T00:00:00Z"
         what = quote(f"{record.operation}/{record.target}/{record.outcome}", safe="/@:")
         ident = f"tag:{host},{when[:10]}:operation/{what}/{int(record.time * 1000)}"
-        title = f"{record.operation} {record.target}: {record.outcome}"
+        title = f"{record.operation} {target_words(record.target)}: {record.outcome}"
         summary = f"{record.effect} (by {record.who}: {record.why})"
         timed.append((record.time, FeedEntry(ident, title, when, base + OPERATIONS_PAGE, summary)))
     timed.sort(key=lambda item: item[0], reverse=True)

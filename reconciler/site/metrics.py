@@ -31,11 +31,11 @@ class PassFigures:
 
 
 def _labels(**labels: str) -> str:
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+    inner = ",".join(f'{k}="{_label_value(v)}"' for k, v in labels.items())
     return "{" + inner + "}"
 
 
-def _escape(value: str) -> str:
+def _label_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 

@@ -3,16 +3,17 @@
 Pure. Everything a template shows is computed here (strings formatted, lists
 sorted, URLs made relative), so templates only loop and print, and two passes
 with the same snapshot give equal page models: the writer compares them to skip
-unchanged pages without rendering. The package x arch grid is built here as
-escaped HTML, one coloured, lettered cell per package state, once per pass: the
-branch page (the biggest page) and every package page that shows a package or
-lists it as a dependency share its cells. Fragments built in Python are escaped
-with markupsafe, the templates' own escaper.
+unchanged pages without rendering. No HTML is made here: the templates own all
+of it, escaping included. The package x arch grid is built here as rows of
+statuses, once per pass: the branch page (the biggest page) and every package
+page that lists a package as a dependency share them.
 
 Which packages raise the alarm (badge, front page, monitoring.txt) is decided
 here, by state only: `failed` (no tries left, or an operator failed its job) and
 `broken` (its APKBUILD is unusable: it never fixes itself). `retrying` is shown
-with its next try and raises nothing.
+with its next try and raises nothing. A job's log is linked where it can be read:
+the site's `logs/<job id>.log` for a job with a local log, while it runs too (the
+web server serves the live file), else the job service's own page.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from markupsafe import escape
+from typing import NamedTuple
 
 from reconciler.model.jobs import JobKey, JobKind, JobObservation
 from reconciler.model.names import RepoKey
@@ -38,7 +38,7 @@ from reconciler.model.progress import (
 )
 from reconciler.operator.intents import Hold, Pause
 from reconciler.plan.planner import Plan
-from reconciler.site.words import describe_actions
+from reconciler.site.words import job_id_label, job_label, joined
 
 STATES = tuple(PkgState)
 PROBLEM_STATES = frozenset(s for s in PkgState if s.is_problem)
@@ -46,22 +46,6 @@ PROBLEM_NAMES = frozenset(str(s) for s in PROBLEM_STATES)
 # What raises the alarm: these never get better without a person.
 ALARM_STATES = frozenset({PkgState.FAILED, PkgState.BROKEN})
 SHORT_COMMIT = 7  # characters of a commit hash shown
-
-
-def esc(text: str) -> str:
-    """Text escaped for HTML by markupsafe, as the templates' autoescape does, for the
-    fragments built in Python; as a plain str (a Markup would escape what is added
-    to it, and a plain str joins faster)."""
-    return str(escape(text))
-
-
-class Escaped(dict[str, str]):
-    """text -> esc(text), filled on first use: one per pass, for the names, arches,
-    versions and reasons that thousands of fragments repeat."""
-
-    def __missing__(self, text: str) -> str:
-        value = self[text] = esc(text)
-        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +120,18 @@ class RepoRow:
 
 
 @dataclass(frozen=True, slots=True)
+class LogLink:
+    """Where a job's log is read, and the job in words: `path` is the site's copy
+    ("logs/<job id>.log", relative to the site root), else `url` the job service's
+    page of the job; `job_id` only for links and attributes, never shown."""
+
+    path: str
+    url: str
+    label: str
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class EventRow:
     time: str
     repo: str
@@ -144,12 +140,21 @@ class EventRow:
     kind: str
     message: str
     href: str  # package page, relative to the site root
-    log: str
+    log: LogLink | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventDay:
+    """The events of one day (UTC), newest first."""
+
+    day: str  # "2026-12-06"
+    events: tuple[EventRow, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class JobRow:
     job_id: str
+    label: str  # the job in words: "build foo 1.2-r0 for main/x86_64, try 2"
     kind: str
     repo: str
     pkgname: str
@@ -159,8 +164,7 @@ class JobRow:
     started: str
     started_epoch: int
     duration: str
-    log: str
-    url: str
+    log: LogLink | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +181,8 @@ class BranchSummary:
     published: tuple[Piece, ...]  # the published line: which repository is at which commit
     alarms: int  # packages failed or broken
     retrying: int
+    columns: tuple[int, ...]  # the indexes of STATES with a package on the branch
+    line: str  # the counts in words: "40 published, 1 failed"
 
 
 def versions_from(observed: ObservedState) -> dict[tuple[RepoKey, str], tuple[str, str]]:
@@ -217,8 +223,47 @@ def branch_of(repo: str) -> str:
 
 
 def log_href(job: JobObservation | None, job_id: str | None = None) -> str:
+    """The site's copy of a job's log, relative to the site root ("" for no job)."""
     ident = job.key.job_id if job is not None else job_id
     return f"logs/{ident}.log" if ident else ""
+
+
+def job_log(job: JobObservation) -> LogLink | None:
+    """Where the job's log is read: a local log at the site's copy (the live file
+    while the job runs), a remote job at the job service's page; None when the
+    job has neither."""
+    ident = job.key.job_id
+    if job.log_path:
+        return LogLink(log_href(job), "", job_label(job.key), ident)
+    if job.url:
+        return LogLink("", job.url, job_label(job.key), ident)
+    return None
+
+
+class LogLinks:
+    """The log of each job id a page names, looked up once per pass."""
+
+    def __init__(self, jobs: tuple[JobObservation, ...]) -> None:
+        self._jobs = {j.key.job_id: j for j in jobs}
+        self._links: dict[str, LogLink | None] = {}
+
+    def of(self, job_id: str | None) -> LogLink | None:
+        """The log of a job the job service lists (see job_log); one it no longer
+        lists at the site's copy, where its log was kept when it ended."""
+        if not job_id:
+            return None
+        try:
+            return self._links[job_id]
+        except KeyError:
+            pass
+        job = self._jobs.get(job_id)
+        found = (
+            job_log(job)
+            if job is not None
+            else LogLink(log_href(None, job_id), "", job_id_label(job_id), job_id)
+        )
+        self._links[job_id] = found
+        return found
 
 
 def iso(epoch: float | None) -> str:
@@ -242,6 +287,12 @@ def counts_of(statuses: list[PkgStatus]) -> tuple[int, ...]:
     return tuple(counter[s] for s in STATES)
 
 
+def counts_line(counts: tuple[int, ...]) -> str:
+    """The states with packages, in words: "40 published, 1 failed"."""
+    shown = [f"{n} {state}" for state, n in zip(STATES, counts, strict=True) if n]
+    return ", ".join(shown) or "no packages"
+
+
 def operation_target(record: OperationRecord) -> tuple[str, str]:
     """(branch, pkgname) an operation was asked of, from its target ("main",
     "main/x86_64 hello", "main hello" or a job id); "" where it names none."""
@@ -255,6 +306,14 @@ def operation_target(record: OperationRecord) -> tuple[str, str]:
     return branch_of(head), pkgname.strip()
 
 
+def target_words(target: str) -> str:
+    """An operation's target as a person reads it: a job id as the job in words."""
+    head, space, rest = target.partition(" ")
+    if "@" not in head:
+        return target
+    return job_id_label(head) + space + rest
+
+
 def every(seconds: float) -> str:
     """An interval in words: "5 min", "1.5 min", "30 s"."""
     if seconds >= 60:
@@ -263,7 +322,7 @@ def every(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def event_row(event: Event, links: Links) -> EventRow:
+def event_row(event: Event, links: Links, logs: LogLinks | None = None) -> EventRow:
     href = links.target(branch_of(event.repo), event.pkgname)
     return EventRow(
         iso(event.time),
@@ -273,7 +332,18 @@ def event_row(event: Event, links: Links) -> EventRow:
         event.kind,
         event.message,
         href,
-        log_href(None, event.job_id),
+        (logs or LogLinks(())).of(event.job_id),
+    )
+
+
+def event_days(rows: tuple[EventRow, ...]) -> tuple[EventDay, ...]:
+    """Events (newest first) under the day they happened, newest day first."""
+    days: dict[str, list[EventRow]] = {}
+    for row in rows:
+        days.setdefault(row.time[:10], []).append(row)
+    return tuple(
+        EventDay(day, tuple(sorted(found, key=lambda r: r.time, reverse=True)))
+        for day, found in sorted(days.items(), reverse=True)
     )
 
 
@@ -282,6 +352,7 @@ def job_row(job: JobObservation) -> JobRow:
     ended = job.ended_at if job.ended_at else None
     return JobRow(
         job_id=job.key.job_id,
+        label=job_label(job.key),
         kind=str(intent.kind),
         repo=str(intent.repo),
         pkgname=intent.pkgname,
@@ -291,8 +362,7 @@ def job_row(job: JobObservation) -> JobRow:
         started=iso(job.submitted_at),
         started_epoch=int(job.submitted_at),
         duration=duration(ended - job.submitted_at) if ended else "",
-        log=log_href(job) if not job.status.is_live else "",
-        url=job.url or "",
+        log=job_log(job),
     )
 
 
@@ -306,6 +376,7 @@ def branch_summaries(site: SiteInput) -> tuple[BranchSummary, ...]:
         statuses = [s for r in repos for s in by_repo.get(r.repo, ())]
         rows = tuple(repo_row(r, by_repo.get(r.repo, []), branch.commit_url) for r in repos)
         commits = {r.published_commit for r in repos if is_live(r)}
+        counts = counts_of(statuses)
         summaries.append(
             BranchSummary(
                 name=branch.name,
@@ -315,11 +386,13 @@ def branch_summaries(site: SiteInput) -> tuple[BranchSummary, ...]:
                 published_commit=commits.pop() if len(commits) == 1 else "",
                 in_sync=all(r.phase in (RepoPhase.PUBLISHED, RepoPhase.EMPTY) for r in repos),
                 repos=rows,
-                counts=counts_of(statuses),
+                counts=counts,
                 newest=commit_piece(branch.commit, branch.commit_url),
                 published=published_line(branch, repos),
                 alarms=sum(1 for s in statuses if s.state in ALARM_STATES),
                 retrying=sum(1 for s in statuses if s.state is PkgState.RETRYING),
+                columns=tuple(i for i, n in enumerate(counts) if n),
+                line=counts_line(counts),
             )
         )
     return tuple(summaries)
@@ -389,26 +462,13 @@ def repo_row(repo: RepoStatus, members: list[PkgStatus], commit_url: str = "") -
         published_commit=repo.published_commit,
         published_at=repo.published_at,
         commit=commit_piece(repo.published_commit, commit_url),
-        detail=phase_and_reason(repo),
+        detail=joined(str(repo.phase), repo.reason),
     )
-
-
-def phase_and_reason(repo: RepoStatus) -> str:
-    """The phase and the reason ("phase: reason"), the phase once when the reason
-    starts with it."""
-    phase, reason = str(repo.phase), repo.reason
-    if not reason or reason.startswith(phase):
-        return reason or phase
-    return f"{phase}: {reason}"
 
 
 def running_jobs(site: SiteInput) -> tuple[JobRow, ...]:
     live = [j for j in site.jobs if j.status.is_live]
     return tuple(job_row(j) for j in sorted(live, key=lambda j: (j.submitted_at, j.key)))
-
-
-def plan_words(site: SiteInput) -> tuple[str, ...]:
-    return describe_actions(site.plan)
 
 
 def failures(site: SiteInput) -> tuple[tuple[PkgStatus, str], ...]:
@@ -423,57 +483,93 @@ def failures(site: SiteInput) -> tuple[tuple[PkgStatus, str], ...]:
     return tuple(rows)
 
 
+EXCERPT_LINES = 15  # a log excerpt shows at most its last lines...
+EXCERPT_CHARS = 2000  # ...and characters
+
+
+def bounded_excerpt(text: str) -> str:
+    """The end of a log excerpt, at most EXCERPT_LINES lines and EXCERPT_CHARS
+    characters (a page shows it whole; the log has the rest)."""
+    text = text.strip("\n")
+    lines = text.split("\n")
+    if len(lines) > EXCERPT_LINES:
+        text = "\n".join(lines[-EXCERPT_LINES:])
+    if len(text) > EXCERPT_CHARS:
+        text = "…" + text[-EXCERPT_CHARS:]
+    return text
+
+
 # --- the grid -------------------------------------------------------------------
-# Fragments stay ASCII (entities for · and —): ASCII strings join and encode as plain
-# byte copies, which thousands of pages notice.
-NO_CELL = '<td class="cell none" title="not built for this arch">&middot;</td>'
 
 
-@dataclass(frozen=True, slots=True)
-class GridRow:
-    """One package of one split repository on one branch."""
+# The grid's values are NamedTuples, not frozen dataclasses: a full render makes
+# and compares thousands (in C for a tuple), and templates unpack them in loops
+# without an attribute lookup per field.
 
-    statuses: tuple[PkgStatus | None, ...]  # one per arch of the branch, None: not built there
-    cells: str  # the row's cells as escaped HTML
+
+class CellReason(NamedTuple):
+    """Why a package is in trouble in some of its arches, shown beside its cells."""
+
+    arches: str  # "x86_64, aarch64"
+    state: str
+    text: str  # the state and reason in words: "failed: exit code 1 (try 3 of 3)"
+
+
+class GridRow(NamedTuple):
+    """One package of one split repository on one branch: a cell per arch (its
+    status, None where it is not built), the page it links to and, for the arches
+    in trouble, why."""
+
+    name: str
+    splitrepo: str
+    href: str  # its package page, relative to the site root ("": none)
+    statuses: tuple[PkgStatus | None, ...]  # one per arch of the branch
+    reasons: tuple[CellReason, ...]  # of its failed, broken and retrying arches
 
 
 # (branch, splitrepo, pkgname) -> its row
 CellTable = dict[tuple[str, str, str], GridRow]
 
 
-# state -> the literal pieces of its grid cell around the arch, version and reason
-CELL_PIECES = {
-    state: (
-        f'<td class="cell s-{state.value}" title="',
-        f": {state.value} ",
-        f'"><span class="letter">{state.letter}</span></td>',
-    )
-    for state in PkgState
-}
+def cell_kind(status: PkgStatus) -> object:
+    """What a grid cell shows of its status (`cell_title`), as a key: cells of the
+    same kind are the same but for their link. A published cell has no title:
+    its letter says it all (the plan gives a published package no reason), and
+    most cells are published."""
+    state = status.state
+    if state is PkgState.PUBLISHED:
+        return state
+    return (state, status.reason, status.next_try_at)
 
 
-def cell_html(status: PkgStatus, e: Escaped) -> str:
-    """A grid cell as escaped HTML: colour and letter, the reason as tooltip
-    ("arch: state version: reason"; escaped piecewise, which is the same), and
-    a retrying package's next try ("; next try at <time>")."""
-    start, middle, end = CELL_PIECES[status.state]
+def cell_title(status: PkgStatus) -> str:
+    """A cell's state and reason in words ("failed: exit code 1", "held by ana"),
+    with a retrying package's next try; none for a published cell."""
+    if status.state is PkgState.PUBLISHED:
+        return ""
+    text = joined(str(status.state), status.reason)
     if status.next_try_at and status.state is PkgState.RETRYING:
-        end = f"; next try at {iso(status.next_try_at)}{end}"
-    if not status.version:  # unknown (a broken APKBUILD): "arch: broken: reason"
-        middle = middle[:-1]
-    if status.reason:
-        return f"{start}{e[status.repo.arch]}{middle}{e[status.version]}: {e[status.reason]}{end}"
-    return f"{start}{e[status.repo.arch]}{middle}{e[status.version]}{end}"
+        text = text if "next try" in text else f"{text}; next try at {iso(status.next_try_at)}"
+    return text
 
 
-def empty_cells(arches: int) -> str:
-    return NO_CELL * arches
+def cell_reasons(row: list[PkgStatus | None]) -> tuple[CellReason, ...]:
+    """The reasons of a row's arches in trouble, one line per distinct reason."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for status in row:
+        if status is not None and status.state in PROBLEM_STATES:
+            key = (str(status.state), cell_title(status))
+            found.setdefault(key, []).append(status.repo.arch)
+    return tuple(
+        CellReason(", ".join(arches), state, text) for (state, text), arches in found.items()
+    )
 
 
-def cell_table(site: SiteInput, e: Escaped) -> CellTable:
+def cell_table(site: SiteInput) -> CellTable:
     """Every package row of every configured branch, built once per pass."""
     positions = {b.name: {a: i for i, a in enumerate(b.arches)} for b in site.branches}
     rows: dict[tuple[str, str, str], list[PkgStatus | None]] = {}
+    problems: set[tuple[str, str, str]] = set()
     for status in site.plan.packages:
         repo = status.repo
         arches = positions.get(repo.branch)
@@ -487,28 +583,21 @@ def cell_table(site: SiteInput, e: Escaped) -> CellTable:
         if row is None:
             row = rows[key] = [None] * len(arches)
         row[index] = status
+        if status.state in PROBLEM_STATES:
+            problems.add(key)
     return {
-        key: GridRow(tuple(row), "".join([NO_CELL if s is None else cell_html(s, e) for s in row]))
+        key: GridRow(
+            key[2],
+            key[1],
+            package_href(key[0], key[2]),
+            tuple(row),
+            cell_reasons(row) if key in problems else (),
+        )
         for key, row in rows.items()
     }
 
 
-def grid_html(branch: BranchInfo, table: CellTable, root: str, e: Escaped) -> tuple[str, int]:
-    """The branch page's table body (escaped HTML) and its number of rows."""
+def grid_rows(branch: BranchInfo, table: CellTable) -> tuple[GridRow, ...]:
+    """The branch page's rows: by package name, then split repository."""
     keys = sorted((k for k in table if k[0] == branch.name), key=lambda k: (k[2], k[1]))
-    parts = []
-    for key in keys:
-        _, splitrepo, pkgname = key
-        row = table[key]
-        present = [s for s in row.statuses if s is not None]
-        states = sorted({str(s.state) for s in present})
-        problem = " problem" if PROBLEM_NAMES.intersection(states) else ""
-        name = e[pkgname]
-        tag = f' <span class="tag">{e[splitrepo]}</span>' if splitrepo else ""
-        parts.append(
-            f'<tr class="pkg{problem}" data-name="{name}" data-states="{e[" ".join(states)]}"'
-            f' data-arches="{e[" ".join([s.repo.arch for s in present])]}">\n'
-            f'<th><a href="{root}{e[package_href(branch.name, pkgname)]}">{name}</a>{tag}</th>\n'
-            f"{row.cells}\n</tr>\n"
-        )
-    return "".join(parts), len(keys)
+    return tuple(table[key] for key in keys)

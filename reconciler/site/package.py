@@ -1,12 +1,20 @@
-"""The package pages: one per package and branch, as the escaped HTML of its main block.
+"""The package pages: one per package and branch, as a frozen value each.
 
 Pure. A site at postmarketOS scale has thousands of package pages and they
-dominate a full render, so their bodies are built here with string formatting
-(every untrusted value through `esc`) instead of a template loop per
-page; `package.html` supplies the frame around them (head, navigation, footer).
-Each body is compared with the previous pass's to find the pages that changed.
-A page says who holds its package (since when, why), what is wrong with a broken
-one, and when a retrying one is tried next; it links only to pages that exist.
+dominate a full render, so a pass builds the values only of the pages whose
+inputs may have changed since the previous pass (`changed_pages`); the writer
+renders a value with the `package_page` macro of `site_templates/_package.html`
+only when it differs from the value it last wrote. A page says who holds its
+package (since when, why), what is wrong where it is in trouble (the reason,
+the last lines of the failed job's log, the job in words and its log), the
+state of each arch (arches in the same state share a row), the states of its
+build dependencies as grid rows, what needs it and its build history; it links
+only to pages that exist.
+
+The values are NamedTuples rather than frozen dataclasses: a full render makes
+tens of thousands of them, a tuple is made and compared in C, and the
+`package_page` macro unpacks them in its loops without an attribute lookup per
+field.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from reconciler.model.jobs import JobKind
 from reconciler.model.names import RepoKey
@@ -21,47 +30,98 @@ from reconciler.model.packages import PkgSpec
 from reconciler.model.progress import PkgState, PkgStatus
 from reconciler.operator.intents import Hold
 from reconciler.site.model import (
+    PROBLEM_STATES,
     BranchInfo,
     CellTable,
-    Escaped,
+    GridRow,
     JobRow,
+    LogLink,
+    LogLinks,
     SiteInput,
-    empty_cells,
-    esc,
+    bounded_excerpt,
     iso,
     job_row,
     package_href,
 )
+from reconciler.site.words import joined
 
 HISTORY_LENGTH = 30  # build history rows per package page
-BROKEN, RETRYING = PkgState.BROKEN, PkgState.RETRYING  # looked up once per row
-DASH = "&mdash;"  # pages stay ASCII: cheaper to join and encode (see sitemodel.NO_CELL)
-
-ARCH_HEAD = (
-    "<thead><tr><th>arch</th><th>state</th><th>reason</th><th>desired</th>"
-    "<th>in WIP</th><th>in final</th><th>log</th></tr></thead>\n"
-)
-HISTORY_HEAD = (
-    "<thead><tr><th>started</th><th>repository</th><th>version</th><th>try</th>"
-    "<th>result</th><th>duration</th><th>job</th><th>log</th></tr></thead>\n"
-)
+RETRYING = PkgState.RETRYING  # looked up once per row
+NO_VERSIONS = ("", "")
 
 
-# state -> the literal pieces of its row in a package page's arch table, up to the
-# end of the state's cell
-ARCH_ROW_PIECES = {
-    state: (
-        f'<tr class="s-{state.value}"><td>',
-        f'</td><td><span class="letter">{state.letter}</span> {state.value}',
-    )
-    for state in PkgState
-}
+class About(NamedTuple):
+    """What the APKBUILD says of the package: `url` is linked (http(s) only, never
+    javascript: etc.), `plain_url` any other URL, shown as text."""
+
+    description: str
+    url: str
+    plain_url: str
+    path: str  # the APKBUILD's directory in pmaports ("main/foo")
 
 
-@dataclass(frozen=True, slots=True)
-class PackagePage:
-    title: str
-    main: str  # the page's main block as escaped HTML
+class HoldLine(NamedTuple):
+    """Who holds the package, where, since when, until when and why."""
+
+    where: str  # "x86_64", "" for every arch
+    who: str
+    since: str
+    until: str  # "" while it has no end
+    why: str
+
+
+class ArchRow(NamedTuple):
+    """The arches of a package in the same state, for the same reason, at the same
+    versions and with the same job: one row of its page's table."""
+
+    arches: str  # "x86_64, aarch64"
+    state: str
+    letter: str
+    text: str  # the state and the reason, no word said twice: "building, try 1 of 3"
+    next_try: str  # a retrying package's next try (ISO time), else ""
+    version: str  # desired
+    wip: str
+    final: str
+    log: LogLink | None
+
+
+class Trouble(NamedTuple):
+    """Why a package failed, is broken or is retrying in some arches: the reason as
+    the plan gives it, the last lines of the failed job's log and where to read
+    all of it."""
+
+    arches: str
+    state: PkgState
+    text: str  # the state and the reason: "failed: exit code 1 (try 3 of 3)"
+    next_try: str
+    excerpt: str
+    logs: tuple[tuple[str, LogLink], ...]  # (arch, its job's log)
+
+
+class PkgLink(NamedTuple):
+    label: str
+    href: str  # relative to the site root
+
+
+class Section(NamedTuple):
+    """One split repository's part of a package page."""
+
+    splitrepo: str
+    repos: str  # its repositories as names of them read elsewhere: "main/*", "main:systemd/*"
+    about: About  # what its APKBUILD says ("" each without one)
+    troubles: tuple[Trouble, ...]
+    arches: tuple[ArchRow, ...]
+    deps: tuple[GridRow, ...]  # the build dependencies' rows of the grid
+
+
+class PackagePage(NamedTuple):
+    branch: str
+    pkgname: str
+    arches: tuple[str, ...]  # the branch's, the columns of its dependencies' grid
+    holds: tuple[HoldLine, ...]
+    sections: tuple[Section, ...]
+    needed_by: tuple[PkgLink, ...]
+    history: tuple[JobRow, ...]
 
 
 # branch -> dependency name -> (splitrepo, name) of the packages that need it (any arch)
@@ -73,12 +133,13 @@ SectionKey = tuple[str, str, str]
 @dataclass(frozen=True, slots=True)
 class SpecIndex:
     """The specs as the package pages read them, built in one walk over all specs
-    (and kept while the specs are the same): keyed by section and arch with plain
-    strings, which hash in C, where a RepoKey would run its Python __hash__ for
-    each of the tens of thousands of lookups a full render makes."""
+    (and kept while the specs are the same): per section, what its page says
+    about the package (from any arch's APKBUILD) and its build dependencies (of
+    every arch, sorted), and per branch what needs each package."""
 
     rdeps: Rdeps
-    by_arch: dict[SectionKey, dict[str, PkgSpec]]  # section -> arch -> its spec
+    about: dict[SectionKey, About]
+    deps: dict[SectionKey, tuple[tuple[str, str], ...]]  # (splitrepo, name), sorted
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +152,7 @@ class PackageInputs:
     specs: Mapping[tuple[RepoKey, str], PkgSpec]
     statuses: tuple[PkgStatus, ...]
     versions: Mapping[tuple[RepoKey, str], tuple[str, str]]
-    history: dict[tuple[str, str], str]  # (branch, pkgname) -> its build history section
+    history: dict[tuple[str, str], tuple[JobRow, ...]]  # (branch, pkgname) -> its builds
     index: SpecIndex
     pages: frozenset[tuple[str, str]]  # (branch, pkgname) of every page
     holds: tuple[Hold, ...] = ()
@@ -107,8 +168,7 @@ class PackagePages:
 def package_pages(
     site: SiteInput,
     table: CellTable,
-    root: str,
-    escaped: Escaped,
+    logs: LogLinks,
     previous: PackageInputs | None = None,
 ) -> PackagePages:
     """Every package page of every branch the plan knows; with the inputs of the
@@ -116,7 +176,7 @@ def package_pages(
     by_name: dict[tuple[str, str], set[str]] = defaultdict(set)
     for status in site.plan.packages:
         by_name[(status.repo.branch, status.pkgname)].add(status.repo.splitrepo)
-    history = history_rows(site, root)
+    history = history_rows(site)
     same_specs = previous is not None and (
         previous.specs is site.specs or previous.specs == site.specs
     )
@@ -135,7 +195,7 @@ def package_pages(
     if previous is not None and same_specs and previous.branches == site.branches:
         dirty = changed_pages(previous, inputs) | (inputs.pages - previous.pages)
         wanted = [item for item in wanted if item[0] in dirty]
-    pager = PackagePager(site, table, root, escaped, index, inputs.pages)
+    pager = PackagePager(site, table, logs, index, inputs.pages)
     return PackagePages(
         frozenset(package_href(branch, name) for branch, name in inputs.pages),
         pager.pages(wanted, history),
@@ -144,19 +204,30 @@ def package_pages(
 
 
 def spec_index(site: SiteInput) -> SpecIndex:
+    """One walk over every spec of every repository (tens of thousands)."""
     rdeps: Rdeps = defaultdict(lambda: defaultdict(set))
-    by_arch: dict[SectionKey, dict[str, PkgSpec]] = {}
+    first: dict[SectionKey, PkgSpec] = {}  # a section's spec of one arch (the page's about)
+    deps: dict[SectionKey, dict[str, str]] = {}  # section -> dependency -> its split repo
     for (repo, name), spec in site.specs.items():
-        branch, splitrepo = repo.branch, repo.splitrepo
-        arches = by_arch.get((branch, splitrepo, name))
-        if arches is None:
-            arches = by_arch[(branch, splitrepo, name)] = {}
-        arches[repo.arch] = spec
-        if spec.build_deps:
-            needs, entry = rdeps[branch], (splitrepo, name)
-            for dep in spec.build_deps:
-                needs[dep.pkgname].add(entry)
-    return SpecIndex(rdeps, by_arch)
+        key = (repo.branch, repo.splitrepo, name)
+        if key not in first:
+            first[key] = spec
+        build_deps = spec.build_deps
+        if build_deps:
+            needs, entry = rdeps[repo.branch], (repo.splitrepo, name)
+            found = deps.get(key)
+            if found is None:
+                found = deps[key] = {}
+            for dep in build_deps:  # the arches of a package mostly need the same
+                pkgname = dep.pkgname
+                if pkgname not in found:
+                    found[pkgname] = dep.repo.splitrepo
+                    needs[pkgname].add(entry)
+    return SpecIndex(
+        rdeps,
+        {key: about(spec) for key, spec in first.items()},
+        {key: tuple(sorted((sr, n) for n, sr in found.items())) for key, found in deps.items()},
+    )
 
 
 def changed_pages(old: PackageInputs, new: PackageInputs) -> set[tuple[str, str]]:
@@ -193,166 +264,150 @@ def changed_pages(old: PackageInputs, new: PackageInputs) -> set[tuple[str, str]
 
 
 class PackagePager:
-    """Builds the package pages of one pass, sharing what pages repeat: escaped
-    strings and the row each dependency gets in the tables of its dependents."""
+    """Builds the package pages of one pass, sharing what pages repeat: the link
+    each package gets in the pages of what it needs."""
 
     def __init__(
         self,
         site: SiteInput,
         table: CellTable,
-        root: str,
-        escaped: Escaped,
+        logs: LogLinks,
         index: SpecIndex,
         existing: frozenset[tuple[str, str]],
     ) -> None:
         self.site = site
         self.table = table
-        self.root = root
-        self.e = escaped
+        self.logs = logs
         self.index = index
         self.existing = existing  # (branch, pkgname) of every package page
         self.holds: dict[tuple[str, str], list[Hold]] = defaultdict(list)
         for hold in site.holds:
             self.holds[(hold.branch, hold.pkgname)].append(hold)
-        self.dep_rows: dict[tuple[str, str, str], str] = {}  # (branch, splitrepo, name) -> row
-        self.links: dict[tuple[str, str, str], str] = {}  # (branch, splitrepo, name) -> link
+        self.links: dict[tuple[str, str, str], PkgLink] = {}  # (branch, splitrepo, name)
+        self.outside: dict[tuple[str, str, str], GridRow] = {}  # deps without a row
 
     def pages(
         self,
         wanted: list[tuple[tuple[str, str], set[str]]],
-        history: dict[tuple[str, str], str],
+        history: dict[tuple[str, str], tuple[JobRow, ...]],
     ) -> dict[str, PackagePage]:
         """The pages of `wanted`: ((branch, pkgname), its split repos)."""
-        e, root, rdeps = self.e, self.root, self.index.rdeps
+        rdeps = self.index.rdeps
         arches_of = {b.name: b.arches for b in self.site.branches}
-        heads: dict[str, str] = {}  # branch -> its dependency table head
+        holds, section = self.holds, self.section
         pages: dict[str, PackagePage] = {}
         for (branch, pkgname), splitrepos in wanted:
             arches = arches_of.get(branch, ())
-            head = heads.get(branch)
-            if head is None:
-                head = heads[branch] = "".join(f"<th>{e[a]}</th>" for a in arches)
-            parts = [
-                f'<p class="crumbs"><a href="{root}branch/{e[branch]}.html">{e[branch]}</a>'
-                f" /</p>\n<h1>{e[pkgname]}</h1>\n"
-            ]
-            held = self.holds.get((branch, pkgname))
-            if held:
-                parts.extend(self.held(hold) for hold in held)
-            for splitrepo in sorted(splitrepos):
-                parts.append(self.section((branch, splitrepo, pkgname), arches, head))
             reverse = rdeps[branch].get(pkgname) if branch in rdeps else None
-            parts.append(self.needed_by(branch, sorted(reverse) if reverse else ()))
-            parts.append(history.get((branch, pkgname), NO_HISTORY))
-            pages[package_href(branch, pkgname)] = PackagePage(
-                f"{pkgname} ({branch})", "".join(parts)
+            held = holds.get((branch, pkgname)) if holds else None
+            pages[f"package/{branch}/{pkgname}.html"] = PackagePage(
+                branch,
+                pkgname,
+                arches,
+                tuple([hold_line(h) for h in held]) if held else (),
+                tuple([section((branch, sr, pkgname), arches) for sr in sorted(splitrepos)])
+                if len(splitrepos) > 1
+                else (section((branch, next(iter(splitrepos)), pkgname), arches),),
+                self.needed_by(branch, sorted(reverse)) if reverse else (),
+                history.get((branch, pkgname), ()),
             )
         return pages
 
-    def section(self, key: SectionKey, arches: tuple[str, ...], head: str) -> str:
+    def section(self, key: SectionKey, arches: tuple[str, ...]) -> Section:
         """One split repository's part of a package page: state per arch and dependencies."""
         branch, splitrepo, _ = key
-        specs = self.index.by_arch.get(key, {})
         own = self.table.get(key)
-        spec: PkgSpec | None = None
-        deps: dict[tuple[str, str], None] = {}
-        rows = []
-        broken: dict[str, None] | None = None  # what is wrong, once however many arches say
-        for status in own.statuses if own is not None else ():
-            if status is None:
-                continue
-            rows.append(self.arch_row(status))
-            if status.state is BROKEN:
-                broken = broken or {}
-                broken[status.reason] = None
-            found = specs.get(status.repo.arch)
-            if found is not None:
-                spec = found
-                for dep in found.build_deps:
-                    deps[(dep.repo.splitrepo, dep.pkgname)] = None
-        label = f"extra-repos/{splitrepo}" if splitrepo else "main"
-        alerts = (
-            "".join([f'<p class="alert">Its APKBUILD is broken: {self.e[w]}</p>\n' for w in broken])
-            if broken
-            else ""
+        present = [s for s in own.statuses if s is not None] if own is not None else []
+        return Section(
+            splitrepo,
+            f"{branch}:{splitrepo}/*" if splitrepo else f"{branch}/*",
+            self.index.about.get(key, NO_ABOUT),
+            self.troubles(present) if own is not None and own.reasons else (),
+            self.arch_rows(present),
+            tuple(
+                [
+                    self.dep_row(branch, sr, name, arches)
+                    for sr, name in self.index.deps.get(key, ())
+                ]
+            ),
         )
-        parts = [
-            f"<section>\n<h2>{self.e[label]}</h2>\n<p>{self.about(spec)}</p>\n{alerts}"
-            f'<table class="arches">\n{ARCH_HEAD}<tbody>\n{"".join(rows)}\n</tbody>\n</table>\n'
-            "<h3>Build dependencies</h3>\n"
-        ]
-        if deps:
-            parts.append(
-                f'<table class="grid deps">\n<thead><tr><th>package</th>{head}</tr></thead>\n'
-                "<tbody>\n"
+
+    def arch_rows(self, statuses: list[PkgStatus]) -> tuple[ArchRow, ...]:
+        """The arches' rows: those in the same state for the same reason at the same
+        versions (and with the same job) share one."""
+        if not statuses:
+            return ()
+        versions = self.site.versions
+        if not versions and _alike(statuses):  # the common case: one row
+            first = statuses[0]
+            return (self._arch_row(first, [s.repo.arch for s in statuses], NO_VERSIONS),)
+        groups: dict[tuple[object, ...], tuple[PkgStatus, list[str], tuple[str, str]]] = {}
+        for s in statuses:
+            pair = versions.get((s.repo, s.pkgname), NO_VERSIONS) if versions else NO_VERSIONS
+            key = (s.state, s.reason, s.next_try_at, s.version, s.job_id, pair)
+            found = groups.get(key)
+            if found is None:
+                groups[key] = (s, [s.repo.arch], pair)
+            else:
+                found[1].append(s.repo.arch)
+        return tuple([self._arch_row(*group) for group in groups.values()])
+
+    def _arch_row(self, first: PkgStatus, arches: list[str], pair: tuple[str, str]) -> ArchRow:
+        state = first.state
+        return ArchRow(
+            ", ".join(arches),
+            state.value,
+            state.letter,
+            joined(state.value, first.reason),
+            iso(first.next_try_at) if state is RETRYING else "",
+            first.version,
+            pair[0],
+            pair[1],
+            self.logs.of(first.job_id),
+        )
+
+    def troubles(self, statuses: list[PkgStatus]) -> tuple[Trouble, ...]:
+        """The arches in trouble, one entry per distinct reason and excerpt."""
+        groups: dict[tuple[PkgState, str, str, str], list[PkgStatus]] = {}
+        for s in statuses:
+            if s.state in PROBLEM_STATES:
+                next_try = iso(s.next_try_at) if s.next_try_at and s.state is RETRYING else ""
+                key = (s.state, s.reason, next_try, s.excerpt)
+                groups.setdefault(key, []).append(s)
+        result = []
+        for (state, reason, next_try, excerpt), members in groups.items():
+            logs = []
+            for s in members:
+                link = self.logs.of(s.job_id)
+                if link is not None:
+                    logs.append((s.repo.arch, link))
+            result.append(
+                Trouble(
+                    ", ".join(s.repo.arch for s in members),
+                    state,
+                    f"Its APKBUILD is broken: {reason}"
+                    if state is PkgState.BROKEN
+                    else joined(str(state), reason),
+                    next_try,
+                    bounded_excerpt(excerpt),
+                    tuple(logs),
+                )
             )
-            for sr, name in sorted(deps):
-                row = self.dep_rows.get((branch, sr, name))
-                if row is None:
-                    row = self.dep_rows[(branch, sr, name)] = self.dep_row(branch, sr, name, arches)
-                parts.append(row)
-            parts.append("</tbody>\n</table>\n")
-        else:
-            parts.append("<p>None inside pmaports.</p>\n")
-        parts.append("</section>\n")
-        return "".join(parts)
+        return tuple(result)
 
-    def dep_row(self, branch: str, splitrepo: str, name: str, arches: tuple[str, ...]) -> str:
-        """A dependency in the table of its dependents: link and grid cells."""
+    def dep_row(self, branch: str, splitrepo: str, name: str, arches: tuple[str, ...]) -> GridRow:
+        """A dependency in the table of its dependents: its row of the grid; one
+        outside pmaports has no cells and no page."""
         found = self.table.get((branch, splitrepo, name))
-        cells = found.cells if found is not None else empty_cells(len(arches))
-        label = esc(name + (f" ({splitrepo})" if splitrepo else ""))
-        if (branch, name) not in self.existing:  # outside pmaports: no page to link
-            return f"<tr><th>{label}</th>{cells}</tr>\n"
-        href = self.root + esc(package_href(branch, name))
-        return f'<tr><th><a href="{href}">{label}</a></th>{cells}</tr>\n'
+        if found is not None:
+            return found
+        key = (branch, splitrepo, name)
+        row = self.outside.get(key)
+        if row is None:
+            row = self.outside[key] = GridRow(name, splitrepo, "", (None,) * len(arches), ())
+        return row
 
-    def held(self, hold: Hold) -> str:
-        """Who holds the package, where, since when, until when and why."""
-        e = self.e
-        where = f" on {e[hold.arch]}" if hold.arch else ""
-        since = iso(hold.since)
-        until = iso(hold.expires)
-        end = f', until <time datetime="{until}">{until}</time>' if until else ""
-        return (
-            f'<p class="held"><span class="letter">{PkgState.HELD.letter}</span> '
-            f'Held{where} by {e[hold.who]} since <time datetime="{since}">{since}</time>'
-            f"{end}: {e[hold.why]}</p>\n"
-        )
-
-    def arch_row(self, status: PkgStatus) -> str:
-        """State (a retrying one with its next try), reason, desired/WIP/final
-        versions and log of one arch."""
-        e = self.e
-        wip, final = self.site.versions.get((status.repo, status.pkgname), ("", ""))
-        log = f'<a href="../../logs/{e[status.job_id]}.log">log</a>' if status.job_id else ""
-        start, middle = ARCH_ROW_PIECES[status.state]
-        if status.next_try_at and status.state is RETRYING:
-            when = iso(status.next_try_at)
-            middle += f'<br>next try at <time datetime="{when}">{when}</time>'
-        return (
-            f"{start}{e[status.repo.arch]}{middle}</td>"
-            f"<td>{e[status.reason]}</td><td>{e[status.version] or DASH}</td>"
-            f"<td>{e[wip] or DASH}</td><td>{e[final] or DASH}</td>"
-            f"<td>{log}</td></tr>\n"
-        )
-
-    def about(self, spec: PkgSpec | None) -> str:
-        """Description, web link (http(s) URLs only: never javascript: etc.), APKBUILD
-        path. The description escaped once per pass (every branch repeats it)."""
-        if spec is None:
-            return ""
-        text = self.e[spec.description]
-        if spec.url.lower().startswith(("https://", "http://")):
-            url = esc(spec.url)
-            text += f' {DASH} <a href="{url}" rel="nofollow noopener">{url}</a>'
-        elif spec.url:
-            text += f" {DASH} {esc(spec.url)}"
-        if spec.path:
-            text += f" {DASH} <code>{esc(spec.path)}/APKBUILD</code>"
-        return text
-
-    def needed_by(self, branch: str, reverse: Iterable[tuple[str, str]]) -> str:
+    def needed_by(self, branch: str, reverse: Iterable[tuple[str, str]]) -> tuple[PkgLink, ...]:
         """Reverse dependencies, without their states: a package's state change must
         not rewrite the pages of everything it depends on."""
         links = []
@@ -360,26 +415,54 @@ class PackagePager:
             link = self.links.get((branch, sr, name))
             if link is None:
                 label = name + (f" ({sr})" if sr else "")
-                link = self.links[(branch, sr, name)] = (
-                    f'<a href="{self.root}{esc(package_href(branch, name))}">{esc(label)}</a>'
-                )
+                link = self.links[(branch, sr, name)] = PkgLink(label, package_href(branch, name))
             links.append(link)
-        if not links:
-            return "<section>\n<h2>Needed by</h2>\n<p>Nothing inside pmaports.</p>\n</section>\n"
-        return (
-            f'<section>\n<h2>Needed by</h2>\n<p class="rdeps">{", ".join(links)}'
-            " (their states are on their pages)</p>\n</section>\n"
-        )
+        return tuple(links)
 
 
-NO_HISTORY = (
-    f'<section>\n<h2>Build history</h2>\n<table class="history">\n{HISTORY_HEAD}<tbody>\n'
-    '<tr><td colspan="8">No builds yet.</td></tr>\n</tbody>\n</table>\n</section>\n'
-)
+NO_ABOUT = About("", "", "", "")
 
 
-def history_rows(site: SiteInput, root: str) -> dict[tuple[str, str], str]:
-    """(branch, pkgname) -> its build history section, newest first."""
+def _alike(statuses: list[PkgStatus]) -> bool:
+    """Whether the statuses (of one package's arches) share state, reason, next
+    try, version and job."""
+    first = statuses[0]
+    state, reason, version, job, due = (
+        first.state,
+        first.reason,
+        first.version,
+        first.job_id,
+        first.next_try_at,
+    )
+    for s in statuses:
+        if (
+            s.state is not state
+            or s.reason != reason
+            or s.version != version
+            or s.job_id != job
+            or s.next_try_at != due
+        ):
+            return False
+    return True
+
+
+def hold_line(hold: Hold) -> HoldLine:
+    return HoldLine(hold.arch, hold.who, iso(hold.since), iso(hold.expires), hold.why)
+
+
+def about(spec: PkgSpec) -> About:
+    """Description, web link (http(s) URLs only) and APKBUILD path of a package."""
+    linked = spec.url.lower().startswith(("https://", "http://"))
+    return About(
+        spec.description,
+        spec.url if linked else "",
+        "" if linked else spec.url,
+        spec.path,
+    )
+
+
+def history_rows(site: SiteInput) -> dict[tuple[str, str], tuple[JobRow, ...]]:
+    """(branch, pkgname) -> its builds, newest first."""
     rows: dict[tuple[str, str], list[JobRow]] = defaultdict(list)
     for job in sorted(site.jobs, key=lambda j: (j.submitted_at, j.key), reverse=True):
         intent = job.key.intent
@@ -387,22 +470,4 @@ def history_rows(site: SiteInput, root: str) -> dict[tuple[str, str], str]:
             found = rows[(intent.repo.branch, intent.pkgname)]
             if len(found) < HISTORY_LENGTH:
                 found.append(job_row(job))
-    return {
-        key: f'<section>\n<h2>Build history</h2>\n<table class="history">\n{HISTORY_HEAD}<tbody>\n'
-        + "".join(history_row(j, root) for j in found)
-        + "</tbody>\n</table>\n</section>\n"
-        for key, found in rows.items()
-    }
-
-
-def history_row(j: JobRow, root: str) -> str:
-    job = (
-        f'<a href="{esc(j.url)}">{esc(j.job_id)}</a>' if j.url else f"<code>{esc(j.job_id)}</code>"
-    )
-    log = f'<a href="{root}{esc(j.log)}">log</a>' if j.log else ""
-    return (
-        f'<tr class="r-{esc(j.status)}"><td><time datetime="{esc(j.started)}">{esc(j.started)}'
-        f"</time></td><td>{esc(j.repo)}</td><td>{esc(j.version)}</td><td>{j.attempt}</td>\n"
-        f"<td>{esc(j.status)}</td><td>{esc(j.duration)}</td><td>{job}</td>\n"
-        f"<td>{log}</td></tr>\n"
-    )
+    return {key: tuple(found) for key, found in rows.items()}

@@ -1,17 +1,27 @@
 """Writes the status site: renders pages whose view model changed, atomically.
 
 Rendering uses jinja2 with autoescaping for HTML, SVG and Atom and undefined
-variables as errors. A pass whose snapshot equals the previous one renders
+variables as errors: all HTML is in `site_templates/`, all escaping is the
+templates' autoescape. A pass whose snapshot equals the previous one renders
 nothing; otherwise only pages whose model changed are rendered, and a file is
 replaced (write aside, rename, all in one batch) only when its bytes differ from
 what this writer last wrote (kept in memory as hashes; read back from disk only
 for files it has not written yet). The first render into an empty directory
-builds its files aside and moves each top-level entry in with one rename.
+builds its files aside and moves each top-level entry in with one rename. A
+page's footer names the pass that last changed its content, since an unchanged
+page is never written again.
+
 Package pages, thousands of them, are built only where their inputs changed
-since the last render, as a ready body (sitepackage) put into a `Frame` of their
-template: the template rendered once with markers, so a page costs a join
-instead of a template render. Pages of packages that disappeared are removed.
-Logs of finished jobs are copied beside the pages.
+since the last render, and rendered only where their value differs from the
+one last written, each with one call of the `package_page` macro
+(`_package.html`) into a `Frame` of their template: `package.html` rendered
+once with markers, so a page costs one macro call instead of a template render.
+Grid cells, tens of thousands per pass, are rendered once per kind (state and
+reason) by the `cell` macro with a marker where the link goes (`GridCells`);
+each grid row then joins those pieces with its link in the `grid_row` macro.
+Pages of packages that disappeared are removed. Logs of finished jobs are
+copied beside the pages (a running local job's log is served from where it is
+written).
 
 The files of `site_templates/static/` are copied as they are, and pages link
 each one as `static/<name>?v=<first 12 hex digits of its sha256>` (the template
@@ -29,10 +39,10 @@ import gzip
 import hashlib
 import json
 import logging
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
@@ -48,8 +58,9 @@ from reconciler.fs.atomicfile import (
 )
 from reconciler.fs.retention import Limits, prune, without_suffix
 from reconciler.model.jobs import JobObservation
-from reconciler.site.model import STATES, SiteInput, esc, iso
-from reconciler.site.package import PackageInputs, PackagePages
+from reconciler.model.progress import PkgState, PkgStatus
+from reconciler.site.model import STATES, GridRow, SiteInput, cell_kind, cell_title, iso
+from reconciler.site.package import PackageInputs, PackagePage, PackagePages, PkgLink
 from reconciler.site.pages import PACKAGE_ROOT, PACKAGE_TEMPLATE, Page, build_pages
 
 log = logging.getLogger(__name__)
@@ -61,8 +72,18 @@ GZIP_LEVEL = 2
 LOG_GZIP_BYTES = 256 * 1024
 MANIFEST = ".manifest.json"
 SLOTS = ("title", "main", "updated")
-SLOT_MARK = re.compile("\x00(" + "|".join(SLOTS) + ")\x00")
 FINGERPRINT_HEX = 12  # hex digits of a static file's sha256 in its URL ("?v=")
+# Markers that templates render where a value goes in later (a frame's slots, the
+# link of a grid cell, the path to the site root, a table's rows): text that no
+# template writes of its own, and that no value a template escapes holds (names
+# and paths are checked; NUL never reaches a page from an APKBUILD or a log).
+TITLE_MARK = "\x00title\x00"
+MAIN_MARK = Markup("\x00main\x00")
+UPDATED_MARK = "\x00updated\x00"
+ROOT_MARK = "\x00root\x00"
+ROWS_MARK = "\x00rows\x00"
+PACKAGE_MACROS = "_package.html"
+GRID_MACROS = "_grid.html"
 
 
 def fingerprint(data: bytes) -> str:
@@ -70,48 +91,185 @@ def fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:FINGERPRINT_HEX]
 
 
+def as_markup(pieces: list[str]) -> Markup:
+    """Pieces of template output (each escaped by a template, or a marker's
+    replacement: a root path or a time) as one piece of HTML for a template."""
+    return Markup("".join(pieces))
+
+
 @dataclass(frozen=True, slots=True)
 class FrameData:
     main: Markup
+    branch: str
+    name: str  # the marker of the title slot: a package page's heading is its name
 
 
 @dataclass(frozen=True, slots=True)
 class Frame:
     """A page template rendered once with a marker in each slot (title, main,
-    updated), split at the markers: literal, slot name, literal, ..., literal."""
+    updated), cut at the markers: (literal, the slot that follows it) pairs, the
+    last with slot ""."""
 
-    parts: tuple[str, ...]
+    parts: tuple[tuple[str, str], ...]
 
     @classmethod
-    def of(cls, template: jinja2.Template, name: str, root: str) -> Frame:
-        marks = {slot: f"\x00{slot}\x00" for slot in SLOTS}
+    def of(cls, template: jinja2.Template, name: str, root: str, branch: str) -> Frame:
         text = template.render(
-            page=Page(name, root, marks["title"], None),
-            d=FrameData(Markup(marks["main"])),
+            page=Page(name, root, f"{TITLE_MARK} ({branch})", None),
+            d=FrameData(MAIN_MARK, branch, TITLE_MARK),
             root=root,
-            updated=marks["updated"],
+            updated=UPDATED_MARK,
             states=STATES,
         )
-        parts = tuple(SLOT_MARK.split(text))
-        if set(parts[1::2]) != set(SLOTS):
+        marks = {"title": TITLE_MARK, "main": str(MAIN_MARK), "updated": UPDATED_MARK}
+        parts: list[tuple[str, str]] = []
+        while True:
+            found = [(text.find(mark), slot) for slot, mark in marks.items() if mark in text]
+            if not found:
+                parts.append((text, ""))
+                break
+            _, slot = min(found)
+            literal, _, text = text.partition(marks[slot])
+            parts.append((literal, slot))
+        if {slot for _, slot in parts} != {*SLOTS, ""}:
             raise ValueError(f"{name}: the frame lacks a slot of {SLOTS}")
-        return cls(parts)
+        return cls(tuple(parts))
 
-    def fill(self, values: Mapping[str, str]) -> str:
-        """The page: every slot replaced by its (already escaped) value."""
-        return "".join([values[p] if i % 2 else p for i, p in enumerate(self.parts)])
+    def fill(self, title: str, main: list[str], stamp: str) -> str:
+        """The page: `title`, the pieces of `main` and the time in their slots."""
+        pieces: list[str] = []
+        for literal, slot in self.parts:
+            pieces.append(literal)
+            if slot == "main":
+                pieces += main
+            elif slot:
+                pieces.append(title if slot == "title" else stamp)
+        return "".join(pieces)
 
-    def stamp_in(self, text: str, values: Mapping[str, str]) -> str | None:
-        """The `updated` value that makes the frame filled with `values` read `text`,
-        or None when there is none."""
-        first = self.parts.index("updated", 1)
-        head = "".join([values[p] if i % 2 else p for i, p in enumerate(self.parts[:first])])
-        after = self.parts[first + 1]
-        end = text.find(after, len(head)) if after and text.startswith(head) else -1
-        if end < 0:
-            return None
-        stamp = text[len(head) : end]
-        return stamp if self.fill({**values, "updated": stamp}) == text else None
+
+def stamp_in(segments: list[str], text: str) -> str | None:
+    """The time that makes a page (cut where its time goes into `segments`) read
+    `text`, or None when there is none."""
+    head = segments[0]
+    after = segments[1] if len(segments) > 1 else ""
+    end = text.find(after, len(head)) if after and text.startswith(head) else -1
+    if end < 0:
+        return None
+    stamp = text[len(head) : end]
+    return stamp if stamp.join(segments) == text else None
+
+
+class Pieces:
+    """What the pages of one pass repeat, each rendered once by its macro of
+    `_grid.html` and then only joined where it is used: a grid cell per kind
+    (site.model.cell_kind; with the template's link marker), a grid row per
+    package (its cells joined in; ROOT_MARK for the path to the site root, so
+    that the branch page and the package pages that list it as a dependency
+    share it), a dependency table's frame per branch (ROWS_MARK for its rows)
+    and each link to a package page from package pages. Tens of thousands of
+    cells cost a dictionary lookup each instead of a render."""
+
+    def __init__(self, macros: Any) -> None:
+        self._macros = macros
+        self._kinds: dict[object, str] = {}  # cell kind -> the cell
+        self._rows: dict[int, tuple[GridRow, list[str]]] = {}  # id -> row (kept alive), pieces
+        self._deps: dict[int, str] = {}  # id(row) -> the row on a package page
+        self._tables: dict[int, tuple[tuple[str, ...], str, str]] = {}  # id(arches) -> frame
+
+    def _cells(self, statuses: tuple[PkgStatus | None, ...]) -> Markup:
+        """A row's cells (each kind rendered already), with their link markers."""
+        kinds, published = self._kinds, PkgState.PUBLISHED
+        return as_markup(
+            [  # site.model.cell_kind, inline (tens of thousands of cells; a KeyError if not)
+                kinds[
+                    None
+                    if s is None
+                    else (s.state if s.state is published else (s.state, s.reason, s.next_try_at))
+                ]
+                for s in statuses
+            ]
+        )
+
+    def _render_cells(self, rows: list[GridRow]) -> None:
+        """Render the kinds of cell of these rows not rendered yet, in one call of
+        `cells`, cut at its `cell_separator`."""
+        kinds = self._kinds
+        new: dict[object, tuple[str, str, str]] = {}
+        for row in rows:
+            for s in row.statuses:
+                key = None if s is None else cell_kind(s)
+                if key not in kinds and key not in new:
+                    new[key] = (
+                        ("", "", "")
+                        if s is None
+                        else (
+                            s.state.value,
+                            s.state.letter,
+                            cell_title(s),
+                        )
+                    )
+        if new:
+            text = str(self._macros.cells(list(new.values())))
+            kinds.update(zip(new, text.split(self._macros.cell_separator), strict=False))
+
+    def _render(self, rows: Iterable[GridRow]) -> None:
+        """Render the rows not rendered yet, in one call of `grid_rows`: each comes
+        as its escaped link, a line break (package names have none) and the row;
+        its pieces are kept, cut where ROOT_MARK goes."""
+        rendered = self._rows
+        missing = [row for row in rows if id(row) not in rendered]
+        if not missing:
+            return
+        self._render_cells(missing)
+        new = [(row, self._cells(row.statuses)) for row in missing]
+        text = str(self._macros.grid_rows(new))
+        marker = self._macros.link_marker
+        for (row, _), piece in zip(new, text.split(self._macros.row_separator), strict=False):
+            link, _, piece = piece.partition("\n")
+            pieces = (ROOT_MARK + link).join(piece.split(marker)).split(ROOT_MARK)
+            rendered[id(row)] = (row, pieces)
+
+    def _row(self, row: GridRow) -> list[str]:
+        """The row's pieces around ROOT_MARK."""
+        found = self._rows.get(id(row))
+        if found is None:
+            self._render((row,))
+            found = self._rows[id(row)]
+        return found[1]
+
+    def rows(self, rows: tuple[GridRow, ...], root: str) -> Markup:
+        """The rows of a grid, for a page `root` away from the site root."""
+        self._render(rows)
+        rendered = self._rows
+        return as_markup([root.join(rendered[id(row)][1]) for row in rows])
+
+    def links(self, links: list[PkgLink]) -> dict[int, str]:
+        """id() -> the list item of each link to a package page (from a package
+        page), each rendered once, all in one call of `pkg_links`. The pages
+        being rendered hold the links: their ids stay theirs meanwhile."""
+        unique = list({id(link): link for link in links}.values())
+        if not unique:
+            return {}
+        text = str(self._macros.pkg_links(unique, PACKAGE_ROOT))
+        items = text.split(self._macros.link_separator)
+        return {id(link): item for link, item in zip(unique, items, strict=False)}
+
+    def dep_table(self, rows: tuple[GridRow, ...], arches: tuple[str, ...]) -> str:
+        """The table of a package's build dependencies, on its page."""
+        frame = self._tables.get(id(arches))
+        if frame is None:
+            text = str(self._macros.grid_table(arches, ROWS_MARK))
+            head, _, tail = text.partition(ROWS_MARK)
+            frame = self._tables[id(arches)] = (arches, head, tail)  # arches kept alive
+        parts = [frame[1]]
+        deps = self._deps
+        for row in rows:
+            found = deps.get(id(row))
+            if found is None:
+                found = deps[id(row)] = PACKAGE_ROOT.join(self._row(row))
+            parts.append(found)
+        parts.append(frame[2])
+        return "".join(parts)
 
 
 @contextlib.contextmanager
@@ -141,12 +299,13 @@ class SiteWriter:
             lstrip_blocks=True,
             keep_trailing_newline=True,
             auto_reload=False,
+            optimized=False,  # folds constants: compiles slower, renders no faster here
         )
         self._versions: dict[str, str] = {}  # static file name -> its fingerprint
         self.env.globals["static_url"] = self.static_url
         self._last_input: SiteInput | None = None
         self._pages: dict[str, Page] = {}  # the models of the pages as last written
-        self._bodies: dict[str, int] = {}  # package page -> hash of its title and body
+        self._packages: dict[str, PackagePage] = {}  # package page -> its value as last written
         self._package_inputs: PackageInputs | None = None  # of the pages as last written
         # What is on disk, as far as this writer knows: relative path -> hash of its
         # bytes, and the files with a .gz twin. When the directory was empty at the
@@ -155,7 +314,7 @@ class SiteWriter:
         self._twins: set[str] = set()
         discard_unfinished_trees(self._root)
         self._fresh = not out_dir.is_dir() or not any(out_dir.iterdir())
-        self._frame: Frame | None = None
+        self._frames: dict[str, Frame] = {}  # branch -> the frame of its package pages
         self._manifest = self._read_manifest()
         logs = out_dir / "logs"
         self._logs = {p.name for p in logs.iterdir()} if logs.is_dir() else set()
@@ -181,15 +340,16 @@ class SiteWriter:
         stamp = iso(now)
         files = self._stage_static()  # first: renamed into place before any page
         built = build_pages(site, self._package_inputs)
-        self._render_pages(built.pages, stamp)
-        bodies = self._render_packages(built.packages, stamp)
+        pieces = Pieces(self.env.get_template(GRID_MACROS).module)
+        self._render_pages(built.pages, stamp, pieces)
+        packages = self._render_packages(built.packages, stamp, pieces)
         files |= set(built.pages) | built.packages.paths
         for path, data in built.documents.items():
             self._write(path, data)
             files.add(path)
         self._commit(files)
         self._pages = built.pages
-        self._bodies = bodies
+        self._packages = packages
         self._package_inputs = built.packages.inputs
         self._last_input = site
 
@@ -206,9 +366,9 @@ class SiteWriter:
         if versions != self._versions:
             self._versions = versions
             self._pages = {}
-            self._bodies = {}
+            self._packages = {}
             self._package_inputs = None  # build every package page again
-            self._frame = None
+            self._frames = {}
         return files
 
     def static_url(self, name: str) -> str:
@@ -220,7 +380,7 @@ class SiteWriter:
             raise ValueError(f"no static file {name!r} in {self.templates / 'static'}") from None
         return f"static/{name}?v={version}"
 
-    def _render_pages(self, pages: dict[str, Page], stamp: str) -> None:
+    def _render_pages(self, pages: dict[str, Page], stamp: str, pieces: Pieces) -> None:
         """The pages rendered from their own template, where their model changed."""
         templates: dict[str, jinja2.Template] = {}
         for path, page in pages.items():
@@ -229,26 +389,46 @@ class SiteWriter:
             template = templates.get(page.template) or self.env.get_template(page.template)
             templates[page.template] = template
             text = template.render(
-                page=page, d=page.data, root=page.root, updated=stamp, states=STATES
+                page=page, d=page.data, root=page.root, updated=stamp, states=STATES, pieces=pieces
             )
             self.rendered += 1
             self._write(path, text.encode())
 
-    def _render_packages(self, packages: PackagePages, stamp: str) -> dict[str, int]:
-        """The package pages whose body changed, in their frame; every page's body hash."""
-        frame = self._package_frame()
+    def _render_packages(
+        self, packages: PackagePages, stamp: str, pieces: Pieces
+    ) -> dict[str, PackagePage]:
+        """The package pages whose value changed, each with one call of the
+        `package_page` macro (the package's name, a line break, its main block) put into
+        the frame of its branch, the tables of its build dependencies (joined
+        from the grid's rows) and the links of what needs it where the macro
+        put its `slot_marker`; every page's value."""
+        module: Any = self.env.get_template(PACKAGE_MACROS).module
+        render, marker = module.package_page, module.slot_marker
+        dep_table = pieces.dep_table
+        links = pieces.links([link for page in packages.built.values() for link in page.needed_by])
+        frames = self._frames
         # The pages not built are known to be as the last render left them.
-        bodies = {path: self._bodies[path] for path in packages.paths - packages.built.keys()}
+        values = {path: self._packages[path] for path in packages.paths - packages.built.keys()}
         for path, package in packages.built.items():
-            body = bodies[path] = hash((package.title, package.main))
-            if self._bodies.get(path) == body:
+            values[path] = package
+            if self._packages.get(path) == package:
                 continue
-            values = {"title": esc(package.title), "main": package.main, "updated": stamp}
-            if not self._fresh and path not in self._digests and self._kept(path, frame, values):
-                continue  # as an earlier daemon wrote it: keep it and the time it names
+            # A package's name (the title slot) has no line break.
+            title, _, main = str.partition(render(package), "\n")
+            fills = [dep_table(s.deps, package.arches) for s in package.sections if s.deps]
+            if package.needed_by:
+                fills.append("".join([links[id(link)] for link in package.needed_by]))
+            parts = main.split(marker)
+            if fills:
+                parts = [piece for pair in zip(parts, [*fills, ""], strict=True) for piece in pair]
+            frame = frames.get(package.branch) or self._package_frame(package.branch)
+            if not self._fresh and path not in self._digests:
+                segments = frame.fill(title, parts, UPDATED_MARK).split(UPDATED_MARK)
+                if self._kept(path, segments):
+                    continue  # as an earlier daemon wrote it: keep it and the time it names
             self.rendered += 1
-            self._write(path, frame.fill(values).encode())
-        return bodies
+            self._write(path, frame.fill(title, parts, stamp).encode())
+        return values
 
     def _commit(self, files: set[str]) -> None:
         """Write what was staged in one batch (into an empty directory: as one new
@@ -280,12 +460,13 @@ class SiteWriter:
             self._manifest = files
             write_bytes(self.out_dir / MANIFEST, json.dumps(sorted(files)).encode())
 
-    def _kept(self, relpath: str, frame: Frame, values: Mapping[str, str]) -> bool:
-        """Whether the file on disk is this page as filled by `frame` at some earlier
-        pass (a restart: what changed it then is still what the page says)."""
+    def _kept(self, relpath: str, segments: list[str]) -> bool:
+        """Whether the file on disk is this page, rendered at some earlier pass (a
+        restart: what changed it then is still what the page says); `segments` is
+        the page cut where its time goes."""
         try:
             data = safe_join(self.out_dir, relpath).read_bytes()
-            stamp = frame.stamp_in(data.decode(), values)
+            stamp = stamp_in(segments, data.decode())
         except (OSError, UnicodeDecodeError):
             return False
         if stamp is None:
@@ -294,11 +475,14 @@ class SiteWriter:
         self._pending_twins[relpath] = True  # it may have one: look when it shrinks
         return True
 
-    def _package_frame(self) -> Frame:
-        if self._frame is None:
+    def _package_frame(self, branch: str) -> Frame:
+        frame = self._frames.get(branch)
+        if frame is None:
             template = self.env.get_template(PACKAGE_TEMPLATE)
-            self._frame = Frame.of(template, PACKAGE_TEMPLATE, PACKAGE_ROOT)
-        return self._frame
+            frame = self._frames[branch] = Frame.of(
+                template, PACKAGE_TEMPLATE, PACKAGE_ROOT, branch
+            )
+        return frame
 
     def write_metrics(self, text: str) -> None:
         """The heartbeat file: written every pass."""
