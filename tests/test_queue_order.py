@@ -1,4 +1,4 @@
-"""The queue is the plan: the packages the status site lists as next to start are
+"""The queue is the plan: the packages the queue page lists as next to start are
 the ones the loop submits next, in that order, across branches (in configured
 order), arches (native first, foreign ones after their cross compilers publish)
 and dependencies (a package starts only after what it needs is built), while
@@ -6,6 +6,7 @@ builds end and make other packages ready."""
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
 from pathlib import Path
 
 from reconciler.model.jobs import JobKind
@@ -25,6 +26,43 @@ branches:
 """
 
 
+class QueueList(HTMLParser):
+    """(repository, package) of each entry of the queue page's "starts next" list."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[tuple[str, str]] = []
+        self._in_list = False
+        self._field = ""
+        self._name = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = (dict(attrs).get("class") or "").split()
+        if tag == "ol" and "queue" in classes:
+            self._in_list = True
+        elif self._in_list and tag == "a":
+            self._field = "name"
+        elif self._in_list and tag == "span" and "repo" in classes:
+            self._field = "repo"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "ol":
+            self._in_list = False
+        self._field = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._field == "name":
+            self._name = data.strip()
+        elif self._field == "repo":
+            self.entries.append((data.strip(), self._name))
+
+
+def queue_page(html_out: Path) -> list[tuple[str, str]]:
+    parser = QueueList()
+    parser.feed((html_out / "queue.html").read_text(encoding="utf-8"))
+    return parser.entries
+
+
 def test_the_queue_lists_the_next_submits_in_order(
     make_config: ConfigFactory,
     fake_daemon: DaemonFactory,
@@ -40,7 +78,9 @@ def test_the_queue_lists_the_next_submits_in_order(
     queues: list[tuple[int, list[tuple[str, str]]]] = []  # (submits so far, queue then)
     for _ in range(200):
         builds = [k for k in job_table.jobs if k.intent.kind is JobKind.BUILD]
-        queues.append((len(builds), [(str(q.repo), q.pkgname) for q in result.plan.queue]))
+        shown = queue_page(config.paths.html_out)
+        assert shown == [(str(q.repo), q.pkgname) for q in result.plan.queue]
+        queues.append((len(builds), shown))
         if not result.progressed and not result.live_jobs:
             break
         clock.advance(31)  # every running build ends
