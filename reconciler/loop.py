@@ -153,7 +153,14 @@ def plan_settings(
         mirror=config.mirror.enabled,
         mirror_retry_seconds=config.mirror.retry_seconds,
         removals=removals,
-        images=ImageSettings(images, config.images.keep, config.images.max_parallel),
+        images=ImageSettings(
+            images,
+            config.images.keep,
+            config.images.max_parallel,
+            config.images.min_free_bytes,
+            str(config.paths.images),
+            frozenset(config.images.matrix()),
+        ),
     )
 
 
@@ -238,7 +245,9 @@ class Daemon:
 
     def observe(self, *, full: bool = False) -> ObservedState:
         repos = self.config.repositories(self.checkouts.staging)
-        images = self.image_scanner if self.config.images.enabled else None
+        # The tree is looked at with no device configured too: what is left of
+        # removed devices stays visible (for remove-images).
+        images = self.image_scanner
         return observe(self.scanner, repos, self.jobs, self.memory, full=full, images=images)
 
     def settings(
@@ -281,8 +290,8 @@ class Daemon:
         desired = self.read_desired(None if full else pushed)
         observed = self.observe(full=full)
         now = self.clock()
-        removals = self._intervene(triggers, synced, observed, desired, now)
         images, image_problems = self.desired_images(desired, now)
+        removals = self._intervene(triggers, synced, observed, desired, images, now)
         result = self.plans.plan(desired, observed, self.settings(removals, images), now)
         outcomes = self.executor.apply(result.actions)
         self._no_space += [
@@ -350,6 +359,7 @@ class Daemon:
         synced: Synced,
         observed: ObservedState,
         desired: dict[str, BranchDesired],
+        images: tuple[DesiredImage, ...],
         now: float,
     ) -> tuple[BranchRemoval, ...]:
         """Operations and pushes change the durable intents; requests that are done
@@ -357,7 +367,8 @@ class Daemon:
         before = self.intents
         removing = any(isinstance(t.operation, RemoveBranch) for t in triggers)
         stored = stored_branches(self.scanner.roots) if removing else frozenset()
-        world = World.of(observed, desired, now, stored)
+        matrix = frozenset(self.config.images.matrix())
+        world = World.of(observed, desired, now, stored, images=images, matrix=matrix)
         events: list[Event] = []
         records: list[OperationRecord] = []
         removals = list(synced.removals)

@@ -85,6 +85,9 @@ def test_an_operation_goes_through_its_trigger_unchanged() -> None:
             "arch": "",
             "pkgname": "a",
             "job": "build@main@main@x86_64@a@1-r0@1",
+            "device": "demo-phone",
+            "ui": "demo",
+            "release": "edge",
         }
         data = {"type": name, **WHO, "requested_at": NOW, **fields}
         parsed = operation.from_trigger("t.json", data)
@@ -261,6 +264,10 @@ def test_the_intents_file_round_trips_every_kind_and_is_private(tmp_path: Path) 
         "rebuilds",
         "dead_jobs",
         "pauses",
+        "image_holds",
+        "image_retries",
+        "image_requests",
+        "image_removals",
     }
 
 

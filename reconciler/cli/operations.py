@@ -1,7 +1,10 @@
 """The operators' subcommands, one per operation in the operator registry.
 
 Each writes one trigger file, which the daemon applies on its next pass; the
-arguments, their help and their validation all come from the operation's fields.
+arguments, their help and their validation all come from the operation's fields
+(a field that may stand aside for another, `Field.unless`, is optional here: the
+trigger's validation says when neither or both are given), the command's
+description from its `DESCRIPTION`.
 """
 
 from __future__ import annotations
@@ -27,13 +30,21 @@ def _dest(field: Field) -> str:
 
 def _arguments(operation: type[Operation], parser: argparse.ArgumentParser) -> None:
     config_argument(parser)
+    if operation.DESCRIPTION:
+        parser.description = f"{operation.HELP[0].upper()}{operation.HELP[1:]}. " + (
+            operation.DESCRIPTION
+        )
     for field in operation.FIELDS:
         if field.flag is None:
             continue
         options: dict[str, object] = {"help": field.help}
+        if field.metavar is not None:
+            options["metavar"] = field.metavar
         if field.cli_type is not str:
             options["type"] = field.cli_type
-        if field.flag.startswith("--"):
+        if not field.flag.startswith("--") and not field.required:
+            options.update(nargs="?", default=field.default)
+        elif field.flag.startswith("--"):
             if field.required:
                 options["required"] = True
             elif field.default not in ("", None):

@@ -187,6 +187,8 @@ class ImagesConfig:
     `start` is a UTC time (epoch seconds): slots begin at `start` and every
     `interval_days` after it. `keep`: published images kept per (branch, device,
     UI). `max_parallel`: image jobs at once, within jobs.max_parallel.
+    `min_free_bytes`: no image job starts while the file system of the images
+    directory has less free space than this (0: no such guard).
     `branches`: the configured branches, in order. `releases`: branch -> release
     name for every configured branch (`edge` for `development_branch`, the first
     branch unless set, else the branch's name). `url`: the public address of the
@@ -200,6 +202,7 @@ class ImagesConfig:
     start: float = DEFAULT_START
     keep: int = 2
     max_parallel: int = 1
+    min_free_bytes: int = 0
     branches: tuple[str, ...] = ()
     development_branch: str = ""
     releases: Mapping[str, str] = field(default_factory=_no_releases)
@@ -230,6 +233,18 @@ class ImagesConfig:
         """The configured device of this codename, if any."""
         return next((d for d in self.devices if d.codename == codename), None)
 
+    def matrix(self) -> tuple[tuple[str, str, str, str, str], ...]:
+        """(branch, release, device, UI, kernel) of every image the section
+        names, whatever the trees hold; kernel "" for a device's only one."""
+        return tuple(
+            (branch, self.release(branch), device.codename, ui, kernel)
+            for branch in self.branches
+            for device in self.devices
+            if device.builds_on(branch)
+            for ui in device.uis_for(branch)
+            for kernel in device.kernels_for(branch)
+        )
+
 
 def derive_uis(chassis: Sequence[str], gpu: bool = True) -> tuple[str, ...]:
     """The UIs of a device from what it is, like bpo's `get_ui_list`, in a fixed
@@ -252,6 +267,7 @@ _TOP_KEYS = {
     "start",
     "keep",
     "max_parallel",
+    "min_free_bytes",
     "development_branch",
     "releases",
     "password",
@@ -309,6 +325,7 @@ def read_images(
         start=_read_start(r, m.get("start")),
         keep=r.integer(m.get("keep"), w + "keep", 2, minimum=1),
         max_parallel=max_parallel,
+        min_free_bytes=r.integer(m.get("min_free_bytes"), w + "min_free_bytes", 0),
         branches=branches,
         development_branch=development,
         releases=_read_releases(r, m.get("releases"), branches, development),

@@ -43,6 +43,7 @@ from reconciler.plan.actions import (
     PublishImage,
     ReindexWip,
     RemoveBranch,
+    RemoveImages,
     SeedFromOrigin,
     SubmitBuild,
     SubmitImage,
@@ -121,6 +122,18 @@ class Executor:
                 return f"removed {len(removed)} unlisted apk(s) from final {repo}"
             case SubmitImage():
                 return self._submit_image(action)
+            case PublishImage() | PruneImages() | RemoveImages():
+                return self._images_tree(action)
+            case RemoveBranch(branch=branch, splitrepos=splitrepos, checkout=checkout, why=why):
+                self.store.remove_branch(branch, splitrepos)
+                if checkout:
+                    shutil.rmtree(checkout, ignore_errors=True)
+                return f"removed the repositories of {branch}: {why}"
+        raise TypeError(f"unknown action {action!r}")
+
+    def _images_tree(self, action: PublishImage | PruneImages | RemoveImages) -> str:
+        """Publish into, prune or remove from the images tree."""
+        match action:
             case PublishImage(job=job, image=image):
                 try:
                     return self.images.publish(job, image)
@@ -131,12 +144,9 @@ class Executor:
                 removed = self.images.prune(release, device, ui, dates, action.job_ids)
                 where = f"{release}/{device}/{ui}"
                 return f"removed {len(removed)} image(s) of {where}: {', '.join(removed)} ({why})"
-            case RemoveBranch(branch=branch, splitrepos=splitrepos, checkout=checkout, why=why):
-                self.store.remove_branch(branch, splitrepos)
-                if checkout:
-                    shutil.rmtree(checkout, ignore_errors=True)
-                return f"removed the repositories of {branch}: {why}"
-        raise TypeError(f"unknown action {action!r}")
+            case RemoveImages(release=release, device=device, ui=ui, job_ids=job_ids, why=why):
+                removed = self.images.remove(release, device, ui, job_ids)
+                return f"removed {', '.join(removed) or 'nothing'} from the images tree ({why})"
 
     def _publish(self, action: PublishFinal) -> str:
         job, repo = action.job, action.repo

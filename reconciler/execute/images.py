@@ -1,5 +1,6 @@
-"""The images directory: publishing a finished image job's files and pruning old
-date directories.
+"""The images directory: publishing a finished image job's files, pruning old
+date directories and removing what an operator asks to (a device or UI no
+longer configured).
 
 A job's files are published only when they are exactly the files its log's
 checksum block lists (`formats.imagelog`), each with that sha256, with the
@@ -9,7 +10,9 @@ directory beside the tree (`.staging-<job id>`), synced, and renamed into
 directory whole or not at all; the job's id is kept there in `.job` (`JOB_ID_FILE`) (dot files
 are neither listed nor served) so that pruning the directory also removes the
 site's copy of the job's log. A crash leaves at most a staging directory,
-removed when the store starts.
+removed when the store starts. Pruning and removal rename what goes aside
+(`.trash-…`) in one step, then delete it: the tree never shows half a
+directory, and a crash in between leaves trash that the next start removes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from reconciler.model.images import (
     JOB_ID_FILE,
     DesiredImage,
     image_file_name,
+    is_image_name,
+    is_release_name,
     is_slot_name,
     packages_file_name,
 )
@@ -107,20 +112,47 @@ class ImageStore:
         for date, job_id in zip(dates, job_ids, strict=True):
             if not is_slot_name(date):
                 continue
-            path = parent / date
             trash = self.root / f"{TRASH_PREFIX}{release}-{device}-{ui}-{date}"
-            try:
-                os.rename(path, trash)
-            except FileNotFoundError:
+            if not _move_aside(parent / date, trash):
                 continue
-            fsync_dir(parent)
             shutil.rmtree(trash, ignore_errors=True)
+            self._remove_logs((job_id,))
+            removed.append(date)
+        return removed
+
+    def remove(self, release: str, device: str, ui: str, job_ids: tuple[str, ...]) -> list[str]:
+        """Remove `<release>/<device>/<ui>` (the whole device when `ui` is "") and
+        the site's copies of `job_ids`' logs; then the device's and the release's
+        directory when no directory is left in them (only their pages). Returns
+        what was removed, relative to the root. Names that are not the images
+        model's are refused (ValueError): nothing outside the tree is touched."""
+        if not is_release_name(release) or not is_image_name(device):
+            raise ValueError(f"not an images directory: {release!r}/{device!r}")
+        if ui and not is_image_name(ui):
+            raise ValueError(f"not a UI directory: {ui!r}")
+        parts = [release, device, *([ui] if ui else [])]
+        removed: list[str] = []
+        while parts:
+            path = self.root.joinpath(*parts)
+            if removed and _has_subdirectories(path):
+                break
+            trash = self.root / f"{TRASH_PREFIX}remove-{'-'.join(parts)}"
+            if _move_aside(path, trash):
+                shutil.rmtree(trash, ignore_errors=True)
+                removed.append("/".join(parts))
+            elif not removed:
+                break
+            parts.pop()
+        self._remove_logs(job_ids)
+        return removed
+
+    def _remove_logs(self, job_ids: tuple[str, ...]) -> None:
+        """The site's copies of these jobs' logs."""
+        for job_id in job_ids:
             if job_id and "/" not in job_id and not job_id.startswith("."):
                 for name in (f"{job_id}.log", f"{job_id}.log.gz"):
                     with contextlib.suppress(FileNotFoundError):
                         (self.site_logs / name).unlink()
-            removed.append(date)
-        return removed
 
     def _listed(self, job: JobObservation) -> dict[str, str]:
         """The files the job's log lists, with their sha256."""
@@ -131,6 +163,31 @@ class ImageStore:
             return parse_sha256_lines(data.decode("utf-8", errors="replace"))
         except (OSError, Refused, ImageLogError) as exc:
             raise RefusedError(f"image job {job.key.job_id}: its log: {exc}") from exc
+
+
+def _move_aside(path: Path, trash: Path) -> bool:
+    """Rename `path` to `trash` (the same file system: one step) and sync its
+    parent; False when there is no such directory (a symlink is not followed)."""
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            return False
+        shutil.rmtree(trash, ignore_errors=True)  # a leftover of a crash
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return False
+    fsync_dir(path.parent)
+    return True
+
+
+def _has_subdirectories(path: Path) -> bool:
+    """Whether a directory holds a directory (its pages are files); True when it
+    cannot be listed, so that nothing is removed on a guess."""
+    try:
+        return any(e.is_dir(follow_symlinks=False) for e in os.scandir(path))
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
 
 
 def _date_of(listed: dict[str, str], image: DesiredImage) -> str:

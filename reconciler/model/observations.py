@@ -1,5 +1,6 @@
 """What one pass found: each repository's WIP, final and symlink directories and
-indexes, and the job service's jobs, as one frozen snapshot.
+indexes, the job service's jobs, the published images and the free space where
+they are published, as one frozen snapshot.
 """
 
 from __future__ import annotations
@@ -69,3 +70,6 @@ class ObservedState:
     mirror_failures: dict[str, float] = field(default_factory=dict)
     # The published images, by release, device, UI and date directory.
     images: tuple[PublishedImage, ...] = ()
+    # Bytes free for the daemon on the images directory's file system (None: not
+    # known, or not looked at).
+    images_free_bytes: int | None = None

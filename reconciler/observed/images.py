@@ -1,5 +1,6 @@
 """What the images tree holds: `<release>/<device>/<ui>/<date>/` directories and
-their files, with the checksums their `.sha256` / `.sha512` files state.
+their files, with the checksums their `.sha256` / `.sha512` files state; and how
+much space its file system has free (`free_bytes`, for `images.min_free_bytes`).
 
 Read as hostile input: only names the images model allows are taken (a release,
 codenames, `YYYYMMDD-HHMM` dates), symlinks and other odd entries are skipped,
@@ -40,12 +41,32 @@ class _Listed:
     images: tuple[PublishedImage, ...]
 
 
+def free_bytes(path: Path) -> int | None:
+    """Bytes an unprivileged writer may still use on the file system of `path`
+    (or of its nearest existing parent, where it will be made); None when it
+    cannot be told."""
+    for candidate in (path, *path.parents):
+        try:
+            found = os.statvfs(candidate)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("cannot tell the free space of %s: %s", candidate, exc)
+            return None
+        return found.f_bavail * found.f_frsize
+    return None
+
+
 class ImageScanner:
     """Lists the images tree; keeps each UI directory's listing while its mtime holds."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._uis: dict[tuple[str, str, str], _Listed] = {}
+
+    def free_bytes(self) -> int | None:
+        """The free space of the tree's file system (`free_bytes`)."""
+        return free_bytes(self.root)
 
     def scan(self, *, full: bool = False) -> tuple[PublishedImage, ...]:
         """Every published date directory, sorted; `full` lists every UI directory again."""

@@ -1,5 +1,6 @@
-"""One pass's snapshot: every repository, the job service's jobs and what the
-daemon remembers, as one frozen ObservedState that plan() reads.
+"""One pass's snapshot: every repository, the job service's jobs, what the
+daemon remembers, and the images tree with its file system's free space, as
+one frozen ObservedState that plan() reads.
 
 Nothing here writes. A job service that cannot be asked is reported in the
 snapshot (and no job is listed), never raised: the plan then submits nothing.
@@ -44,4 +45,5 @@ def observe(
         mirrored=dict(memory.mirrored),
         mirror_failures=dict(memory.mirror_failures),
         images=images.scan(full=full) if images is not None else (),
+        images_free_bytes=images.free_bytes() if images is not None else None,
     )

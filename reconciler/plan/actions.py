@@ -162,6 +162,19 @@ class PruneImages:
     why: str
 
 
+@dataclass(frozen=True, slots=True)
+class RemoveImages:
+    """Remove `<release>/<device>[/<ui>]` of the images tree (the whole device
+    when `ui` is ""), which the configuration no longer names, at once (renamed
+    aside, then deleted), with the site's copies of its jobs' logs."""
+
+    release: str
+    device: str
+    ui: str
+    job_ids: tuple[str, ...]  # of the jobs that built what it holds, as observed
+    why: str
+
+
 Action = (
     SubmitBuild
     | CollectBuild
@@ -178,6 +191,7 @@ Action = (
     | SubmitImage
     | PublishImage
     | PruneImages
+    | RemoveImages
 )
 
 

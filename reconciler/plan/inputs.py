@@ -26,11 +26,18 @@ class BranchOrder:
 
 @dataclass(frozen=True, slots=True)
 class ImageSettings:
-    """The images of this slot and how they are run and kept."""
+    """The images of this slot and how they are run and kept.
+
+    `matrix`: every image the configuration names, as (branch, release, device,
+    UI, kernel), whatever the trees hold: what an operator's removal may not
+    touch. `root`: the images directory, as the reasons name it."""
 
     desired: tuple[DesiredImage, ...] = ()
     keep: int = 2  # published date directories kept per (release, device, UI)
     max_parallel: int = 1  # image jobs at once, within the jobs' own limit
+    min_free_bytes: int = 0  # no image job starts with less free (0: no guard)
+    root: str = ""
+    matrix: frozenset[tuple[str, str, str, str, str]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

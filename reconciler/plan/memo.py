@@ -8,12 +8,14 @@ inputs and how each is compared, cheapest first:
 - observed repositories: the RepoObserved objects, by identity (the scanner hands
   out the same object while a repository's directories and indexes are unchanged);
 - jobs, refused results, mirrored indexes, published images, the job service's
-  error: by equality;
+  error: by equality; the images directory's free space only by what the plan
+  makes of it (`images.disk_wait`: "" while there is enough), so that a
+  changing number of free bytes does not make every pass plan again;
 - settings, which carry the operator intents (holds, retries): by equality;
 - the clock: plan() reads `now` only to tell whether a retry is due and whether a
-  hold has expired, so a plan stays valid from the moment it was made until the
-  earliest retry deadline (`Plan.next_wakeup`), hold or pause expiry or mirror
-  retry after it. A failed
+  hold (of a package or an image) has expired, so a plan stays valid from the
+  moment it was made until the earliest retry deadline (`Plan.next_wakeup`),
+  hold or pause expiry or mirror retry after it. A failed
   job without an end time makes its deadline depend on `now` itself: such a plan
   is never reused.
 
@@ -29,6 +31,7 @@ from typing import TypeVar
 
 from reconciler.model.observations import ObservedState
 from reconciler.model.packages import BranchDesired
+from reconciler.plan.images import disk_wait
 from reconciler.plan.inputs import PlanSettings
 from reconciler.plan.planner import Plan, plan
 
@@ -58,6 +61,8 @@ class _Inputs:
             and mine.mirror_failures == observed.mirror_failures
             and mine.images == observed.images
             and self.settings == settings
+            and disk_wait(mine.images_free_bytes, settings.images)
+            == disk_wait(observed.images_free_bytes, settings.images)
         )
 
 
@@ -75,6 +80,7 @@ def valid_until(result: Plan, observed: ObservedState, settings: PlanSettings, n
             return now  # its retry deadline moves with the clock
     intents = settings.intents
     expiries = [h.expires for h in intents.holds] + [p.expires for p in intents.pauses]
+    expiries += [h.expires for h in intents.image_holds]
     deadlines = [t for t in expiries if t is not None]
     deadlines += [t + settings.mirror_retry_seconds for t in observed.mirror_failures.values()]
     if result.next_wakeup is not None:

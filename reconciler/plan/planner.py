@@ -61,7 +61,8 @@ class Plan:
     # The packages ready to build but waiting for a job slot, in the order the
     # plan submits them as slots free.
     queue: tuple[PkgStatus, ...] = ()
-    images: tuple[ImageStatus, ...] = ()  # every desired image of the current slot
+    # Every desired image: the current slot's, and those an operator asked for now.
+    images: tuple[ImageStatus, ...] = ()
 
 
 def plan(

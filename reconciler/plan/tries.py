@@ -59,7 +59,10 @@ class Tries:
         live = success = last_failure = None
         reason = ""
         intents = self._settings.intents
-        forgiven = intents.retried_after(intent.repo, intent.pkgname)
+        if intent.kind is JobKind.IMAGE:  # an image's grants name its slot
+            forgiven = intents.image_retried_after(intent)
+        else:
+            forgiven = intents.retried_after(intent.repo, intent.pkgname)
         rebuild = intents.rebuild_for(intent.repo, intent.pkgname, intent.version)
         if rebuild is not None and intent.kind is JobKind.BUILD:
             forgiven = max(forgiven, rebuild.after_attempt)
