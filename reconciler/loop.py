@@ -62,6 +62,8 @@ from reconciler.plan.actions import CancelJob, Outcome, SubmitBuild, SubmitImage
 from reconciler.plan.inputs import BranchOrder, ImageSettings, PlanSettings
 from reconciler.plan.memo import PlanMemo, same_items
 from reconciler.plan.planner import Plan
+from reconciler.site.images_writer import ImagesWriter
+from reconciler.site.imagetree import build_tree
 from reconciler.site.metrics import MetricsFormatter, PassFigures
 from reconciler.site.model import BranchInfo, SiteInput, versions_from
 from reconciler.site.writer import SiteWriter
@@ -197,9 +199,7 @@ class Daemon:
         roots = RepoRoots(paths.wip_repo, paths.final_repo, paths.symlink_repo)
         self.scanner = RepoScanner(roots)
         self.image_scanner = ImageScanner(paths.images)
-        self._images_memo: tuple[float | None, tuple[BranchDesired, ...], DesiredImages] | None = (
-            None
-        )
+        self._images_memo: ImagesMemo | None = None
         wip_private = load_private_key(config.keys.wip_private)
         os.chmod(config.keys.wip_private, 0o600)  # a key, now known: readable by us only
         signing = SigningKeys(
@@ -218,6 +218,7 @@ class Daemon:
         images = ImageStore(paths.images, paths.html_out / "logs")
         self.executor = Executor(config, self.jobs, self.store, self.memory, clock, images)
         self.site = SiteWriter(paths.html_out)
+        self.images_site = ImagesWriter(paths.images, self.site.render_template)
         self.metrics = MetricsFormatter()
         self._transitions_of: Plan | None = None  # the plan whose states memory holds
         self._unreachable_since: float | None = None
@@ -302,7 +303,7 @@ class Daemon:
             *(o.message for o in outcomes if not (o.ok or o.no_space)),
             *self._record(result, now),
         ]
-        self._show(desired, observed, result, [*self._space_problem(), *problems], now)
+        self._show(desired, observed, result, [*self._space_problem(), *problems], now, images)
         live = sum(1 for o in observed.jobs.values() if o.status.is_live) + sum(
             1
             for o in outcomes
@@ -439,9 +440,10 @@ class Daemon:
         result: Plan,
         problems: list[str],
         now: float,
+        desired_images: tuple[DesiredImage, ...] = (),
     ) -> None:
-        """Bring the status site up to date; on failure the previous pages stay, and
-        the next good render says what happened."""
+        """Bring the status site (and the images tree's pages) up to date; on
+        failure the previous pages stay, and the next good render says what happened."""
         if self._site_error:
             problems = [*problems, self._site_error]
         site = self.config.site
@@ -473,6 +475,7 @@ class Daemon:
         try:
             self.site.copy_logs([o for o in observed.jobs.values() if not o.status.is_live])
             self.site.render(site_input, now)
+            self._show_images(observed, desired_images)
             self._site_error = ""
         except Exception as exc:  # a page that cannot be made must not stop the pass
             stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
@@ -483,6 +486,23 @@ class Daemon:
                 log.error("%s", self._site_error)
             else:  # a bug: its traceback
                 log.exception("%s", self._site_error)
+
+    def _show_images(self, observed: ObservedState, desired: tuple[DesiredImage, ...]) -> None:
+        """The images tree's pages and index.json, in the site's templates and look."""
+        images = self.config.images
+        if not images.enabled and not observed.images:
+            return
+        job_ids = {(i.release, i.device, i.ui, i.date): i.job_id for i in observed.images}
+        tree = build_tree(
+            observed.images,
+            images,
+            self.config.branches,
+            job_ids,
+            site_url=self.config.site.url,
+            site_title=self.config.site.title,
+            device_names={d.target.device: d.device_pretty for d in desired},
+        )
+        self.images_site.write(tree, style=self.site.style)
 
     def _heartbeat(
         self,

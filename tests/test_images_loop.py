@@ -7,6 +7,7 @@ leaves the queue while its published images stay."""
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def image_jobs(table: JobTable) -> list[str]:
 
 def dates(root: Path) -> list[str]:
     ui = root / "edge" / "demo-phone" / "demo"
-    return sorted(p.name for p in ui.iterdir()) if ui.is_dir() else []
+    return sorted(p.name for p in ui.iterdir() if p.is_dir()) if ui.is_dir() else []
 
 
 def test_an_image_waits_builds_publishes_and_is_pruned_to_keep(
@@ -74,11 +75,29 @@ def test_an_image_waits_builds_publishes_and_is_pruned_to_keep(
         f"{stem}.img.xz",
         f"{stem}.img.xz.sha256",
         f"{stem}.img.xz.sha512",
+        "index.html",
     ], files
     image = (root / "edge/demo-phone/demo" / date / f"{stem}.img.xz").read_bytes()
     sha = (root / "edge/demo-phone/demo" / date / f"{stem}.img.xz.sha256").read_text()
     assert sha.split()[0] == hashlib.sha256(image).hexdigest()
     assert len(image_jobs(job_table)) == 1
+    # The next pass sees it and writes the tree's pages and index.json.
+    daemon.run_pass()
+    index = json.loads((root / "index.json").read_text())
+    (release,) = index["releases"]
+    listed = release["devices"][0]["interfaces"][0]["images"]
+    assert [i["name"] for i in listed] == [f"{stem}.img.xz"]
+    assert listed[0]["sha256"] == hashlib.sha256(image).hexdigest()
+    for page in (
+        "",
+        "edge/",
+        "edge/demo-phone/",
+        "edge/demo-phone/demo/",
+        f"edge/demo-phone/demo/{date}/",
+    ):
+        assert (root / page / "index.html").is_file(), page
+    files_page = (root / "edge/demo-phone/demo" / date / "index.html").read_text()
+    assert f"{stem}.img.xz" in files_page and "logs/image%40main" in files_page
 
     # The same slot: nothing more, even after a restart.
     clock.advance(DAY)

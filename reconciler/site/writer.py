@@ -39,7 +39,7 @@ import gzip
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -323,6 +323,16 @@ class SiteWriter:
         self._pending_twins: dict[str, bool] = {}
         self.written = 0  # files written since start (tests, metrics)
         self.rendered = 0  # pages rendered since start
+
+    def render_template(self, name: str, context: Mapping[str, object]) -> str:
+        """A page of another tree (the images') in this site's templates and look;
+        after `render`, which stages the static files its links name."""
+        return self.env.get_template(name).render(context)
+
+    @property
+    def style(self) -> tuple[tuple[str, str], ...]:
+        """The static files' fingerprints: pages rendered elsewhere depend on them."""
+        return tuple(sorted(self._versions.items()))
 
     # --- pages ---------------------------------------------------------------
     def render(self, site: SiteInput, now: float) -> bool:
