@@ -471,6 +471,7 @@ class Daemon:
             pauses=tuple(p for p in self.intents.pauses if p.expires is None or now < p.expires),
             last_pass_at=self._last_full_pass,
             stale_after_seconds=2 * self.config.loop.resync_interval_seconds,
+            images_interval_seconds=self.config.images.interval_seconds,
         )
         try:
             self.site.copy_logs([o for o in observed.jobs.values() if not o.status.is_live])

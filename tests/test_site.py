@@ -231,6 +231,24 @@ def test_status_json_is_the_plain_json_dump_of_its_document() -> None:
                 for p in site.pauses
                 if p.branch in {b.name for b in branches}
             ],
+            "images": [
+                {
+                    "branch": i.target.branch,
+                    "device": i.target.device,
+                    "ui": i.target.ui,
+                    "kernel": i.target.kernel,
+                    "arch": i.arch,
+                    "slot": i.target.slot,
+                    "state": i.state.value,
+                    "reason": i.reason,
+                    "tries": i.tries,
+                    "max_tries": i.max_tries,
+                    "log": f"logs/{i.job_id}.log" if i.job_id else "",
+                    "date": i.date,
+                }
+                for i in site.plan.images
+                if i.target.branch in {b.name for b in branches}
+            ],
             "last_pass_at": iso(site.last_pass_at),
             "last_pass_at_unix": site.last_pass_at,
             "stale_after_seconds": site.stale_after_seconds,

@@ -24,7 +24,8 @@ def read_config(args: argparse.Namespace) -> Config:
 
 
 def summary(result: PassResult) -> str:
-    """A short text of what is not published, for `run --once`."""
+    """A short text of what is not published (packages, then device images), for
+    `run --once`."""
     lines = [f"problem: {problem}" for problem in result.problems]
     for repo in result.plan.repos:
         if repo.phase not in ("published", "empty"):
@@ -34,9 +35,23 @@ def summary(result: PassResult) -> str:
             lines.append(
                 f"  {pkg.repo} {pkg.pkgname} {pkg.version}: {pkg.state} {pkg.reason}".rstrip()
             )
+    lines += image_lines(result)
     if result.job_service_error:
         lines.append(f"job service unreachable: {result.job_service_error}")
     return "\n".join(lines)
+
+
+def image_lines(result: PassResult) -> list[str]:
+    """The device images not published yet, one line each with state and reason."""
+    from reconciler.site.words import joined
+
+    lines = []
+    for image in result.plan.images:
+        if image.state is not PkgState.PUBLISHED:
+            t = image.target
+            name = ":".join(x for x in (t.branch, t.device, t.ui, t.kernel) if x)
+            lines.append(f"  image {name} ({image.arch}): {joined(image.state, image.reason)}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +68,9 @@ def _run(daemon: Daemon, *, once: bool) -> int:
         if result.all_published:
             pairs = len(result.plan.packages)
             print(f"converged: every desired package is published ({pairs} package/arch pairs)")
+            images = image_lines(result)
+            if images:
+                print("device images not published yet:\n" + "\n".join(images))
             return 0
         print("not converged:\n" + summary(result))
         return 1

@@ -4,9 +4,11 @@ It reads `<paths.html_out>/status.json`, the document the daemon writes with
 the site, and never writes anything: it works beside a running daemon and on a
 host where only the site is. Per branch and repository it prints the phase,
 the packages per state, the commit and time it was published from and why it
-is not done; then the running jobs and the problem packages with their
-reasons. `--json` prints the document itself. Exit 0 when every desired
-package is published, 1 otherwise, 2 when the daemon's last full pass is older
+is not done; then the running jobs, the device images (each with its state,
+reason, tries and published date directory) and the problem packages and
+images with their reasons. `--json` prints the document itself. Exit 0 when
+every desired package is published and no image failed or is retrying, 1
+otherwise, 2 when the daemon's last full pass is older
 than twice the resync interval (it may be down) or it never wrote the file.
 """
 
@@ -73,7 +75,39 @@ def exit_code(document: dict[str, Any], now: float) -> tuple[int, str]:
             " it may be down, and what follows may be out of date"
         )
     states = [p.get("state") for p in document.get("packages", []) if isinstance(p, dict)]
-    return (0 if all(s == "published" for s in states) else 1), ""
+    failing = [i for i in _images(document) if i.get("state") in PROBLEM_STATES]
+    return (0 if all(s == "published" for s in states) and not failing else 1), ""
+
+
+def _images(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [i for i in document.get("images") or [] if isinstance(i, dict)]
+
+
+def image_name(image: dict[str, Any]) -> str:
+    """bpo's `branch:device:ui`, with `:kernel` when one is named."""
+    parts = [image.get("branch"), image.get("device"), image.get("ui"), image.get("kernel")]
+    return ":".join(str(p) for p in parts if p)
+
+
+def image_lines(document: dict[str, Any]) -> list[str]:
+    """The images block: one line per desired image."""
+    images = _images(document)
+    if not images:
+        return []
+    lines = [f"images: {len(images)}"]
+    for image in images:
+        state = str(image.get("state") or "?")
+        tries = (
+            f" (try {image.get('tries')}/{image.get('max_tries')})"
+            if state in PROBLEM_STATES and image.get("max_tries")
+            else ""
+        )
+        where = f" [{image['date']}]" if image.get("date") else ""
+        reason = f": {image['reason']}" if image.get("reason") else ""
+        lines.append(
+            f"  {image_name(image):36} {image.get('arch', '?'):10} {state}{reason}{tries}{where}"
+        )
+    return lines
 
 
 def status_lines(document: dict[str, Any]) -> list[str]:
@@ -111,13 +145,19 @@ def status_lines(document: dict[str, Any]) -> list[str]:
                 f"{kind[:-1]}: {what} by {intent.get('who')} since {intent.get('since')}"
                 f"{until}: {intent.get('why')}"
             )
+    lines += image_lines(document)
     problems = [p for p in packages if p.get("state") in PROBLEM_STATES]
-    if problems:
-        lines.append(f"problems: {len(problems)}")
+    bad_images = [i for i in _images(document) if i.get("state") in PROBLEM_STATES]
+    if problems or bad_images:
+        lines.append(f"problems: {len(problems) + len(bad_images)}")
         lines += [
             f"  {p.get('repo')} {p.get('pkgname')} {p.get('version') or '?'}: "
             f"{p.get('state')}: {p.get('reason')}"
             for p in problems
+        ]
+        lines += [
+            f"  image {image_name(i)} ({i.get('arch')}): {i.get('state')}: {i.get('reason')}"
+            for i in bad_images
         ]
     return lines
 

@@ -6,9 +6,10 @@ the statuses, and spliced into both documents; the bytes are exactly
 `json.dumps(document, sort_keys=True, separators=(",", ":"))` (a test checks).
 A package's row says what it waits for (`needs`: one requirement each, which
 the queue page groups by). Besides the packages and branches: the holds and
-pauses in force, and when the daemon last made a full pass (`last_pass_at`,
-ISO, and `last_pass_at_unix`) with the age after which that means it may be
-down (`stale_after_seconds`).
+pauses in force, the desired device images (`images`: branch, device, ui,
+kernel, arch, slot, state, reason, tries, max_tries, log, date), and when the
+daemon last made a full pass (`last_pass_at`, ISO, and `last_pass_at_unix`)
+with the age after which that means it may be down (`stale_after_seconds`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 from json.encoder import encode_basestring_ascii
 
 from reconciler.model.names import RepoKey
+from reconciler.model.progress import ImageStatus
 from reconciler.operator.intents import Hold, Pause
 from reconciler.site.model import STATES, BranchInfo, BranchSummary, SiteInput, iso, log_href
 
@@ -41,10 +43,12 @@ def status_documents(
         docs = {b.name: _branch_doc(b, by_name[b.name], state_names) for b in branches}
         holds = [_intent_doc(h) for h in site.holds if h.branch in names]
         pauses = [_intent_doc(p) for p in site.pauses if p.branch in names]
+        images = [_image_doc(i) for i in site.plan.images if i.target.branch in names]
         text = (
             f'{{"badge":{dumps(badge)}'
             f',"branches":{dumps(docs)}'
             f',"holds":{dumps(holds)}'
+            f',"images":{dumps(images)}'
             f',"last_pass_at":{dumps(iso(seen) if seen is not None else None)}'
             f',"last_pass_at_unix":{dumps(seen)}'
             f',"packages":[{listed}]'
@@ -85,9 +89,29 @@ def _package_rows(site: SiteInput) -> dict[str, str]:
             f'{head}{log},"max_tries":{int(s.max_tries)},"needs":{needs}'
             f',"next_try_at":{next_try}'
             f',"pkgname":{quote(s.pkgname)},"reason":{quote(s.reason)}{middle}'
-            f'{quote(s.state.value)},"tries":{int(s.tries)},"version":{quote(s.version)}}}'
+            f'{quote(s.state)},"tries":{int(s.tries)},"version":{quote(s.version)}}}'
         )
     return {name: ",".join(branch_rows) for name, branch_rows in rows.items()}
+
+
+def _image_doc(image: ImageStatus) -> dict[str, object]:
+    """A desired image: its identity, state and reason, tries, log and published
+    date directory ("" while none)."""
+    t = image.target
+    return {
+        "branch": t.branch,
+        "device": t.device,
+        "ui": t.ui,
+        "kernel": t.kernel,
+        "arch": image.arch,
+        "slot": t.slot,
+        "state": image.state.value,
+        "reason": image.reason,
+        "tries": image.tries,
+        "max_tries": image.max_tries,
+        "log": log_href(None, image.job_id),
+        "date": image.date,
+    }
 
 
 def _intent_doc(intent: Hold | Pause) -> dict[str, object]:

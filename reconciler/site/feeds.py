@@ -14,6 +14,13 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from reconciler.model.progress import PkgState
+from reconciler.site.images_status import (
+    IMAGES_PAGE,
+    image_alarms,
+    image_name,
+    quiet_alarms,
+    unsettled,
+)
 from reconciler.site.model import (
     ALARM_STATES,
     BranchInfo,
@@ -54,10 +61,13 @@ class FeedData:
 
 
 def badge_state(site: SiteInput) -> str:
-    """failed (a package failed or broken outside the branches being brought up),
-    building (anything else still to publish: held packages are not) or up-to-date."""
+    """failed (a package failed or broken, or an image failed, outside the branches
+    being brought up), building (anything else still to publish, images too: held
+    ones are not) or up-to-date."""
+    if quiet_alarms(site):
+        return "failed"
     quiet = {b.name for b in site.branches if b.ignore_errors}
-    building = False
+    building = unsettled(site)
     for status in site.plan.packages:
         state = status.state
         if state in SETTLED:
@@ -71,13 +81,15 @@ def badge_state(site: SiteInput) -> str:
 def monitoring_lines(site: SiteInput) -> tuple[str, ...]:
     """monitoring.txt in bpo's format, which monitoring already parses: "OK", or
     "N failure(s) at [title](url):" and a bullet per failed or broken package
-    (every branch, as bpo), at most `monitoring_max`, "* ..." for the rest, then
-    the footer."""
+    (every branch, as bpo), then one per failed image ("* 🖼️ [branch:device:ui](log)
+    (try n/N)"), at most `monitoring_max` in all, "* ..." for the rest, then the
+    footer."""
     failing = [s for s in site.plan.packages if s.state in ALARM_STATES]
-    if not failing:
+    images = image_alarms(site)
+    if not failing and not images:
         return ("OK",)
     base = site.url if site.url.endswith("/") else site.url + "/"
-    lines = [f"{len(failing)} failure(s) at [{site.title}]({site.url}):"]
+    lines = [f"{len(failing) + len(images)} failure(s) at [{site.title}]({site.url}):"]
     limit = site.monitoring_max
     for status in failing[:limit]:
         page = base + package_href(status.repo.branch, status.pkgname)
@@ -87,7 +99,11 @@ def monitoring_lines(site: SiteInput) -> tuple[str, ...]:
             link = base + log_href(None, status.job_id) if status.job_id else page
             why = f"try {status.tries}/{status.max_tries}"
         lines.append(f"* 📦 [{status.repo}/{status.pkgname}]({link}) ({why})")
-    if len(failing) > limit:
+    for image in images[: max(limit - len(failing), 0)]:
+        link = base + log_href(None, image.job_id) if image.job_id else base + IMAGES_PAGE
+        why = f"try {image.tries}/{image.max_tries}"
+        lines.append(f"* 🖼️ [{image_name(image.target)}]({link}) ({why})")
+    if len(failing) + len(images) > limit:
         lines.append("* ...")
     if site.monitoring_footer:
         lines.append(site.monitoring_footer)

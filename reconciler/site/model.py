@@ -81,6 +81,9 @@ class SiteInput:
     # older than `stale_after_seconds` comes from a daemon that may be down.
     last_pass_at: float | None = None
     stale_after_seconds: float = 600.0
+    # The device images' slot interval (0: not known; the images page then names
+    # each image's slot instead of when the next one starts).
+    images_interval_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -356,9 +356,9 @@ class PackagePager:
         state = first.state
         return ArchRow(
             ", ".join(arches),
-            state.value,
+            str(state),  # the value, without the enum's (slow) `value` property
             state.letter,
-            joined(state.value, first.reason),
+            joined(str(state), first.reason),
             iso(first.next_try_at) if state is RETRYING else "",
             first.version,
             pair[0],

@@ -10,7 +10,8 @@ state columns that are not all zero, the holds and pauses in force, when the
 daemon last made a full pass and the transitions by day; the queue page is the
 plan: what starts next in the order the plan submits it, what waits grouped by
 what it waits for, and what each repository waits for before it publishes; the
-operations page lists every operator action on record.
+operations page lists every operator action on record; the images page
+(site.images_status) each desired device image, which the front page sums up.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from reconciler.operator.intents import Hold, Pause
 from reconciler.plan.planner import Plan
 from reconciler.site.documents import status_documents
 from reconciler.site.feeds import OPERATIONS_PAGE, badge_state, feed_data, monitoring_lines
+from reconciler.site.images_status import IMAGES_PAGE, ImagesData, images_data
 from reconciler.site.model import (
     ALARM_STATES,
     BranchSummary,
@@ -109,6 +111,7 @@ class IndexData:
     holds: tuple[IntentRow, ...]
     pauses: tuple[IntentRow, ...]
     daemon: DaemonSeen
+    images: ImagesData  # the front page shows its counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,10 +237,15 @@ def build_pages(site: SiteInput, previous: PackageInputs | None = None) -> SiteP
     links = Links(packages.inputs.pages, frozenset(b.name for b in site.branches))
     badge = badge_state(site)
     running = running_jobs(site)
+    images = images_data(site, logs)
     pages: dict[str, Page] = {
         "index.html": Page(
-            "index.html", "", site.title, index_data(site, summaries, links, logs, badge, running)
+            "index.html",
+            "",
+            site.title,
+            index_data(site, summaries, links, logs, badge, running, images),
         ),
+        IMAGES_PAGE: Page(IMAGES_PAGE, "", f"{site.title}: images", images),
         "queue.html": Page("queue.html", "", f"{site.title}: queue", queue_data(site, running)),
         "failures.html": Page(
             "failures.html", "", f"{site.title}: failures", failure_data(site, logs)
@@ -272,6 +280,7 @@ def index_data(
     logs: LogLinks,
     badge: str,
     running: tuple[JobRow, ...],
+    images: ImagesData,
 ) -> IndexData:
     quiet = {b.name for b in site.branches if b.ignore_errors}
     return IndexData(
@@ -287,6 +296,7 @@ def index_data(
         tuple(hold_row(h, links) for h in site.holds),
         tuple(pause_row(p, links) for p in site.pauses),
         daemon_seen(site),
+        images,
     )
 
 
