@@ -11,8 +11,9 @@ from dataclasses import replace
 
 import pytest
 
+from reconciler.model.images import ImageTarget
 from reconciler.model.names import RepoKey
-from reconciler.model.progress import PkgState, PkgStatus, RepoPhase, RepoStatus
+from reconciler.model.progress import ImageStatus, PkgState, PkgStatus, RepoPhase, RepoStatus
 from reconciler.plan.planner import Plan
 from reconciler.site.metrics import MetricsFormatter, PassFigures
 
@@ -150,3 +151,22 @@ def test_the_plan_part_is_formatted_again_only_for_another_plan() -> None:
     other = formatter.format(plan(status("a", PkgState.FAILED)), FIGURES)
     assert other != first
     assert 'state="failed"} 1' in other
+
+
+def test_images_are_counted_per_branch_arch_and_state_without_device_names() -> None:
+    def image(device: str, state: PkgState) -> ImageStatus:
+        target = ImageTarget("main", device, "demo", "", "20270101-0000")
+        return ImageStatus(target, "aarch64", "edge", state)
+
+    images = (
+        image("a", PkgState.FAILED),
+        image("b", PkgState.FAILED),
+        image("c", PkgState.PUBLISHED),
+    )
+    text = MetricsFormatter().format(replace(plan(), images=images), FIGURES)
+    got = samples(text)
+    assert got['reconciler_images{branch="main",arch="aarch64",state="failed"}'] == 2
+    assert got['reconciler_images{branch="main",arch="aarch64",state="published"}'] == 1
+    assert got['reconciler_images{branch="main",arch="aarch64",state="queued"}'] == 0
+    assert "demo" not in text and "device" not in text
+    assert "reconciler_images" not in MetricsFormatter().format(plan(), FIGURES)

@@ -1,7 +1,7 @@
 """Prometheus text exposition of one pass, for node_exporter's textfile collector.
 
 Pure formatting; labels stay low-cardinality (branch, split repo, arch, state,
-phase), never package names. The loop writes the text every pass: it is the
+phase), never package names, devices or UIs. The loop writes the text every pass: it is the
 daemon's heartbeat. Values are written in full (a count as an integer, anything
 else as Python's shortest exact repr), never rounded to a few digits: a unix time
 needs thirteen to keep its milliseconds.
@@ -109,6 +109,22 @@ def plan_metrics(plan: Plan) -> str:
             for r in plan.repos
         ],
     )
+    if plan.images:
+        images = Counter((i.target.branch, i.arch, i.state) for i in plan.images)
+        where = sorted({(branch, arch) for branch, arch, _ in images})
+        metric(
+            "reconciler_images",
+            "gauge",
+            "Desired device images per branch, arch and state.",
+            [
+                (
+                    _labels(branch=branch, arch=arch, state=state.value),
+                    float(images[(branch, arch, state)]),
+                )
+                for branch, arch in where
+                for state in PkgState
+            ],
+        )
     return "\n".join(lines) + "\n"
 
 
