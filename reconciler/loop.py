@@ -39,7 +39,7 @@ from reconciler.fs.keyfiles import (
 from reconciler.hooks.tokens import STORE_FILE_NAME as TOKENS_FILE
 from reconciler.jobs.factory import make_job_service
 from reconciler.jobs.service import JobService
-from reconciler.memory.cache import Memory
+from reconciler.memory.cache import Memory, image_events
 from reconciler.memory.history import EventLog
 from reconciler.model.images import DesiredImage
 from reconciler.model.layout import RepoRoots
@@ -420,6 +420,7 @@ class Daemon:
             return []
         try:
             events = self.memory.transitions(result.packages, result.repos, now)
+            events += image_events(self.memory, result.images, now)
             self.history.append(events)
             self.memory.save()
             self._transitions_of = result

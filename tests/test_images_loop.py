@@ -178,6 +178,9 @@ def test_an_index_signed_by_another_key_fails_the_image(
     assert status.tries == 3
     assert status.excerpt.startswith("ERROR: index ") and "not trusted" in status.excerpt
     assert len(dates(config.paths.images)) == 1, "only the first slot's image"
+    feed = (config.paths.html_out / "feed.atom").read_text()
+    assert f"image main:demo-phone:demo ({status.target.slot})" in feed
+    assert "not trusted" in feed or "exit code 1" in feed
 
 
 def test_a_device_removed_from_the_config_leaves_the_queue_and_its_images_stay(

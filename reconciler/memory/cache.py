@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.fs.atomicfile import write_text
-from reconciler.model.progress import Event, PkgState, PkgStatus, RepoPhase, RepoStatus
+from reconciler.model.progress import (
+    Event,
+    ImageStatus,
+    PkgState,
+    PkgStatus,
+    RepoPhase,
+    RepoStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,7 @@ class Memory:
         self.rejected: dict[str, str] = dict(cache.get("rejected", {}))
         self.last_states: dict[str, str] = dict(cache.get("states", {}))
         self.last_phases: dict[str, str] = dict(cache.get("phases", {}))
+        self.last_images: dict[str, str] = dict(cache.get("images", {}))
         self.mirrored: dict[str, str] = dict(cache.get("mirrored", {}))
         self._saved = self._snapshot()
         self._dirty = False  # set by every change; save() serializes only then
@@ -58,6 +66,7 @@ class Memory:
                 "rejected": self.rejected,
                 "states": self.last_states,
                 "phases": self.last_phases,
+                "images": self.last_images,
                 "mirrored": self.mirrored,
             },
             sort_keys=True,
@@ -81,6 +90,10 @@ class Memory:
 
     def mark_mirror_failed(self, repo: str, at: float) -> None:
         self.mirror_failures[repo] = at
+
+    def mark_dirty(self) -> None:
+        """Something changed that save() must write."""
+        self._dirty = True
 
     def reject(self, job_id: str, reason: str) -> None:
         self.rejected[job_id] = reason
@@ -131,6 +144,32 @@ class Memory:
             if repo_status.phase is RepoPhase.PUBLISHED and old_phase not in (None, "published"):
                 events.append(Event(now, name, "", "", "published", "repository published"))
         return events
+
+
+def image_events(memory: Memory, images: Iterable[ImageStatus], now: float) -> list[Event]:
+    """Events for the images whose state changed since the last pass (failed,
+    retrying, fixed, published), remembering the new states; images no longer
+    desired are forgotten without an event (a new slot brings a new image)."""
+    events: list[Event] = []
+    seen: set[str] = set()
+    for image in images:
+        ident = str(image.target)
+        seen.add(ident)
+        value = f"{image.state}|{image.tries}"
+        old = memory.last_images.get(ident)
+        if old == value:
+            continue
+        memory.last_images[ident] = value
+        memory.mark_dirty()
+        kind = _event_kind(old.split("|")[0] if old else "", image.state)
+        if kind:
+            where = f"{image.target.branch}/{image.arch}"
+            text = f"image {image.target}: {image.reason or image.state}"
+            events.append(Event(now, where, "", image.target.slot, kind, text, image.job_id))
+    for ident in [i for i in memory.last_images if i not in seen]:
+        del memory.last_images[ident]
+        memory.mark_dirty()
+    return events
 
 
 def _event_kind(old: str, new: PkgState) -> str:
