@@ -164,7 +164,7 @@ def image_events(memory: Memory, images: Iterable[ImageStatus], now: float) -> l
         kind = _event_kind(old.split("|")[0] if old else "", image.state)
         if kind:
             where = f"{image.target.branch}/{image.arch}"
-            text = f"image {image.target}: {image.reason or image.state}"
+            text = f"image {image.target}" + (f": {image.reason}" if image.reason else "")
             events.append(Event(now, where, "", image.target.slot, kind, text, image.job_id))
     for ident in [i for i in memory.last_images if i not in seen]:
         del memory.last_images[ident]
