@@ -88,7 +88,7 @@ def sample_site(root: Path) -> tuple[Path, Path, Path, dict[str, str]]:
               max_parallel: 2
             builder: {{duration_seconds: 20, fail: ["main/x86_64/hello-x86"]}}
             retries: {{max_tries: 1, backoff_seconds: 60, backoff_max_seconds: 60}}
-            loop: {{poll_interval_seconds: 5, settle_seconds: 0}}
+            loop: {{poll_interval_seconds: 5, settle_seconds: 0, resync_interval_seconds: 3600}}
             site:
               url: "https://build.example.org/"
             branches:
@@ -110,7 +110,7 @@ def sample_site(root: Path) -> tuple[Path, Path, Path, dict[str, str]]:
         states = {(str(p.repo), p.pkgname): p.state for p in result.plan.packages}
         if states.get(("main/x86_64", "hello-x86")) == "failed" and result.live_jobs:
             break
-    daemon.run_pass(full=True)  # the front page's "last seen" is recent
+    daemon.run_pass(full=True)  # "daemon last seen", within the hour the config allows
     pages = {
         "front": "index.html",
         "branch": "branch/main.html",
