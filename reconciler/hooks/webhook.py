@@ -141,7 +141,10 @@ class WebhookServer:
         if self._stopped.is_set() or not self._map:
             return
         # The thunk runs in the loop's thread; with the map empty, the loop ends.
-        self._server.trigger.pull_trigger(self._close_channels)
+        try:
+            self._server.trigger.pull_trigger(self._close_channels)
+        except OSError:  # the trigger is closed already: the channels are going
+            self._close_channels()
         if self._started.is_set():
             self._stopped.wait()
 
