@@ -63,7 +63,7 @@ from reconciler.plan.inputs import BranchOrder, ImageSettings, PlanSettings
 from reconciler.plan.memo import PlanMemo, same_items
 from reconciler.plan.planner import Plan
 from reconciler.site.images_writer import ImagesWriter
-from reconciler.site.imagetree import build_tree
+from reconciler.site.imagetree import ImageTree, build_tree
 from reconciler.site.metrics import MetricsFormatter, PassFigures
 from reconciler.site.model import BranchInfo, SiteInput, versions_from
 from reconciler.site.writer import SiteWriter
@@ -494,17 +494,22 @@ class Daemon:
         images = self.config.images
         if not images.enabled and not observed.images:
             return
-        job_ids = {(i.release, i.device, i.ui, i.date): i.job_id for i in observed.images}
-        tree = build_tree(
-            observed.images,
-            images,
-            self.config.branches,
-            job_ids,
-            site_url=self.config.site.url,
-            site_title=self.config.site.title,
-            device_names={d.target.device: d.device_pretty for d in desired},
-        )
-        self.images_site.write(tree, style=self.site.style)
+        names = {d.target.device: d.device_pretty for d in desired}
+
+        def tree() -> ImageTree:
+            job_ids = {(i.release, i.device, i.ui, i.date): i.job_id for i in observed.images}
+            return build_tree(
+                observed.images,
+                images,
+                self.config.branches,
+                job_ids,
+                site_url=self.config.site.url,
+                site_title=self.config.site.title,
+                device_names=names,
+            )
+
+        source = (observed.images, tuple(sorted(names.items())))
+        self.images_site.update(source, tree, style=self.site.style)
 
     def _heartbeat(
         self,

@@ -917,3 +917,21 @@ def test_a_new_style_sheet_renders_every_page_again(sample: Sample) -> None:
     version = f"?v={fingerprint(sheet.read_bytes())}"
     for page in sample.images.rglob("index.html"):
         assert version in page.read_text(encoding="utf-8"), page
+
+
+def test_an_update_from_the_same_source_builds_no_tree(tmp_path: Path) -> None:
+    """The loop calls `update` every pass: with the same observed images and style it
+    must not even build the tree."""
+    built: list[int] = []
+    writer = ImagesWriter(tmp_path / "images", lambda name, context: "page")
+
+    def empty_tree() -> ImageTree:
+        built.append(1)
+        return ImageTree(pages={}, index_json=b"{}")
+
+    writer.update(("a",), empty_tree, style=1)
+    writer.update(("a",), empty_tree, style=1)
+    assert built == [1]
+    writer.update(("b",), empty_tree, style=1)
+    writer.update(("b",), empty_tree, style=2)
+    assert built == [1, 1, 1]

@@ -42,9 +42,21 @@ class ImagesWriter:
         self._render = render
         self._last: ImageTree | None = None
         self._style: object = None
+        self._source: object = None  # what the last tree was made from (`update`)
         self._pages: dict[str, TreePage] = {}  # file below root -> the page last written
         self.written = 0  # files written since start (tests, metrics)
         self.rendered = 0  # pages rendered since start
+
+    def update(
+        self, source: object, make_tree: Callable[[], ImageTree], *, style: object = None
+    ) -> int:
+        """`write(make_tree())`, unless `source` (what the tree is made from) and
+        `style` are those of the last update: a quiet pass builds no tree."""
+        if source == self._source and style == self._style:
+            return 0
+        written = self.write(make_tree(), style=style)
+        self._source = source
+        return written
 
     def write(self, tree: ImageTree, *, style: object = None) -> int:
         """Bring the directory up to date with `tree`; the number of files written.
