@@ -27,7 +27,7 @@ from pathlib import Path
 
 from reconciler.execute.repos import RefusedError
 from reconciler.formats.imagelog import ImageLogError, parse_sha256_lines
-from reconciler.fs.atomicfile import DIR_MODE, fsync_dir, write_bytes
+from reconciler.fs.atomicfile import fsync_dir, make_dirs, write_bytes
 from reconciler.fs.regularfile import Refused, read_regular
 from reconciler.model.images import (
     JOB_ID_FILE,
@@ -89,7 +89,7 @@ class ImageStore:
             return f"{target} was published already"
         staging = self.root / f"{STAGING_PREFIX}{job.key.job_id}"
         shutil.rmtree(staging, ignore_errors=True)
-        _make_dirs(staging)
+        make_dirs(staging)
         for name in sorted(expected):
             shutil.copyfile(artifacts / name, staging / name)
             with open(staging / name, "rb") as copied:
@@ -97,7 +97,7 @@ class ImageStore:
             os.chmod(staging / name, 0o644)
         write_bytes(staging / JOB_ID_FILE, f"{job.key.job_id}\n".encode())
         fsync_dir(staging)
-        _make_dirs(target.parent)
+        make_dirs(target.parent)
         os.rename(staging, target)
         fsync_dir(target.parent)
         return f"published {len(expected)} file(s) of image {image.target} into {target}"
@@ -224,15 +224,3 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _make_dirs(directory: Path) -> None:
-    """Create `directory` and its parents, each DIR_MODE (the web server reads them)."""
-    missing = []
-    while not directory.is_dir():
-        missing.append(directory)
-        directory = directory.parent
-    for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            path.mkdir()
-            os.chmod(path, DIR_MODE)

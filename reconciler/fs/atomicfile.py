@@ -157,6 +157,12 @@ def write_new_tree(root: str, items: Sequence[tuple[str, bytes]], *, mode: int =
     fsync_dir(Path(root))
 
 
+def make_dirs(directory: Path) -> None:
+    """Create `directory` and its missing parents, each DIR_MODE whatever the umask
+    (the web server reads what the files' mode already lets it read)."""
+    _make_dirs(str(directory), set())
+
+
 def _make_dirs(directory: str, made: set[str]) -> None:
     """os.makedirs, but every directory it creates is DIR_MODE whatever the umask:
     the web server reads what the files' mode already lets it read."""
