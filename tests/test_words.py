@@ -13,7 +13,7 @@ from reconciler.model.images import DesiredImage, ImageTarget
 from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
 from reconciler.model.names import RepoKey
 from reconciler.model.packages import PkgSpec
-from reconciler.model.progress import RepoPhase, RepoStatus
+from reconciler.model.progress import RepoPhase, RepoStatus, need_words
 from reconciler.plan.actions import (
     Action,
     CancelJob,
@@ -40,7 +40,6 @@ from reconciler.site.words import (
     job_id_label,
     job_label,
     joined,
-    need_words,
     publish_text,
 )
 

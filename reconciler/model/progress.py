@@ -85,6 +85,19 @@ class ImageStatus:
     excerpt: str = ""
 
 
+def need_blocks(need: str) -> bool:
+    """Whether a requirement phrase of `PkgStatus.needs` names something that never
+    comes as things stand ("foo (failed)", "foo (blocked)", "foo (its APKBUILD is
+    broken)"), rather than something on its way ("foo", "foo published for
+    x86_64"): the planner writes the former with the why in parentheses."""
+    return need.endswith(")")
+
+
+def need_words(need: str) -> str:
+    """A requirement as a reason says it: "blocked by foo (failed)", "needs foo"."""
+    return f"blocked by {need}" if need_blocks(need) else f"needs {need}"
+
+
 class RepoPhase(StrEnum):
     """Where one repository's publish ladder stands."""
 

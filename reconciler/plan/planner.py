@@ -19,7 +19,14 @@ from reconciler.model.jobs import JobIntent, JobKey, JobKind
 from reconciler.model.names import RepoKey
 from reconciler.model.observations import ObservedState, RepoObserved
 from reconciler.model.packages import BranchDesired, PkgSpec
-from reconciler.model.progress import ImageStatus, PkgState, PkgStatus, RepoPhase, RepoStatus
+from reconciler.model.progress import (
+    ImageStatus,
+    PkgState,
+    PkgStatus,
+    RepoPhase,
+    RepoStatus,
+    need_blocks,
+)
 from reconciler.plan.actions import (
     Action,
     BuildIndex,
@@ -517,8 +524,8 @@ class Planner:
 def _needs_reason(needs: tuple[str, ...]) -> str:
     """A waiting package's reason: what blocks it for good first ("blocked by foo
     (failed)"), then what it needs that is on its way ("needs bar, baz")."""
-    never = [n for n in needs if n.endswith(")")]
-    coming = [n for n in needs if not n.endswith(")")]
+    never = [n for n in needs if need_blocks(n)]
+    coming = [n for n in needs if not need_blocks(n)]
     parts = []
     if never:
         parts.append("blocked by " + ", ".join(never))

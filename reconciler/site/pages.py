@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from reconciler.model.names import RepoKey
-from reconciler.model.progress import OperationRecord, PkgState, PkgStatus, RepoPhase
+from reconciler.model.progress import OperationRecord, PkgState, PkgStatus, RepoPhase, need_words
 from reconciler.operator.intents import Hold, Pause
 from reconciler.plan.planner import Plan
 from reconciler.site.documents import status_documents
@@ -56,7 +56,6 @@ from reconciler.site.words import (
     NOT_BUILT_AGAIN,
     describe_actions,
     joined,
-    need_words,
     publish_text,
 )
 

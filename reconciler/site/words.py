@@ -133,12 +133,6 @@ def describe_actions(plan: Plan) -> tuple[str, ...]:
 # --- the queue page -------------------------------------------------------------
 
 
-def need_words(need: str) -> str:
-    """A requirement as a heading: one that never comes as things stand (the planner
-    writes why in parentheses: "foo (failed)") "blocks"; the others are "needs"."""
-    return f"blocked by {need}" if need.endswith(")") else f"needs {need}"
-
-
 def publish_text(repo: RepoStatus, left: int) -> str:
     """ "building; 3 packages still to build", "blocked: 1 failed package (foo)"."""
     text = joined(str(repo.phase), repo.reason)
