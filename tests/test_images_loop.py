@@ -223,3 +223,20 @@ def test_a_restart_at_any_point_makes_no_second_job_for_an_image(
     attempts = [k.attempt for k in job_table.jobs if k.intent.kind is JobKind.IMAGE]
     assert attempts == [1, 1], "one job per slot, each its first try"
     assert len(dates(config.paths.images)) == 2
+
+
+def test_an_image_behind_a_blocked_repository_says_what_blocks_it(
+    make_config: ConfigFactory, fake_daemon: DaemonFactory, pmaports: Path
+) -> None:
+    config = make_config(
+        branches=BRANCHES.format(tree=pmaports),
+        extra=IMAGES,
+        builder='duration_seconds: 0, fail: ["main/aarch64/foo-gui"]',
+        retries="max_tries: 1, backoff_seconds: 0.05, backoff_max_seconds: 0.2",
+    )
+    result = fake_daemon(config).converge(max_seconds=3600)
+    (status,) = result.plan.images
+    assert status.state is PkgState.WAITING
+    assert (
+        status.reason == "waiting for main/aarch64 to publish (blocked: 1 failed package (foo-gui))"
+    )

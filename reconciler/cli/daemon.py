@@ -26,14 +26,16 @@ def read_config(args: argparse.Namespace) -> Config:
 def summary(result: PassResult) -> str:
     """A short text of what is not published (packages, then device images), for
     `run --once`."""
+    from reconciler.site.words import joined
+
     lines = [f"problem: {problem}" for problem in result.problems]
     for repo in result.plan.repos:
         if repo.phase not in ("published", "empty"):
-            lines.append(f"{repo.repo}: {repo.phase} {repo.reason}".rstrip())
+            lines.append(f"{repo.repo}: {joined(repo.phase, repo.reason)}")
     for pkg in result.plan.packages:
         if pkg.state is not PkgState.PUBLISHED:
             lines.append(
-                f"  {pkg.repo} {pkg.pkgname} {pkg.version}: {pkg.state} {pkg.reason}".rstrip()
+                f"  {pkg.repo} {pkg.pkgname} {pkg.version}: {joined(pkg.state, pkg.reason)}"
             )
     lines += image_lines(result)
     if result.job_service_error:

@@ -255,6 +255,8 @@ def _published_by_matrix(
 def _missing(image: DesiredImage, observed: ObservedState, repo: RepoStatus | None) -> str:
     """Why the image cannot be built from published packages yet ("" when it can)."""
     where = image.repo
+    if repo is not None and repo.phase is RepoPhase.BLOCKED:
+        return f"waiting for {where} to publish (blocked: {repo.reason})"
     if repo is None or repo.phase is not RepoPhase.PUBLISHED:
         return f"waiting for {where} to publish"
     final = observed.repos.get(where)
