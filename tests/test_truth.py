@@ -56,7 +56,7 @@ def test_a_broken_apkbuild_is_shown_everywhere_and_the_bump_beside_it_publishes(
     ran = cli(config, "run", "--once")  # the real daemon, local jobs
     assert ran.returncode == 1, ran.stdout
     reason = "main/badver/APKBUILD: line 2: pkgver: invalid characters in '1.0-beta'"
-    assert f"main/x86_64 badver : broken {reason}" in ran.stdout.replace("  ", " ")
+    assert f"main/x86_64 badver : broken: {reason}" in ran.stdout.replace("  ", " ")
     assert final_versions(config, "main/x86_64")["foo-gui"] == "2.0.1-r1", "the bump published"
 
     status = json.loads(page(config, "status.json"))
