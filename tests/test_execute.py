@@ -166,6 +166,24 @@ def test_a_symlink_repository_of_a_vanished_apk_is_refused_and_the_next_action_r
     ]
 
 
+def test_the_symlink_repository_changes_by_one_link_for_one_new_apk(world: World) -> None:
+    """An unchanged link keeps its inode (nothing rewritten), a new apk adds one
+    link, an apk the index drops loses its link; the index lists exactly the links."""
+    symlinks = world.store.symlink_dir(X86)
+    a, b = apk_file(world.store.wip_dir(X86), "a"), apk_file(world.store.wip_dir(X86), "b")
+    assert world.apply(WriteSymlinkRepo(X86, (a, b), (), ""))[0][0]
+    inodes = {p.name: p.lstat().st_ino for p in symlinks.glob("*.apk")}
+    c = apk_file(world.store.wip_dir(X86), "c")
+    assert world.apply(WriteSymlinkRepo(X86, (a, b, c), (), ""))[0][0]
+    after = {p.name: p.lstat().st_ino for p in symlinks.glob("*.apk")}
+    assert {n: after[n] for n in inodes} == inodes and after.keys() - inodes == {"c-1-r0.apk"}
+    assert world.apply(WriteSymlinkRepo(X86, (a, c), (), ""))[0][0]
+    assert apks_in(symlinks) == ["a-1-r0.apk", "c-1-r0.apk"]
+    assert [e["P"] for e in read_index(symlinks / INDEX_NAME).entries] == ["a", "c"]
+    assert all(p.resolve() == world.wip(read_apk(p)) for p in symlinks.glob("*.apk"))
+    assert sorted(p.name for p in symlinks.iterdir()) == [INDEX_NAME, "a-1-r0.apk", "c-1-r0.apk"]
+
+
 def test_a_build_whose_results_lie_is_refused_and_remembered(world: World, tmp_path: Path) -> None:
     artifacts = tmp_path / "artifacts"
     apk_file(artifacts, "a", "9-r0")  # the job was to build a 1-r0

@@ -152,17 +152,21 @@ class RepoStore:
         commit: str,
         now: float,
     ) -> str:
-        """Replace the symlink repository with links to these apks of WIP and final
-        and their unsigned index; return the sha256 of that index."""
+        """Make the symlink repository link exactly these apks of WIP and final and
+        carry their unsigned index; return the sha256 of that index.
+
+        Updated in place, so that one new apk costs one link, not one per package:
+        links are added or replaced first (each renamed into place), then the index
+        is written, then links the index no longer lists are removed. A crash at any
+        point leaves an index whose every apk is linked (publish checks each copied
+        apk against the index anyway)."""
         entries: list[ApkInfo] = []
-        links: list[tuple[str, Path]] = []
+        links: dict[str, str] = {}
         for infos, directory in ((from_wip, self.wip_dir(key)), (from_final, self.final_dir(key))):
+            real = os.path.realpath(directory)
             for info in infos:
-                source = safe_join(directory, info.filename)
-                if not source.is_file():
-                    raise RefusedError(f"{info.filename} disappeared before it could be indexed")
                 entries.append(info)
-                links.append((info.filename, source.resolve()))
+                links[info.filename] = os.path.join(real, info.filename)
         description = f"reconciler {key.relpath} commit={commit or '-'} published={_iso(now)}"
         unsigned = build_index_archive(
             self.entries.format_index(f"symlink/{key.relpath}", entries, rewrite_arch=key.arch),
@@ -170,18 +174,24 @@ class RepoStore:
             mtime=int(now),
         )
         target = self.symlink_dir(key)
-        staging = target.with_name(f".{target.name}.new")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        for name, source in links:
-            os.symlink(source, staging / name)
-        write_bytes(staging / INDEX_NAME, unsigned)
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if target.exists():
-            os.rename(target, old)
-        os.rename(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
+        for leftover in (f".{target.name}.new", f".{target.name}.old"):  # older versions' staging
+            shutil.rmtree(target.with_name(leftover), ignore_errors=True)
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            target.unlink()
+        target.mkdir(parents=True, exist_ok=True)
+        present = _links_in(target)
+        for name, source in links.items():
+            if present.get(name) == source:
+                continue
+            if not os.path.isfile(source):
+                raise RefusedError(f"{name} disappeared before it could be indexed")
+            aside = target / f".{name}.link"
+            remove(aside)
+            os.symlink(source, aside)
+            os.replace(aside, target / name)
+        write_bytes(target / INDEX_NAME, unsigned)
+        for name in present.keys() - links.keys():
+            remove(target / name)
         return hashlib.sha256(unsigned).hexdigest()
 
     def unsigned_index(self, key: RepoKey) -> bytes:
@@ -250,6 +260,8 @@ class RepoStore:
         target = safe_join(self.final_dir(key), filename)
         source = safe_join(self.symlink_dir(key), filename)
         if target.exists():
+            if _same_file(source, target):
+                return None  # the symlink repository links final's own apk
             current = read_apk(target)
             if current.checksum == entry.checksum and current.size == entry.size:
                 return None
@@ -306,3 +318,23 @@ def _artifact_problem(info: ApkInfo, spec: PkgSpec, filename: str) -> str:
 
 def _iso(now: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+
+
+def _links_in(directory: Path) -> dict[str, str]:
+    """The symlinks of a symlink repository: name -> where it points."""
+    found: dict[str, str] = {}
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                with contextlib.suppress(OSError):
+                    found[entry.name] = os.readlink(entry.path)
+            elif entry.name.endswith(".apk"):
+                remove(Path(entry.path))  # only links belong here
+    return found
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
