@@ -16,6 +16,7 @@ from reconciler.formats.apkbuild import (
     parse_apkbuild,
     subpackage_arch,
     to_json,
+    top_level_assignments,
     unknown_arch,
 )
 
@@ -27,9 +28,10 @@ def parse(body: str, path: str = PATH) -> Apkbuild:
     return parse_apkbuild(HEADER + body, path)
 
 
-def var(apkbuild: Apkbuild, name: str) -> str:
-    """The last top-level value assigned to `name`."""
-    values = [value for key, value in apkbuild.variables if key == name]
+def var(body: str, name: str) -> str:
+    """The last top-level value assigned to `name` in the APKBUILD `body`, which parses."""
+    parse(body)
+    values = [value for key, value in top_level_assignments(HEADER + body, PATH) if key == name]
     assert values, f"{name} was not assigned"
     return values[-1]
 
@@ -78,7 +80,7 @@ SUBSTITUTIONS = [
     ("body", "expected"), [case[1:] for case in SUBSTITUTIONS], ids=[c[0] for c in SUBSTITUTIONS]
 )
 def test_substitution(body: str, expected: str) -> None:
-    assert var(parse(body + "\n"), "_v") == expected
+    assert var(body + "\n", "_v") == expected
 
 
 # --- values, quotes, comments, multi-line, indentation ---------------------
@@ -170,9 +172,10 @@ def test_fields_and_variables_in_file_order() -> None:
     assert result.install == ("foo.post-install",)
     assert result.triggers == ("foo.trigger=/usr/lib/foo:/usr/share/foo",)
     assert result.makedepends == () and result.checkdepends == ()
-    names = [name for name, _ in result.variables]
+    variables = top_level_assignments(text, PATH)
+    names = [name for name, _ in variables]
     assert names[:4] == ["pkgname", "pkgver", "pkgrel", "_flavor"]
-    assert names.count("_flavor") == 2 and result.variables[-1] == ("_flavor", "y")
+    assert names.count("_flavor") == 2 and variables[-1] == ("_flavor", "y")
 
 
 @pytest.mark.parametrize(
@@ -255,7 +258,7 @@ def test_subpackages() -> None:
     assert subs["foo-named"].func == "named" and subs["foo-named"].arch is None
     # Split-function assignments never leak into the main package.
     assert result.pkgdesc == "Foo" and result.provides == ("foo-virtual=1.0",)
-    assert "_local" not in dict(result.variables)
+    assert "_local" not in dict(top_level_assignments(SUBPACKAGE_APKBUILD, PATH))
 
 
 @pytest.mark.parametrize(

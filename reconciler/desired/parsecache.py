@@ -66,7 +66,6 @@ def _dump_apkbuild(a: Apkbuild) -> tuple[object, ...]:
         a.source,
         a.install,
         a.triggers,
-        a.variables,
         a.lines,
     )
 

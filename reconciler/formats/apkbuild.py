@@ -19,6 +19,7 @@ branch, naming the line with `Apkbuild.line`).
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, fields
 from pathlib import PurePosixPath
 
@@ -160,8 +161,6 @@ class Apkbuild:
     source: tuple[str, ...] = ()
     install: tuple[str, ...] = ()
     triggers: tuple[str, ...] = ()
-    # Every top-level assignment after expansion, in file order (repeats included).
-    variables: tuple[tuple[str, str], ...] = ()
     # (name, line of its last top-level assignment), in order of first assignment.
     lines: tuple[tuple[str, int], ...] = ()
 
@@ -233,12 +232,11 @@ def subpackage_arch(sub: Subpackage, pkgarch: str, carch: str) -> str:
 
 
 def to_json(apkbuild: Apkbuild) -> dict[str, object]:
-    """A JSON-ready dict like `pmbootstrap apkbuild_parse` prints (without
-    `variables` and `lines`)."""
+    """A JSON-ready dict like `pmbootstrap apkbuild_parse` prints (without `lines`)."""
     result: dict[str, object] = {}
     for field in fields(apkbuild):
         value = getattr(apkbuild, field.name)
-        if field.name not in ("variables", "lines", "subpackages"):
+        if field.name not in ("lines", "subpackages"):
             result[field.name] = list(value) if isinstance(value, tuple) else value
     result["subpackages"] = {
         sub.name: {
@@ -253,8 +251,11 @@ def to_json(apkbuild: Apkbuild) -> dict[str, object]:
 
 
 def words(value: str) -> tuple[str, ...]:
-    """Split a list value on shell whitespace (space, tab, newline), dropping empties."""
-    return tuple(word for word in _IFS_RE.split(value) if word)
+    """Split a list value on shell whitespace (space, tab, newline), dropping empties.
+    Interned: the same names recur in every APKBUILD that needs them, in every
+    branch's parse of the same file and in the apks' indexes (marshal keeps that
+    through the parse cache)."""
+    return tuple([sys.intern(word) for word in _IFS_RE.split(value) if word])
 
 
 def parse_apkbuild(text: str, path: str) -> Apkbuild:
@@ -264,7 +265,7 @@ def parse_apkbuild(text: str, path: str) -> Apkbuild:
     variables: dict[str, str] = {}
     linenos: dict[str, int] = {}
     try:
-        assigned = assignments(lines, variables, budget, linenos)
+        assignments(lines, variables, budget, linenos)
     except ShellVarsError as exc:
         raise ApkbuildError(path, "", exc.message, exc.lineno) from None
     top = _Fields(variables, linenos, path)
@@ -289,13 +290,13 @@ def parse_apkbuild(text: str, path: str) -> Apkbuild:
     except ShellVarsError as exc:
         raise ApkbuildError(path, "", exc.message, exc.lineno) from None
     return Apkbuild(
-        pkgname=pkgname,
-        pkgver=pkgver,
+        pkgname=sys.intern(pkgname),
+        pkgver=sys.intern(pkgver),
         pkgrel=int(pkgrel),
-        pkgdesc=variables.get("pkgdesc", ""),
-        url=variables.get("url", ""),
-        license=variables.get("license", ""),
-        maintainer=variables.get("maintainer", "") or _maintainer_comment(lines),
+        pkgdesc=sys.intern(variables.get("pkgdesc", "")),
+        url=sys.intern(variables.get("url", "")),
+        license=sys.intern(variables.get("license", "")),
+        maintainer=sys.intern(variables.get("maintainer", "") or _maintainer_comment(lines)),
         arch=arch,
         depends=listed("depends"),
         makedepends=listed("makedepends"),
@@ -310,9 +311,20 @@ def parse_apkbuild(text: str, path: str) -> Apkbuild:
         source=listed("source"),
         install=listed("install"),
         triggers=listed("triggers"),
-        variables=tuple(assigned),
-        lines=tuple(linenos.items()),
+        lines=tuple([(sys.intern(name), lineno) for name, lineno in linenos.items()]),
     )
+
+
+def top_level_assignments(text: str, path: str) -> tuple[tuple[str, str], ...]:
+    """Every top-level assignment of the APKBUILD `text` after expansion, in file
+    order (repeats included): what `parse_apkbuild` reads its fields from. Not kept
+    in an Apkbuild: a daemon holds tens of thousands of parses and needs none of it."""
+    variables: dict[str, str] = {}
+    try:
+        assigned = assignments(_numbered_lines(text, path), variables, Budget(), {})
+    except ShellVarsError as exc:
+        raise ApkbuildError(path, "", exc.message, exc.lineno) from None
+    return tuple(assigned)
 
 
 def _numbered_lines(text: str, path: str) -> list[Line]:
