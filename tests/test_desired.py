@@ -226,20 +226,25 @@ def test_noarch_packages(desired: BranchDesired) -> None:
 def test_subpackage_arches(desired: BranchDesired) -> None:
     for arch in ARCHES:
         systemd = spec(desired, systemd_repo(arch), "systemd")
-        assert {s.name: s.arch for s in systemd.subpackages} == {
+        assert {s.name: systemd.arch_of(s) for s in systemd.subpackages} == {
             "systemd-dev": arch,
             "systemd-openrc": "noarch",  # explicit systemd-openrc:openrc:noarch
         }
         libfoo = spec(desired, main_repo(arch), "libfoo")
-        assert {s.name: s.arch for s in libfoo.subpackages} == {
+        assert {s.name: libfoo.arch_of(s) for s in libfoo.subpackages} == {
             "libfoo-dev": arch,
             "libfoo-doc": "noarch",
         }
         base = spec(desired, main_repo(arch), "postmarketos-base")
-        assert {s.name: s.arch for s in base.subpackages} == {"postmarketos-base-openrc": "noarch"}
+        assert {s.name: base.arch_of(s) for s in base.subpackages} == {
+            "postmarketos-base-openrc": "noarch"
+        }
     phone = spec(desired, main_repo("aarch64"), "device-demo-phone")
     (firmware,) = phone.subpackages
-    assert (firmware.name, firmware.arch) == ("device-demo-phone-nonfree-firmware", "aarch64")
+    assert (firmware.name, phone.arch_of(firmware)) == (
+        "device-demo-phone-nonfree-firmware",
+        "aarch64",
+    )
     assert firmware.depends == ("firmware-demo",)
     assert firmware.description == "GPU/WiFi/BT/Modem/Video firmware"
 

@@ -77,10 +77,9 @@ class _File:
     build: tuple[str, ...]
     cross_host: tuple[str, ...]
     cross_build: tuple[str, ...]
-    # Per subpackage: its SubpackageSpec when its arch is the same for every arch,
-    # else None (its .PKGINFO arch is the arch built for); same_subs: no None.
-    subs: tuple[SubpackageSpec | None, ...]
-    same_subs: bool
+    # Per subpackage: its SubpackageSpec, the same for every arch (arch "" for the
+    # arch built for), so that every arch's spec shares them.
+    subs: tuple[SubpackageSpec, ...]
 
 
 class _Resolver:
@@ -156,11 +155,7 @@ class _Resolver:
             cross_build = self.tokens(own, (a.makedepends_build,))
         noarch = "noarch" in a.arch
         pkgarch = "noarch" if noarch else ""
-        subs = tuple(
-            _sub_spec(s, arch) if arch else None
-            for s in a.subpackages
-            for arch in (subpackage_arch(s, pkgarch, ""),)
-        )
+        subs = tuple(_sub_spec(s, subpackage_arch(s, pkgarch, "")) for s in a.subpackages)
         hit = (a.pkgname, a.pkgver)
         return _File(
             parsed,
@@ -175,7 +170,6 @@ class _Resolver:
             cross_host,
             cross_build,
             subs,
-            all(sub is not None for sub in subs),
         )
 
     def _fits_version(self, version: str, op: str, wanted: str) -> bool:
@@ -415,16 +409,6 @@ def _spec(
 ) -> PkgSpec:
     a = f.a
     arch = key.arch
-    subs = f.subs
-    if not f.same_subs:
-        subs = tuple(
-            [
-                s
-                if s is not None
-                else SubpackageSpec(x.name, arch, x.pkgdesc, x.depends, x.provides)
-                for s, x in zip(subs, a.subpackages, strict=True)
-            ]
-        )
     if native_deps and a.pkgname in native_deps:
         native_deps = tuple(d for d in native_deps if d != a.pkgname)
     return PkgSpec(
@@ -439,7 +423,7 @@ def _spec(
         a.maintainer,
         a.depends,
         a.provides,
-        subs,  # type: ignore[arg-type]  # no None left
+        f.subs,
         a.options,
         build_deps,
         native_deps,

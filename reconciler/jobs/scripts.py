@@ -55,7 +55,7 @@ def build_script(
         "subpackages": [
             {
                 "name": s.name,
-                "arch": s.arch,
+                "arch": spec.arch_of(s),
                 "description": s.description,
                 "depends": list(s.depends),
                 "provides": list(s.provides),

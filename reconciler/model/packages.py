@@ -48,7 +48,7 @@ class SubpackageSpec:
     """One subpackage a build produces beside its main package."""
 
     name: str
-    arch: str  # .PKGINFO arch: "noarch" or the repository's arch
+    arch: str  # .PKGINFO arch: "noarch", one the APKBUILD names, "" for the arch built for
     description: str
     depends: tuple[str, ...] = ()
     provides: tuple[str, ...] = ()
@@ -77,6 +77,10 @@ class PkgSpec:
     # Foreign arches only: native packages (origins) that must be published in
     # the native final repository first (cross toolchain, crossdirect, ...).
     native_deps: tuple[str, ...] = ()
+
+    def arch_of(self, sub: SubpackageSpec) -> str:
+        """The .PKGINFO arch of one of its subpackages (shared by every arch's spec)."""
+        return sub.arch or self.repo.arch
 
 
 @dataclass(frozen=True, slots=True, order=True)
