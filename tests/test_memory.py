@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.memory.cache import CACHE_FILE, Memory
+from reconciler.memory.cache import CACHE_FILE, JOURNAL_FILE, MIN_JOURNAL_BYTES, Memory
 from reconciler.memory.history import EVENTS_FILE, EventLog
 from reconciler.model.names import RepoKey
 from reconciler.model.progress import Event, PkgState, PkgStatus, RepoPhase, RepoStatus
@@ -54,10 +54,70 @@ def test_an_unchanged_state_is_no_event_and_nothing_to_save(tmp_path: Path) -> N
     memory = Memory(tmp_path)
     memory.transitions([status(PkgState.FAILED, tries=3)], [], NOW)
     memory.save()
-    saved = (tmp_path / CACHE_FILE).stat().st_mtime_ns
+    saved = files(tmp_path)
     assert memory.transitions([status(PkgState.FAILED, tries=3)], [], NOW + 1) == []
     memory.save()
-    assert (tmp_path / CACHE_FILE).stat().st_mtime_ns == saved
+    assert files(tmp_path) == saved
+
+
+def files(directory: Path) -> dict[str, tuple[int, int]]:
+    """The cache's files: name -> (mtime_ns, size)."""
+    return {
+        p.name: (p.stat().st_mtime_ns, p.stat().st_size)
+        for p in (directory / CACHE_FILE, directory / JOURNAL_FILE)
+        if p.exists()
+    }
+
+
+def statuses(count: int, state: PkgState, tries: int = 0) -> list[PkgStatus]:
+    return [PkgStatus(X86, f"p{i:05d}", "1-r0", state, "", tries, 3, "") for i in range(count)]
+
+
+def test_one_change_appends_a_line_whatever_the_number_of_packages(tmp_path: Path) -> None:
+    """The snapshot is written once for thousands of packages; a pass that changes
+    one package appends a journal line about that package, not the snapshot again."""
+    memory = Memory(tmp_path)
+    memory.transitions(statuses(5000, PkgState.PUBLISHED), [], NOW)
+    memory.save()
+    assert (tmp_path / CACHE_FILE).stat().st_size > 100_000  # too big for the journal
+    before = files(tmp_path)
+    changed = statuses(5000, PkgState.PUBLISHED)
+    changed[7] = PkgStatus(X86, "p00007", "1-r0", PkgState.FAILED, "", 3, 3, "")
+    assert [e.kind for e in memory.transitions(changed, [], NOW + 1)] == ["failed"]
+    memory.save()
+    after = files(tmp_path)
+    assert after[CACHE_FILE] == before[CACHE_FILE]
+    appended = after[JOURNAL_FILE][1] - before.get(JOURNAL_FILE, (0, 0))[1]
+    assert 0 < appended < 200
+    again = Memory(tmp_path)
+    assert again.last_states == memory.last_states
+    assert again.transitions(changed, [], NOW + 2) == []
+
+
+def test_the_journal_is_folded_into_the_snapshot_once_as_large(tmp_path: Path) -> None:
+    memory = Memory(tmp_path)
+    for run in range(MIN_JOURNAL_BYTES // 40):
+        memory.reject(f"job-{run}", "results refused: lies")
+        memory.save()
+        assert (tmp_path / JOURNAL_FILE).stat().st_size <= MIN_JOURNAL_BYTES
+    assert (tmp_path / CACHE_FILE).exists()  # folded at least once
+    assert Memory(tmp_path).rejected == memory.rejected
+
+
+def test_a_torn_journal_line_and_lines_of_an_older_snapshot_are_skipped(tmp_path: Path) -> None:
+    memory = Memory(tmp_path)
+    memory.transitions([status(PkgState.FAILED)], [], NOW)
+    memory.save()
+    journal = tmp_path / JOURNAL_FILE
+    # A crash tore the next line; an older generation's line (a crash between the
+    # new snapshot and the journal's reset) says something stale.
+    stale = {"generation": -1, "changes": {"rejected": {"old": "stale"}}}
+    journal.write_text(journal.read_text() + json.dumps(stale) + '\n{"generation": 0, "chan')
+    again = Memory(tmp_path)
+    assert again.rejected == {} and again.transitions([status(PkgState.FAILED)], [], NOW) == []
+    again.reject("job-b", "refused")
+    again.save()  # ends the torn line first: the new line stands on its own
+    assert Memory(tmp_path).rejected == {"job-b": "refused"}
 
 
 def test_a_package_that_leaves_and_a_repository_that_publishes_are_events(
@@ -85,6 +145,7 @@ def test_the_cache_comes_back_after_a_restart_and_its_loss_is_harmless(tmp_path:
     assert again.mirror_failures == {}, "a restart simply tries the mirror at once"
     assert again.transitions([status(PkgState.FAILED)], [], NOW + 1) == []
     (tmp_path / CACHE_FILE).write_text("{ torn")
+    (tmp_path / JOURNAL_FILE).unlink(missing_ok=True)
     lost = Memory(tmp_path)
     assert lost.rejected == {}
     assert [e.kind for e in lost.transitions([status(PkgState.FAILED)], [], NOW + 2)] == ["failed"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from reconciler.config.settings import Config
 from reconciler.loop import Daemon
+from reconciler.memory.cache import CACHE_FILE, JOURNAL_FILE
 from reconciler.model.progress import PkgState, RepoPhase
 
 from .apkcheck import read_index
@@ -49,7 +50,10 @@ def test_hold_lets_the_rest_publish_and_survives_a_lost_cache(
         config, "hold", "--branch", "main", "hello-x86", "--why", "upstream broke", "--who", "ana"
     )
     assert done.returncode == 0, done.stderr
-    (config.paths.state / "cache.json").unlink()  # the cache may go; intents stay
+    cache = [config.paths.state / name for name in (CACHE_FILE, JOURNAL_FILE)]
+    assert any(path.exists() for path in cache)
+    for path in cache:  # the cache may go; intents stay
+        path.unlink(missing_ok=True)
     daemon = fake_daemon(config)
     result = daemon.converge(max_seconds=120)
     hello = {(str(p.repo), p.pkgname): p for p in result.plan.packages}[

@@ -2,16 +2,23 @@
 
 `<state>/cache.json`: refused job results, the index each repository last sent
 to the mirror, and each package's and repository's last state (to tell
-transitions apart, which become events). Deleting it costs at most some rebuilds
-and a few repeated events. When a copy to the mirror last failed is kept in
-memory only: a restart simply tries at once. The operators' intents are not
-here (`operator.store`: durable), nor the event history (`history`).
+transitions apart, which become events). A pass's changes are appended to
+`<state>/cache.journal` (one synced JSON line), so that a change costs its own
+size, not the size of the distribution; the snapshot is written again (aside,
+synced, renamed, with the next generation number) only once the journal has
+grown as large as it. Journal lines of another generation (a crash between the
+new snapshot and the journal's reset) and a line a crash tore are skipped.
+Deleting either file costs at most some rebuilds and a few repeated events.
+When a copy to the mirror last failed is kept in memory only: a restart simply
+tries at once. The operators' intents are not here (`operator.store`: durable),
+nor the event history (`history`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -30,20 +37,35 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 CACHE_FILE = "cache.json"
+JOURNAL_FILE = "cache.journal"
+SECTIONS = ("rejected", "states", "phases", "images", "mirrored")
+MIN_JOURNAL_BYTES = 64 * 1024  # a small cache is not rewritten for every change either
 
 
 class Memory:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.cache_path = directory / CACHE_FILE
+        self.journal_path = directory / JOURNAL_FILE
         cache = self._load_cache()
-        self.rejected: dict[str, str] = dict(cache.get("rejected", {}))
-        self.last_states: dict[str, str] = dict(cache.get("states", {}))
-        self.last_phases: dict[str, str] = dict(cache.get("phases", {}))
-        self.last_images: dict[str, str] = dict(cache.get("images", {}))
-        self.mirrored: dict[str, str] = dict(cache.get("mirrored", {}))
-        self._saved = self._snapshot()
-        self._dirty = False  # set by every change; save() serializes only then
+        generation = cache.get("generation", 0)
+        self._generation = generation if isinstance(generation, int) else 0
+        self.rejected: dict[str, str] = _strings(cache.get("rejected"))
+        self.last_states: dict[str, str] = _strings(cache.get("states"))
+        self.last_phases: dict[str, str] = _strings(cache.get("phases"))
+        self.last_images: dict[str, str] = _strings(cache.get("images"))
+        self.mirrored: dict[str, str] = _strings(cache.get("mirrored"))
+        self._sections = {
+            "rejected": self.rejected,
+            "states": self.last_states,
+            "phases": self.last_phases,
+            "images": self.last_images,
+            "mirrored": self.mirrored,
+        }
+        self._snapshot_bytes = _size(self.cache_path)
+        self._journal_bytes, self._torn = self._replay_journal()
+        # section -> key -> its new value (None: forgotten), since the last save
+        self._changes: dict[str, dict[str, str | None]] = {name: {} for name in SECTIONS}
         self.mirror_failures: dict[str, float] = {}
 
     def _load_cache(self) -> dict[str, Any]:
@@ -59,45 +81,90 @@ class Memory:
             return {}
         return data
 
+    def _replay_journal(self) -> tuple[int, bool]:
+        """Apply the journal's lines of this snapshot's generation; (its size, whether
+        its last line is torn)."""
+        try:
+            data = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return 0, False
+        except OSError as exc:
+            log.warning("ignoring unreadable state journal %s: %s", self.journal_path, exc)
+            return 0, False
+        skipped = 0
+        for line in data.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                skipped += 1
+                continue
+            if not isinstance(entry, dict) or entry.get("generation") != self._generation:
+                continue
+            changes = entry.get("changes")
+            for name, section in self._sections.items():
+                found = changes.get(name) if isinstance(changes, dict) else None
+                for key, value in found.items() if isinstance(found, dict) else ():
+                    if value is None:
+                        section.pop(key, None)
+                    elif isinstance(value, str):
+                        section[key] = value
+        if skipped:
+            log.warning("skipped %d torn line(s) of %s", skipped, self.journal_path)
+        return len(data), bool(data) and not data.endswith(b"\n")
+
     def _snapshot(self) -> str:
         return json.dumps(
             {
                 "schema_version": SCHEMA_VERSION,
-                "rejected": self.rejected,
-                "states": self.last_states,
-                "phases": self.last_phases,
-                "images": self.last_images,
-                "mirrored": self.mirrored,
+                "generation": self._generation,
+                **self._sections,
             },
             sort_keys=True,
             indent=1,
         )
 
     def save(self) -> None:
-        """Write the cache only when it changed (a quiet pass writes nothing)."""
-        if not self._dirty:
+        """Write what changed since the last save (a quiet pass writes nothing): a
+        journal line, or a new snapshot once the journal is as large as it."""
+        changes = {name: found for name, found in self._changes.items() if found}
+        if not changes:
             return
-        self._dirty = False
-        snapshot = self._snapshot()
-        if snapshot != self._saved:
-            write_text(self.cache_path, snapshot + "\n")
-            self._saved = snapshot
+        line = json.dumps({"generation": self._generation, "changes": changes}, sort_keys=True)
+        line = ("\n" if self._torn else "") + line + "\n"
+        if self._journal_bytes + len(line) > max(MIN_JOURNAL_BYTES, self._snapshot_bytes):
+            self._generation += 1
+            snapshot = self._snapshot() + "\n"
+            write_text(self.cache_path, snapshot)
+            write_text(self.journal_path, "")
+            self._snapshot_bytes, self._journal_bytes = len(snapshot), 0
+        else:
+            with open(self.journal_path, "a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+            self._journal_bytes += len(line.encode("utf-8"))
+        self._torn = False
+        self._changes = {name: {} for name in SECTIONS}
+
+    def remember(self, section: str, key: str, value: str) -> None:
+        """Set one value of a section (see SECTIONS), to be saved."""
+        self._sections[section][key] = value
+        self._changes[section][key] = value
+
+    def forget(self, section: str, key: str) -> None:
+        """Drop one value of a section, to be saved."""
+        if self._sections[section].pop(key, None) is not None:
+            self._changes[section][key] = None
 
     def mark_mirrored(self, repo: str, sha256: str) -> None:
-        self.mirrored[repo] = sha256
+        self.remember("mirrored", repo, sha256)
         self.mirror_failures.pop(repo, None)
-        self._dirty = True
 
     def mark_mirror_failed(self, repo: str, at: float) -> None:
         self.mirror_failures[repo] = at
 
-    def mark_dirty(self) -> None:
-        """Something changed that save() must write."""
-        self._dirty = True
-
     def reject(self, job_id: str, reason: str) -> None:
-        self.rejected[job_id] = reason
-        self._dirty = True
+        self.remember("rejected", job_id, reason)
 
     # --- transitions -> events ---------------------------------------------------------
     def transitions(
@@ -114,8 +181,7 @@ class Memory:
             old = self.last_states.get(ident)
             if old == value:
                 continue
-            self.last_states[ident] = value
-            self._dirty = True
+            self.remember("states", ident, value)
             old_state = old.split("|")[0] if old else ""
             kind = _event_kind(old_state, status.state)
             if kind:
@@ -132,15 +198,13 @@ class Memory:
                 )
         for ident in [i for i in self.last_states if i not in seen]:
             repo, _, pkgname = ident.partition("|")
-            del self.last_states[ident]
-            self._dirty = True
+            self.forget("states", ident)
             events.append(Event(now, repo, pkgname, "", "removed", "no longer in pmaports"))
         for repo_status in repos:
             name = str(repo_status.repo)
             old_phase = self.last_phases.get(name)
             if old_phase != repo_status.phase:
-                self.last_phases[name] = str(repo_status.phase)
-                self._dirty = True
+                self.remember("phases", name, str(repo_status.phase))
             if repo_status.phase is RepoPhase.PUBLISHED and old_phase not in (None, "published"):
                 events.append(Event(now, name, "", "", "published", "repository published"))
         return events
@@ -159,16 +223,14 @@ def image_events(memory: Memory, images: Iterable[ImageStatus], now: float) -> l
         old = memory.last_images.get(ident)
         if old == value:
             continue
-        memory.last_images[ident] = value
-        memory.mark_dirty()
+        memory.remember("images", ident, value)
         kind = _event_kind(old.split("|")[0] if old else "", image.state)
         if kind:
             where = f"{image.target.branch}/{image.arch}"
             text = f"image {image.target}" + (f": {image.reason}" if image.reason else "")
             events.append(Event(now, where, "", image.target.slot, kind, text, image.job_id))
     for ident in [i for i in memory.last_images if i not in seen]:
-        del memory.last_images[ident]
-        memory.mark_dirty()
+        memory.forget("images", ident)
     return events
 
 
@@ -190,3 +252,17 @@ def _event_kind(old: str, new: PkgState) -> str:
     if new is PkgState.PUBLISHED and old and old != PkgState.PUBLISHED:
         return "published"
     return ""
+
+
+def _strings(value: object) -> dict[str, str]:
+    """A section of the snapshot: its string values (anything else is dropped)."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
