@@ -17,6 +17,7 @@ from reconciler.fs.atomicfile import (
     sync_filesystem,
     write_batch,
     write_bytes,
+    write_fresh,
     write_new_tree,
 )
 
@@ -168,3 +169,17 @@ def test_leftover_of_a_crashed_tree_is_discarded(tmp_path: Path) -> None:
     (leftover / "package" / "torn.html").write_bytes(b"<ht")
     discard_unfinished_trees(str(tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fresh_write_replaces_the_file_whole_for_a_reader_that_has_it_open(
+    tmp_path: Path,
+) -> None:
+    """The heartbeat's write: a reader sees the old bytes or the new ones, never a
+    mix, and nothing is left aside."""
+    path = tmp_path / "metrics.prom"
+    write_fresh(path, b"old\n")
+    with path.open("rb") as reader:
+        write_fresh(path, b"new\n" * 1000)
+        assert reader.read() == b"old\n"
+    assert path.read_bytes() == b"new\n" * 1000
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.prom"]

@@ -91,6 +91,23 @@ def write_bytes(path: Path, data: bytes, *, mode: int = 0o644, mtime: float | No
     fsync_dir(path.parent)
 
 
+def write_fresh(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace `path` with `data` atomically for readers (written aside, renamed)
+    without waiting for the disk: for a file written again by every pass (the
+    heartbeat), where two fsyncs would be most of a quiet pass and a power cut
+    costs nothing that the next pass does not write again."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            os.fchmod(handle.fileno(), mode)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
 def write_batch(items: Sequence[tuple[str | Path, bytes]], *, mode: int = 0o644) -> None:
     """Atomically replace many files at the cost of one sync instead of one per file.
 

@@ -54,6 +54,7 @@ from reconciler.fs.atomicfile import (
     safe_join,
     write_batch,
     write_bytes,
+    write_fresh,
     write_new_tree,
 )
 from reconciler.fs.retention import Limits, prune, without_suffix
@@ -495,8 +496,9 @@ class SiteWriter:
         return frame
 
     def write_metrics(self, text: str) -> None:
-        """The heartbeat file: written every pass."""
-        write_bytes(self.out_dir / "metrics.prom", text.encode())
+        """The heartbeat file: written every pass, not synced (see write_fresh)."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        write_fresh(self.out_dir / "metrics.prom", text.encode())
 
     def copy_logs(self, jobs: list[JobObservation]) -> None:
         """Make the logs of finished jobs readable from the site (once each)."""
