@@ -23,6 +23,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler.collector import collector_paused
 from reconciler.config.branches import BranchConfig
 from reconciler.desired.gitref import git_dir, read_head_commit
 from reconciler.desired.parsecache import Entry, Ident, ParseCache
@@ -82,16 +83,17 @@ class DesiredReader:
             known = self._git_marks.get(branch.name)
             if known is not None and known[0] == (branch, *mark):
                 return known[1]
-        files = self.scan_tree(branch.pmaports)
-        commit = mark[0] if mark is not None else _safe_head_commit(branch.pmaports)
-        # Parses are cached objects: the same objects mean the same tree.
-        fingerprint = (branch, commit, tuple(id(f) for f in files))
-        cached = self._resolved.get(branch.name)
-        if cached is not None and cached[0] == fingerprint:
-            result = cached[1]
-        else:
-            result = resolve_branch(branch, files, commit)
-            self._resolved[branch.name] = (fingerprint, result, files)
+        with collector_paused():
+            files = self.scan_tree(branch.pmaports)
+            commit = mark[0] if mark is not None else _safe_head_commit(branch.pmaports)
+            # Parses are cached objects: the same objects mean the same tree.
+            fingerprint = (branch, commit, tuple(id(f) for f in files))
+            cached = self._resolved.get(branch.name)
+            if cached is not None and cached[0] == fingerprint:
+                result = cached[1]
+            else:
+                result = resolve_branch(branch, files, commit)
+                self._resolved[branch.name] = (fingerprint, result, files)
         if mark is not None:
             self._git_marks[branch.name] = ((branch, *mark), result)
         else:
