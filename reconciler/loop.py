@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.collector import collector_paused
 from reconciler.config.branches import BranchConfig
 from reconciler.config.settings import Config
 from reconciler.desired.checkouts import Checkouts, Synced
@@ -279,6 +280,14 @@ class Daemon:
 
     # --- one pass ----------------------------------------------------------------
     def run_pass(self, *, full: bool = False) -> PassResult:
+        """One level-triggered pass (see `_run_pass`), with the cyclic collector
+        paused: a pass makes many objects and no cycles worth a walk of the heap
+        (the first pass after a start reads every repository: at Alpine size the
+        collector took a fifth of it)."""
+        with collector_paused():
+            return self._run_pass(full=full)
+
+    def _run_pass(self, *, full: bool) -> PassResult:
         """One level-triggered pass."""
         started = time.monotonic()
         self._no_space = []
