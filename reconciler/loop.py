@@ -4,12 +4,17 @@
 level-triggered pass; `converge` repeats passes until nothing more can happen
 (for `run --once` and tests); `run_forever` sleeps between passes until a trigger
 file, a job's wake-up, the poll interval (while jobs run) or the resync
-interval. The clock is injected, so tests control time. Data flows one way:
+interval (waiting `loop.settle_seconds` more after a request, not after a job's
+end). In both, a pass that another follows soon may leave its show to that one:
+the site and the heartbeat are written once per settled world, and about once a
+poll interval while jobs come and go, not for every step of every job (see
+`run_pass`). The clock is injected, so tests control time. Data flows one way:
 nothing a later step does changes what an earlier step of the same pass saw.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -39,6 +44,7 @@ from reconciler.fs.keyfiles import (
 )
 from reconciler.hooks.tokens import STORE_FILE_NAME as TOKENS_FILE
 from reconciler.jobs.factory import make_job_service
+from reconciler.jobs.runner import WAKE_PREFIX
 from reconciler.jobs.service import JobService
 from reconciler.memory.cache import Memory, image_events
 from reconciler.memory.history import EventLog
@@ -95,13 +101,26 @@ class PassResult:
     def progressed(self) -> bool:
         """Something changed on disk or in the job service. A cancel request alone
         does not count: the job may take its time to stop (or ignore it)."""
-        return any(o.ok and not isinstance(o.action, CancelJob) for o in self.outcomes)
+        return progressed(self.outcomes)
 
     @property
     def all_published(self) -> bool:
         return all(p.state is PkgState.PUBLISHED for p in self.plan.packages) and all(
             r.phase in ("published", "empty") for r in self.plan.repos
         )
+
+
+def progressed(outcomes: list[Outcome]) -> bool:
+    """Whether a pass with these outcomes changed something (see PassResult.progressed)."""
+    return any(o.ok and not isinstance(o.action, CancelJob) for o in outcomes)
+
+
+def _live_jobs(observed: ObservedState, outcomes: list[Outcome]) -> int:
+    """Jobs running after a pass: those it saw running and those it started."""
+    started = (SubmitBuild, SubmitSign, SubmitImage)
+    return sum(1 for o in observed.jobs.values() if o.status.is_live) + sum(
+        1 for o in outcomes if o.ok and isinstance(o.action, started)
+    )
 
 
 def ensure_keys(config: Config) -> None:
@@ -169,6 +188,11 @@ def plan_settings(
 
 class Daemon:
     """Every part of the daemon, built once; passes run through them in one direction."""
+
+    # When the site and the heartbeat were last written, and the writing a pass left
+    # to a later one (see run_pass): set by passes, None before the first.
+    _shown_at: float | None = None
+    _pending_show: Callable[[], None] | None = None
 
     def __init__(
         self,
@@ -279,20 +303,28 @@ class Daemon:
         return made
 
     # --- one pass ----------------------------------------------------------------
-    def run_pass(self, *, full: bool = False) -> PassResult:
+    def run_pass(self, *, full: bool = False, followed: bool = False) -> PassResult:
         """One level-triggered pass (see `_run_pass`), with the cyclic collector
         paused: a pass makes many objects and no cycles worth a walk of the heap
         (the first pass after a start reads every repository: at Alpine size the
         collector took a fifth of it)."""
         with collector_paused():
-            return self._run_pass(full=full)
+            return self._run_pass(full=full, followed=followed)
 
-    def _run_pass(self, *, full: bool) -> PassResult:
-        """One level-triggered pass."""
+    def _run_pass(self, *, full: bool, followed: bool) -> PassResult:
+        """One level-triggered pass. `followed`: the caller runs the next pass at
+        once when this one progresses, and within the poll interval while jobs run
+        (converge, run_forever). Such a pass may leave the site and the heartbeat
+        to a later pass, which shows all it did (its events are recorded now): see
+        `_can_defer_show`. The site then changes about once a poll interval while
+        jobs come and go, not once per step of every job."""
         started = time.monotonic()
         self._no_space = []
         if full:  # the site's "last seen": changes once per resync, not every pass
             self._last_full_pass = self.clock()
+        # What arrives from here on wakes the next wait; what arrived before, this
+        # pass reads (a job's wake-up comes after its status).
+        self.triggers.wake.clear()
         triggers = self.triggers.drain()
         pushed = {str(t.data["branch"]) for t in triggers if t.type == "push"}
         synced = self.checkouts.sync(pushed, full, self.clock())
@@ -312,13 +344,11 @@ class Daemon:
             *(o.message for o in outcomes if not (o.ok or o.no_space)),
             *self._record(result, now),
         ]
-        self._show(desired, observed, result, [*self._space_problem(), *problems], now, images)
-        live = sum(1 for o in observed.jobs.values() if o.status.is_live) + sum(
-            1
-            for o in outcomes
-            if o.ok and isinstance(o.action, SubmitBuild | SubmitSign | SubmitImage)
+        live = _live_jobs(observed, outcomes)
+        defer = followed and self._can_defer_show(triggers, outcomes, live, problems, now)
+        self._show_pass(
+            defer, desired, observed, result, problems, now, images, outcomes, live, started
         )
-        self._heartbeat(result, outcomes, observed, live, started)
         if full:
             try:
                 self._prune(now, observed)
@@ -335,6 +365,51 @@ class Daemon:
             # never collected, so later passes' garbage must stay collectable.
             gc.freeze()
         return PassResult(result, outcomes, live, observed.job_service_error, tuple(problems))
+
+    def _show_pass(
+        self,
+        defer: bool,
+        desired: dict[str, BranchDesired],
+        observed: ObservedState,
+        result: Plan,
+        problems: list[str],
+        now: float,
+        images: tuple[DesiredImage, ...],
+        outcomes: list[Outcome],
+        live: int,
+        started: float,
+    ) -> None:
+        """Write a pass's site and heartbeat, or (`defer`) keep them for a later pass."""
+        if defer:
+            kept = (desired, observed, result, problems, now, images, outcomes, live, started)
+            self._pending_show = functools.partial(self._show_pass, False, *kept)
+            return
+        self._pending_show = None
+        self._show(desired, observed, result, [*self._space_problem(), *problems], now, images)
+        self._heartbeat(result, outcomes, observed, live, started)
+        self._shown_at = now
+
+    def _can_defer_show(
+        self,
+        triggers: list[Trigger],
+        outcomes: list[Outcome],
+        live: int,
+        problems: list[str],
+        now: float,
+    ) -> bool:
+        """Whether a followed pass may leave the site and the heartbeat to a later
+        one: that pass comes soon (this one progressed: at once; jobs run: within
+        the poll interval), this one has nothing to show at once (a problem, an
+        operator's request, a push), and they were written less than a poll
+        interval ago. A settled world is always shown at once."""
+        return (
+            (progressed(outcomes) or live > 0)
+            and not problems
+            and all(t.type == "wake" for t in triggers)
+            and not self._no_space
+            and self._shown_at is not None
+            and now - self._shown_at < self.config.loop.poll_interval_seconds
+        )
 
     def _space_problem(self) -> list[str]:
         """The pass's writes that found a full file system, as one line."""
@@ -592,15 +667,17 @@ class Daemon:
     def _converge(self, max_seconds: float | None) -> PassResult:
         start = self.clock()
         failed_before: set[str] = set()
-        result = self.run_pass(full=True)
+        result = self.run_pass(full=True, followed=True)
         while True:
             if max_seconds is not None and self.clock() - start > max_seconds:
+                if self._pending_show is not None:  # no next pass will show it
+                    self._pending_show()
                 return result
             failed_now = {repr(o.action) for o in result.outcomes if not o.ok}
             stuck = bool(failed_now) and failed_now == failed_before and not result.progressed
             failed_before = failed_now
             if (result.progressed or failed_now) and not stuck:
-                result = self.run_pass()
+                result = self.run_pass(followed=True)
                 continue
             if result.live_jobs:
                 self.wait(self.config.loop.poll_interval_seconds)
@@ -608,7 +685,18 @@ class Daemon:
                 self.wait(max(result.plan.next_wakeup - self.clock(), 0) + 0.01)
             else:
                 return result
-            result = self.run_pass()
+            result = self.run_pass(followed=True)
+
+    def _burst_may_follow(self) -> bool:
+        """Whether what woke the loop is worth `loop.settle_seconds` of waiting for
+        more of its kind (pushes, operations): not when only jobs' wake-ups are
+        there, since a pass reads the end of every job anyway."""
+        try:
+            names = os.listdir(self.triggers.directory)
+        except OSError:
+            return True
+        kept = (self.triggers.processed.name, self.triggers.rejected.name)
+        return any(not name.startswith((WAKE_PREFIX, ".")) and name not in kept for name in names)
 
     def run_forever(self) -> None:
         """Passes until interrupted. Every pass, the first included, runs inside
@@ -621,7 +709,7 @@ class Daemon:
         try:
             while True:
                 try:
-                    result = self.run_pass(full=full)
+                    result = self.run_pass(full=full, followed=True)
                 except Exception:  # the per-pass boundary: log, wait, try again
                     log.exception("pass failed")
                     self.wait(loop.poll_interval_seconds)
@@ -639,7 +727,7 @@ class Daemon:
                     timeout = min(
                         timeout, next_slot_start(self.config.images, self.clock()) - self.clock()
                     )
-                if self.wait(max(timeout, 0)):
+                if self.wait(max(timeout, 0)) and self._burst_may_follow():
                     self.wait(loop.settle_seconds)
                 full = self.clock() - last_full >= loop.resync_interval_seconds
                 if full:

@@ -9,7 +9,8 @@ reaches it, and once the runner is gone (SIGKILL, OOM) nothing would stop it.
 `reconciler-job-<job id>-<hash of the job directory>` under its own cgroup (the
 `0::` line of /proc/self/cgroup, below the cgroup2 mount found in
 /proc/self/mountinfo), records the leaf's path in the job directory (`cgroup`,
-written before the leaf exists, so a crash never leaves an unrecorded leaf), and
+written before the leaf exists, so a crash never leaves an unrecorded leaf; not
+synced, as no machine crash leaves a cgroup behind), and
 the script's process joins it between fork and exec (`JobCgroup.join_self`, the
 runner's preexec step): the script runs no instruction outside it, and no
 descendant can leave it, whatever sessions it makes or fds it closes (moving out
@@ -49,7 +50,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.fs.atomicfile import remove, write_text
+from reconciler.fs.atomicfile import remove, write_fresh, write_text
 from reconciler.jobs.service import JobServiceError
 
 RECORD = "cgroup"  # in the job directory: the path of the job's cgroup, if it has one
@@ -210,7 +211,7 @@ def create_cgroup(job_dir: Path, job_id: str) -> JobCgroup:
     digest = hashlib.sha256(str(job_dir.resolve()).encode()).hexdigest()[:12]
     cgroup = JobCgroup(parent / f"{LEAF_PREFIX}{job_id}-{digest}", job_id)
     try:
-        write_text(job_dir / RECORD, f"{cgroup.path}\n")
+        write_fresh(job_dir / RECORD, f"{cgroup.path}\n".encode())
         cgroup.path.mkdir(exist_ok=True)  # exists: this runner's own, from a retry
         if not (cgroup.path / "cgroup.procs").is_file():
             raise OSError(f"{cgroup.path} is not a cgroup2 directory")

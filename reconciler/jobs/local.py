@@ -14,28 +14,40 @@ Before this service declares a job lost it kills everything in that cgroup and
 waits until it is empty, so nothing of a lost job runs on or writes into its
 directory; `cancel` kills the whole cgroup too, and archiving a finished job
 removes a cgroup a crash left behind.
+
+Runners are forked by the launcher (the runner's serve mode, started at the
+first job and kept while the service lives), which is sent the job directory
+with the held lock: a job's runner then starts in a millisecond instead of a new
+interpreter's time. If the launcher cannot be reached, the runner is started as
+a process of its own, as before; if it takes the request but does not confirm,
+it is given up and the lock tells the next look whether the runner began (held:
+running; free with no log: started again, never twice).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.formats.buildlog import TAIL_BYTES, excerpt_of_bytes
-from reconciler.fs.atomicfile import write_bytes, write_text
+from reconciler.fs.atomicfile import CREATE_FLAGS, fsync_dir, make_dirs, safe_join, write_text
 from reconciler.fs.crashpoint import crashpoint
 from reconciler.fs.retention import Limits, prune
 from reconciler.jobs import containment
 from reconciler.jobs.containment import ContainmentError
-from reconciler.jobs.runner import PUBLIC_LOGS
+from reconciler.jobs.runner import PUBLIC_LOGS, SERVE, WAKE_ASIDE_PREFIX, launch_request
 from reconciler.jobs.service import JobExistsError, JobServiceError, JobSpec
 from reconciler.model.jobs import JobKey, JobKind, JobObservation, JobStatus
 
@@ -52,6 +64,15 @@ _TERMINAL = {
 
 
 PRUNE_EVERY_SECONDS = 3600.0  # finished jobs are pruned at start and at most this often
+LAUNCH_TIMEOUT = 30.0  # seconds for the launcher to answer a request (read each look)
+
+
+@dataclass(frozen=True, slots=True)
+class Launcher:
+    """The runner in serve mode and the service's end of its socket pair."""
+
+    process: subprocess.Popen[bytes]
+    channel: socket.socket
 
 
 class LocalJobService:
@@ -79,8 +100,13 @@ class LocalJobService:
         self.done_dir.mkdir(parents=True, exist_ok=True)
         for leftover in self.live_dir.glob(".new-*"):  # a submit cut short by a crash
             shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in self.live_dir.glob(f"{WAKE_ASIDE_PREFIX}*"):  # a runner's, likewise
+            leftover.unlink(missing_ok=True)
         self._done: dict[JobKey, JobObservation] = {}
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._launcher: Launcher | None = None
+        self._launcher_failed = False  # given up: runners start as processes of their own
+        self._unanswered: deque[tuple[str, float]] = deque()  # (job id, monotonic time sent)
         self._prune()
         for path in sorted(self.done_dir.iterdir()):
             obs = self._read_finished(path)
@@ -89,6 +115,7 @@ class LocalJobService:
 
     # --- JobService -----------------------------------------------------------
     def list_jobs(self) -> Mapping[JobKey, JobObservation]:
+        self._hear_launcher()
         if time.time() - self._pruned_at >= PRUNE_EVERY_SECONDS:
             self._prune()
         for job_id, child in list(self._children.items()):
@@ -131,11 +158,15 @@ class LocalJobService:
         }
         if self.build_user and spec.key.intent.kind is JobKind.BUILD:
             meta["run_as"] = self.build_user
-        for name, data in spec.files.items():
-            write_bytes(staging / name, data)
         (staging / "artifacts").mkdir()
-        write_text(staging / "script.sh", spec.script, mode=0o755)
-        write_text(staging / "job.json", json.dumps(meta, indent=1) + "\n")
+        _write_new_files(
+            staging,
+            [
+                *((name, data, 0o644) for name, data in spec.files.items()),
+                ("script.sh", spec.script.encode(), 0o755),
+                ("job.json", (json.dumps(meta, indent=1) + "\n").encode(), 0o644),
+            ],
+        )
         try:
             os.rename(staging, path)  # fails if the job exists: never submitted twice
         except OSError as exc:
@@ -153,10 +184,13 @@ class LocalJobService:
         )
 
     def _start(self, path: Path) -> None:
-        """Start the runner of a prepared job directory, handing it the held lock."""
+        """Start the runner of a prepared job directory, handing it the held lock:
+        through the launcher, else as a process of its own."""
         lock_fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            if self._launch(path, lock_fd):
+                return
             child = subprocess.Popen(
                 [sys.executable, "-m", RUNNER_MODULE, str(path), str(lock_fd)],
                 stdin=subprocess.DEVNULL,
@@ -169,6 +203,78 @@ class LocalJobService:
         finally:
             os.close(lock_fd)
         self._children[path.name] = child
+
+    def _launch(self, path: Path, lock_fd: int) -> bool:
+        """Send the job to the launcher with its lock. False when it was not sent
+        (the lock is still this process's alone). Its answer is read later
+        (`_hear_launcher`): a pass does not wait for the launcher's turn on a CPU."""
+        self._hear_launcher()
+        if self._launcher_failed:
+            return False
+        try:
+            launcher = self._launcher or self._start_launcher()
+            request = launch_request(path, _child_env())
+            # Never blocks: a launcher too stuck to read its requests is given up.
+            socket.send_fds(launcher.channel, [request], [lock_fd], socket.MSG_DONTWAIT)
+        except OSError as exc:
+            self._give_up_launcher(f"cannot start job {path.name} through it: {exc}")
+            return False
+        self._unanswered.append((path.name, time.monotonic()))
+        return True
+
+    def _hear_launcher(self) -> None:
+        """Read the launcher's answers so far, one pid per job sent. Anything else,
+        its end or no answer within LAUNCH_TIMEOUT gives it up, and the jobs it was
+        sent are not started here again: whether their runners began (and hold
+        their locks) or not (free, no log: started again), the next look sees."""
+        launcher = self._launcher
+        while launcher is not None and self._unanswered:
+            job_id, sent = self._unanswered[0]
+            try:
+                answer = launcher.channel.recv(256, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                if time.monotonic() - sent > LAUNCH_TIMEOUT:
+                    self._give_up_launcher(f"job {job_id}: no answer in {LAUNCH_TIMEOUT:g} s")
+                return
+            except OSError as exc:
+                answer = f"no answer: {exc}".encode()
+            if not answer.isdigit():
+                said = answer.decode("utf-8", "replace") or "it ended"
+                self._give_up_launcher(f"job {job_id}: {said}")
+                return
+            self._unanswered.popleft()
+
+    def _start_launcher(self) -> Launcher:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", RUNNER_MODULE, SERVE, str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # its runners' sessions are their own anyway
+                pass_fds=(theirs.fileno(),),
+                env=_child_env(),
+            )
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._launcher = Launcher(process, ours)
+        return self._launcher
+
+    def _give_up_launcher(self, why: str) -> None:
+        """Stop using the launcher: runners start as processes of their own from now on."""
+        log.warning("the job launcher failed, starting runners without it: %s", why)
+        self._launcher_failed = True
+        self._unanswered.clear()
+        launcher, self._launcher = self._launcher, None
+        if launcher is not None:
+            launcher.channel.close()
+            with contextlib.suppress(OSError):
+                launcher.process.kill()
+            self._children["launcher"] = launcher.process  # reaped by list_jobs
 
     def cancel(self, key: JobKey) -> None:
         """Stop every process of a live job, setsid'd ones included; its runner
@@ -319,6 +425,30 @@ class LocalJobService:
             excerpt=obs.excerpt,
         )
         self._done[obs.key] = moved
+
+
+def _write_new_files(directory: Path, files: list[tuple[str, bytes, int]]) -> None:
+    """Create files (name, bytes, mode) in a directory no one else looks at yet, then
+    sync each and the directory: once it is renamed into place, what it holds is
+    whole, even after a machine crash. Unlike replacing a file others read, no
+    file needs writing aside, so a job's inputs cost one sync each, not two."""
+    synced: list[int] = []
+    try:
+        for name, data, mode in files:
+            path = safe_join(directory, name)
+            if path.parent != directory:
+                make_dirs(path.parent)
+            fd = os.open(path, CREATE_FLAGS, mode)
+            synced.append(fd)
+            with open(fd, "wb", closefd=False) as handle:
+                handle.write(data)
+            os.fchmod(fd, mode)  # whatever the umask
+        for fd in synced:
+            os.fsync(fd)
+    finally:
+        for fd in synced:
+            os.close(fd)
+    fsync_dir(directory)
 
 
 def _intent_of(job_id: str) -> str:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,11 @@ def fetch(url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT_SECONDS) -> b
     """GET `url` over HTTP(S); None when it does not exist (404). Refuses more than max_bytes."""
     if not url.startswith(("http://", "https://")):
         raise BuildFailure(f"{url}: only http:// and https:// URLs are fetched")
+    # Imported here: local builds read indexes from disk, and urllib.request (with
+    # http.client and email) was a quarter of every build process's start-up.
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             data: bytes = response.read(max_bytes + 1)
