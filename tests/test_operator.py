@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import json
 import stat
+import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from watchdog.events import (
+    DirCreatedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+)
 
 from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
 from reconciler.model.names import RepoKey
@@ -32,6 +39,7 @@ from reconciler.operator.operations import (
 )
 from reconciler.operator.pushes import apply_pushes
 from reconciler.operator.store import IntentError, load_intents, save_intents
+from reconciler.operator.trigger_dir import trigger_handler
 from reconciler.operator.world import World
 
 from .plan_values import apk, index
@@ -324,3 +332,27 @@ def test_a_push_to_a_branch_that_is_not_built_is_only_an_event() -> None:
     applied = apply_pushes(Intents(), {"old": ("", "c" * 40, set())}, world())
     assert applied.intents == Intents()
     assert [e.message for e in applied.events] == [f"pmaports (new) -> {'c' * 12}: 0 changed"]
+
+
+@pytest.mark.parametrize(
+    ("event", "wakes"),
+    [
+        (FileCreatedEvent("/t/push-main-1.json"), True),
+        (FileCreatedEvent("/t/.push-main-1.json.k2f9.tmp"), False),  # a writer's aside file
+        (FileCreatedEvent("/t/upload.part"), False),
+        (FileMovedEvent("/t/.push-main-1.json.k2f9.tmp", "/t/push-main-1.json"), True),
+        (FileMovedEvent("/t/push-main-1.json", "/t/processed/push-main-1.json"), False),
+        (FileMovedEvent("/t/push-main-1.json", "/t/rejected/push-main-1.json"), False),
+        (DirCreatedEvent("/t/more"), False),
+    ],
+)
+def test_the_trigger_directory_wakes_the_loop_once_per_trigger(
+    event: FileSystemEvent, wakes: bool
+) -> None:
+    """A writer makes an aside file and renames it in: only the rename wakes the
+    loop (the aside file's creation made a second, spurious pass); moving a read
+    trigger to processed/ or rejected/ wakes nothing."""
+    wake = threading.Event()
+    handler = trigger_handler(wake, Path("/t"))
+    handler.dispatch(event)
+    assert wake.is_set() is wakes

@@ -29,16 +29,35 @@ log = logging.getLogger(__name__)
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, wake: threading.Event) -> None:
+    """Wakes the loop when a trigger appears: not for a writer's aside file (its
+    rename is the one wake-up), nor for a trigger moved to processed/."""
+
+    def __init__(self, wake: threading.Event, directory: Path) -> None:
         self._wake = wake
+        self._directory = os.fspath(directory)
 
     def on_created(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
+        if not event.is_directory and self._is_trigger(str(event.src_path)):
             self._wake.set()
 
     def on_moved(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
+        if not event.is_directory and self._is_trigger(str(event.dest_path)):
             self._wake.set()
+
+    def _is_trigger(self, path: str) -> bool:
+        directory, name = os.path.split(path)
+        return directory == self._directory and is_trigger_name(name)
+
+
+def trigger_handler(wake: threading.Event, directory: Path) -> FileSystemEventHandler:
+    """The watchdog handler that sets `wake` when a trigger appears in `directory`."""
+    return _Handler(wake, directory)
+
+
+def is_trigger_name(name: str) -> bool:
+    """Whether a file of the trigger directory is read as a trigger (not a writer's
+    aside file or a subdirectory)."""
+    return not (name.startswith(".") or name.endswith((".tmp", ".part")) or name in _SUBDIRS)
 
 
 class TriggerDir:
@@ -53,7 +72,8 @@ class TriggerDir:
 
     def start(self) -> None:
         observer = Observer()
-        observer.schedule(_Handler(self.wake), str(self.directory), recursive=False)
+        handler = trigger_handler(self.wake, self.directory)
+        observer.schedule(handler, str(self.directory), recursive=False)
         observer.daemon = True
         observer.start()
         self._observer = observer
@@ -83,7 +103,7 @@ class TriggerDir:
             return handled
         for name in names:
             path = self.directory / name
-            if name.startswith(".") or name.endswith((".tmp", ".part")) or name in _SUBDIRS:
+            if not is_trigger_name(name):
                 continue
             try:
                 raw = read_regular(str(path), MAX_TRIGGER_BYTES)[1]
