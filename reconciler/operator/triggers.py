@@ -3,8 +3,10 @@
 A trigger is one JSON object of at most `MAX_TRIGGER_BYTES` with a `type`:
 `wake` (just start a pass), `push` (a pmaports branch moved: fetch it first) or
 the name of an operation (see `operations`, which validates its fields). Every
-writer (the CLI, the webhook and job-end receivers, job runners) writes through
-`write_trigger`: validated first, written aside, synced, renamed in. Reading is
+writer (the CLI, the webhook and job-end receivers) writes through
+`write_trigger`: validated first, written aside, synced, renamed in; a job's
+runner writes the same bytes (`trigger_bytes`) beside its job, unsynced (its
+status file is the durable record), and renames them in. Reading is
 `parse_trigger`; a bad file is refused with a message naming the file and field.
 """
 
