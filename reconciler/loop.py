@@ -55,6 +55,7 @@ from reconciler.model.observations import ObservedState, RepoObserved
 from reconciler.model.packages import BranchDesired, PkgSpec
 from reconciler.model.progress import Event, OperationRecord, PkgState
 from reconciler.observed.images import ImageScanner
+from reconciler.observed.scancache import SCAN_CACHE_DIR, ScanCache
 from reconciler.observed.scanner import RepoScanner, stored_branches
 from reconciler.observed.snapshot import observe
 from reconciler.operator.intents import BranchRemoval, Intents
@@ -222,7 +223,8 @@ class Daemon:
         )
         self.checkouts = Checkouts(config.branches, paths.data / STAGING_CHECKOUTS)
         roots = RepoRoots(paths.wip_repo, paths.final_repo, paths.symlink_repo)
-        self.scanner = RepoScanner(roots)
+        # A restart opens only the apks and indexes that changed since.
+        self.scanner = RepoScanner(roots, ScanCache(paths.state / SCAN_CACHE_DIR))
         self.image_scanner = ImageScanner(paths.images)
         self._images_memo: ImagesMemo | None = None
         wip_private = load_private_key(config.keys.wip_private)
@@ -356,6 +358,8 @@ class Daemon:
                 if not is_no_space(exc):
                     raise
                 self._no_space.append(f"pruning: {exc}")
+        if no_space := self.scanner.persist():  # what it read, kept for a restart
+            self._no_space.append(no_space)
         problems = [*self._space_problem(), *problems]
         if self._no_space:  # once per pass, however many writes failed
             log.error("%s", problems[0])
