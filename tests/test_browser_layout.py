@@ -173,12 +173,34 @@ def rich_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+CUT_ROWS = 3  # the hand-made snapshot's grid cut into pages of at most 3 rows
+
+
 @pytest.fixture(scope="module")
-def sites(nginx_url: str, rich_url: str) -> dict[str, tuple[str, dict[str, str]]]:
-    """name -> (base URL, page name -> path) of the two sites."""
+def cut_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The hand-made snapshot, its branch's grid cut into pages, served by nginx."""
+    require_tool("nginx", "nginx-light")
+    root = tmp_path_factory.mktemp("cut")
+    for name in ("final", "wip"):
+        (root / name).mkdir()
+    now = time.time()
+    writer = SiteWriter(root / "html", grid_rows=CUT_ROWS)
+    writer.render(rich_site(now), now)
+    writer.write_metrics(f"reconciler_last_pass_timestamp_seconds {now}\n")
+    server = NginxServer.start(root / "html", root / "final", root / "wip", root / "nginx")
+    try:
+        yield server.base_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def sites(nginx_url: str, rich_url: str, cut_url: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """name -> (base URL, page name -> path) of the three sites."""
     return {
         "sample": (nginx_url, {**PAGES, "package": "package/main/hello-x86.html"}),
         "rich": (rich_url, {**PAGES, "package": "package/main/foo-utils.html"}),
+        "cut": (cut_url, {"branch": "branch/main.html", "grid page": "branch/main/f.html"}),
     }
 
 
@@ -230,9 +252,10 @@ def test_every_page_fits_and_reads_in_every_width_and_scheme(
             where = f"{site} {page} at {width} px, {scheme}"
             problems += [f"{where}: {p}" for p in browser.execute_script(LAYOUT_JS)]
             problems += [f"{where}: contrast {p}" for p in browser.execute_script(CONTRAST_JS)]
-            if site == "rich":
+            if site != "sample":
                 ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                browser.save_screenshot(str(ARTIFACTS / f"layout-{page}-{width}-{scheme}.png"))
+                shot = f"layout-{site}-{page.replace(' ', '-')}-{width}-{scheme}.png"
+                browser.save_screenshot(str(ARTIFACTS / shot))
     assert not problems, "\n".join(problems)
 
 
@@ -331,3 +354,43 @@ def test_state_and_arch_filters_match_the_same_cell(
     count = browser.find_element(By.ID, "grid-count").text
     assert count == str(len(expected))
     assert set(expected) < set(everything)
+
+
+def visible_pages(driver: WebDriver) -> list[str]:
+    labels: list[str] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#grid-index tbody tr'))"
+        ".filter((r) => !r.hidden).map((r) => r.querySelector('a').textContent)"
+    )
+    return labels
+
+
+def test_a_cut_branch_page_finds_the_page_of_a_name(browser: WebDriver, cut_url: str) -> None:
+    """The branch page lists its grid's pages; typing the start of a name keeps the
+    pages that may hold it, and their links carry it to the page's filter."""
+    visit(browser, cut_url + "branch/main.html")
+    wait_for(
+        browser,
+        lambda d: d.find_element(By.ID, "index-filter").get_dom_attribute("hidden") is None,
+        "filter.js did not un-hide the name search",
+    )
+    every = visible_pages(browser)
+    assert len(every) > 2
+    browser.find_element(By.ID, "index-name").send_keys("foo-u")
+    wait_for(browser, lambda d: len(visible_pages(d)) == 1, "one page holds foo-utils")
+    assert browser.find_element(By.ID, "index-count").text == "1"
+    link = browser.find_element(By.CSS_SELECTOR, "#grid-index tbody tr:not([hidden]) a")
+    link.click()
+    wait_for(browser, lambda d: visible_names(d) == ["foo-utils"], "the name went along")
+    assert browser.find_element(By.ID, "filter-name").get_property("value") == "foo-u"
+
+
+def test_a_grid_page_takes_its_filter_from_the_link(browser: WebDriver, cut_url: str) -> None:
+    """The branch page's counts lead to a grid page showing that state: the fragment
+    sets the filter, arch too."""
+    visit(browser, cut_url + "branch/main/f.html#state=failed&arch=aarch64")
+    wait_for(browser, lambda d: visible_names(d) == ["foo-utils"], "failed on aarch64")
+    state = Select(browser.find_element(By.ID, "filter-state")).first_selected_option
+    assert state.get_attribute("value") == "failed"
+    assert browser.find_element(By.ID, "grid-count").text == "1"
+    browser.get(cut_url + "branch/main/f.html#state=no-such-state")
+    wait_for(browser, lambda d: len(visible_names(d)) > 1, "an unknown state filters nothing")

@@ -10,6 +10,9 @@ import os
 import random
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from reconciler.fs.atomicfile import TREE_PREFIX
 from reconciler.model.jobs import JobIntent, JobKey, JobKind, JobObservation, JobStatus
@@ -18,14 +21,15 @@ from reconciler.model.packages import DepRef, PkgSpec
 from reconciler.model.progress import PkgState, PkgStatus, RepoPhase, RepoStatus
 from reconciler.operator.intents import Hold, Pause
 from reconciler.plan.planner import Plan
-from reconciler.site.documents import status_documents
 from reconciler.site.feeds import badge_state, monitoring_lines
 from reconciler.site.model import STATES, BranchInfo, SiteInput, branch_summaries, iso
+from reconciler.site.state import build_pages
 from reconciler.site.writer import SiteWriter
 
 from .conftest import ConfigFactory, DaemonFactory, set_field
 
 WATCHED = (".html", ".atom", ".svg", ".json", ".txt")
+DUMPS: dict[str, Any] = {"sort_keys": True, "separators": (",", ":")}
 LAST_SEEN = {"index.html", "status.json", "status/main.json"}  # show the last full pass
 
 
@@ -73,6 +77,7 @@ def test_unchanged_pass_writes_nothing_and_a_change_rewrites_only_its_pages(
         "feeds/main.atom",
         "status.json",
         "status/main.json",
+        "status/main/all.json",  # the branch's packages: the bump's version
         "badge.svg",  # building while the bump was built, up-to-date again now
     }
 
@@ -136,7 +141,9 @@ def test_untrusted_text_is_escaped_everywhere(tmp_path: Path) -> None:
 
 
 def test_status_json_is_the_plain_json_dump_of_its_document() -> None:
-    """status documents are spliced from pre-encoded rows: byte-equal to json.dumps."""
+    """status documents are spliced from pre-encoded rows: byte-equal to json.dumps.
+    status.json and status/<branch>.json list the packages not published; every
+    package is in its branch's package documents."""
     other = RepoKey("v25.12", "systemd", "aarch64")
     hidden = RepoKey("gone", "", "x86_64")  # a branch no longer configured
     packages = (
@@ -161,26 +168,32 @@ def test_status_json_is_the_plain_json_dump_of_its_document() -> None:
     summaries = {s.name: s for s in branch_summaries(site)}
     names = [str(s) for s in STATES]
 
+    def row(s: PkgStatus) -> dict[str, object]:
+        return {
+            "repo": str(s.repo),
+            "branch": s.repo.branch,
+            "splitrepo": s.repo.splitrepo,
+            "arch": s.repo.arch,
+            "pkgname": s.pkgname,
+            "version": s.version,
+            "state": str(s.state),
+            "reason": s.reason,
+            "tries": s.tries,
+            "max_tries": s.max_tries,
+            "needs": list(s.needs),
+            "log": f"logs/{s.job_id}.log" if s.job_id else "",
+            "next_try_at": iso(s.next_try_at),
+        }
+
+    def order(s: PkgStatus) -> tuple[str, str, str, str]:
+        return (s.repo.branch, s.repo.splitrepo, s.repo.arch, s.pkgname)
+
     def expected(branches: list[BranchInfo]) -> bytes:
         rows = [
-            {
-                "repo": str(s.repo),
-                "branch": s.repo.branch,
-                "splitrepo": s.repo.splitrepo,
-                "arch": s.repo.arch,
-                "pkgname": s.pkgname,
-                "version": s.version,
-                "state": str(s.state),
-                "reason": s.reason,
-                "tries": s.tries,
-                "max_tries": s.max_tries,
-                "needs": list(s.needs),
-                "log": f"logs/{s.job_id}.log" if s.job_id else "",
-                "next_try_at": iso(s.next_try_at),
-            }
+            row(s)
             for b in branches
-            for s in packages
-            if s.repo.branch == b.name
+            for s in sorted(packages, key=order)
+            if s.repo.branch == b.name and s.state is not PkgState.PUBLISHED
         ]
         document = {
             "title": site.title,
@@ -192,6 +205,7 @@ def test_status_json_is_the_plain_json_dump_of_its_document() -> None:
                     "commit": b.commit,
                     "published_commit": summaries[b.name].published_commit,
                     "counts": dict(zip(names, summaries[b.name].counts, strict=True)),
+                    "package_documents": [f"status/{b.name}/all.json"],
                     "repos": {
                         r.repo: {
                             "phase": r.phase,
@@ -253,12 +267,17 @@ def test_status_json_is_the_plain_json_dump_of_its_document() -> None:
             "last_pass_at_unix": site.last_pass_at,
             "stale_after_seconds": site.stale_after_seconds,
         }
-        return (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        return (json.dumps(document, **DUMPS) + "\n").encode()
 
-    documents = status_documents(site, tuple(summaries.values()), badge_state(site))
+    documents = build_pages(site).documents
     assert documents["status.json"] == expected(list(site.branches))
     for b in site.branches:
         assert documents[f"status/{b.name}.json"] == expected([b])
+        everything = [row(s) for s in sorted(packages, key=order) if s.repo.branch == b.name]
+        assert (
+            documents[f"status/{b.name}/all.json"]
+            == (json.dumps({"branch": b.name, "packages": everything}, **DUMPS) + "\n").encode()
+        )
 
 
 def random_site(rng: random.Random, names: list[str]) -> SiteInput:
@@ -288,6 +307,18 @@ def mutate(rng: random.Random, site: SiteInput) -> SiteInput:
     statuses = list(site.plan.packages)
     i = rng.randrange(len(statuses))
     s = statuses[i]
+    if rng.random() < 0.3:  # the plan made again: new objects of equal values, as a planner makes
+        statuses = [replace(x) for x in statuses]
+        s = statuses[i]
+    if rng.random() < 0.15:  # a push (a new commit), or a branch brought up or no longer
+        b = rng.randrange(len(site.branches))
+        branch = site.branches[b]
+        branch = (
+            replace(branch, commit=f"c{rng.randrange(99)}")
+            if rng.random() < 0.5
+            else replace(branch, ignore_errors=not branch.ignore_errors)
+        )
+        site = replace(site, branches=(*site.branches[:b], branch, *site.branches[b + 1 :]))
     match rng.randrange(8):
         case 0:
             statuses[i] = replace(s, state=rng.choice(list(PkgState)), reason="changed")
@@ -322,12 +353,14 @@ def files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def test_incremental_renders_equal_full_renders(tmp_path: Path) -> None:
+@pytest.mark.parametrize("grid_rows", [150, 6])
+def test_incremental_renders_equal_full_renders(tmp_path: Path, grid_rows: int) -> None:
     """A writer that builds only the pages whose inputs changed since its last render
-    writes exactly what a new writer writes for the same snapshot."""
+    writes exactly what a new writer writes for the same snapshot, its branches on
+    one grid page or cut into pages (which packages appearing and going cut again)."""
     rng = random.Random(7)
     site = random_site(rng, [f"p{i}" for i in range(25)])
-    writer = SiteWriter(tmp_path / "kept")
+    writer = SiteWriter(tmp_path / "kept", grid_rows=grid_rows)
     writer.render(site, 0.0)
     pages = writer.rendered
     for step in range(60):
@@ -336,7 +369,7 @@ def test_incremental_renders_equal_full_renders(tmp_path: Path) -> None:
         writer.render(site, 0.0)  # one pass time: every page's footer is the same
         assert writer.rendered - before < pages / 2, "only what changed is rendered"
         fresh = tmp_path / f"fresh-{step}"
-        SiteWriter(fresh).render(site, 0.0)
+        SiteWriter(fresh, grid_rows=grid_rows).render(site, 0.0)
         assert files(tmp_path / "kept") == files(fresh), f"step {step}"
 
 

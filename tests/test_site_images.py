@@ -18,7 +18,7 @@ from reconciler.model.names import RepoKey
 from reconciler.model.progress import ImageStatus, PkgState, PkgStatus
 from reconciler.site.feeds import badge_state, monitoring_lines
 from reconciler.site.model import BranchInfo, SiteInput
-from reconciler.site.pages import build_pages
+from reconciler.site.state import build_pages
 from reconciler.site.writer import SiteWriter
 
 from .command_line import run_cli

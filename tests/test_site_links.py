@@ -404,6 +404,17 @@ def load_status(html_out: Path, name: str = "status.json") -> dict[str, Any]:
     return document
 
 
+def every_package(html_out: Path, status: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every package row of the branches of `status`: its branches' package documents."""
+    rows: list[dict[str, Any]] = []
+    for name, branch in status["branches"].items():
+        for path in branch["package_documents"]:
+            document = load_status(html_out, path)
+            assert document["branch"] == name, path
+            rows += document["packages"]
+    return rows
+
+
 def index_counts(tree: Node, states: list[str]) -> tuple[dict[str, dict[str, int]], list[Any]]:
     """Per-repository counts and per-table totals, as the index page's tables show them.
 
@@ -464,8 +475,13 @@ def test_status_json_counts_match_the_index_page(generated_site: GeneratedSite) 
         for state, number in counts.items():
             assert in_json[repo][state] == number, f"{repo} {state}: page {number}, json"
         assert set(counts) == set(states), f"{repo}: the page shows only {sorted(counts)}"
-    # Branch totals: the page's footer rows, the JSON's branch counts, the package list.
-    by_state = Counter(p["state"] for p in status["packages"])
+    # Branch totals: the page's footer rows, the JSON's branch counts, the package lists.
+    packages = every_package(html_out, status)
+    by_state = Counter(p["state"] for p in packages)
+    # status.json lists the packages not published, as the package documents say them.
+    assert sorted(status["packages"], key=json.dumps) == sorted(
+        (p for p in packages if p["state"] != "published"), key=json.dumps
+    )
     for branch_name, branch in status["branches"].items():
         for state in states:
             total = sum(in_json[repo][state] for repo in branch["repos"])
@@ -489,7 +505,11 @@ def test_branch_status_json_is_the_branch_part(generated_site: GeneratedSite) ->
     branch = load_status(html_out, "status/main.json")
     assert set(branch["branches"]) == {"main"}
     assert branch["branches"]["main"] == everything["branches"]["main"]
-    assert len(branch["packages"]) == len(everything["packages"])
+    assert branch["packages"] == [p for p in everything["packages"] if p["branch"] == "main"]
+    assert branch["packages"], "the sample has packages that are not published"
+    assert every_package(html_out, branch) == [
+        p for p in every_package(html_out, everything) if p["branch"] == "main"
+    ]
 
 
 # -- monitoring.txt ------------------------------------------------------------

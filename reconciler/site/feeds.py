@@ -10,10 +10,11 @@ The feeds carry the state changes worth hearing of and every operator action
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from reconciler.model.progress import PkgState
+from reconciler.model.progress import PkgState, PkgStatus
 from reconciler.site.images_status import (
     IMAGES_PAGE,
     image_alarms,
@@ -23,8 +24,12 @@ from reconciler.site.images_status import (
 )
 from reconciler.site.model import (
     ALARM_STATES,
+    BROKEN_INDEX,
+    FAILED_INDEX,
+    STATES,
     BranchInfo,
     Links,
+    RepoCounts,
     SiteInput,
     branch_of,
     event_row,
@@ -32,6 +37,7 @@ from reconciler.site.model import (
     log_href,
     operation_target,
     package_href,
+    repo_counts,
     target_words,
 )
 
@@ -39,6 +45,7 @@ FEED_KINDS = frozenset({"failed", "fixed", "published", "broken"})
 FEED_LENGTH = 50
 OPERATIONS_PAGE = "operations.html"
 SETTLED = frozenset({PkgState.PUBLISHED, PkgState.HELD})  # nothing left to do for them
+SETTLED_INDEXES = frozenset(i for i, s in enumerate(STATES) if s in SETTLED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,30 +68,34 @@ class FeedData:
 
 
 def badge_state(site: SiteInput) -> str:
+    return badge_of(site, repo_counts(site.plan.packages))
+
+
+def badge_of(site: SiteInput, counts: RepoCounts) -> str:
     """failed (a package failed or broken, or an image failed, outside the branches
     being brought up), building (anything else still to publish, images too: held
-    ones are not) or up-to-date."""
+    ones are not) or up-to-date; `counts` are every repository's packages per state."""
     if quiet_alarms(site):
         return "failed"
     quiet = {b.name for b in site.branches if b.ignore_errors}
     building = unsettled(site)
-    for status in site.plan.packages:
-        state = status.state
-        if state in SETTLED:
-            continue
-        building = True
-        if state in ALARM_STATES and status.repo.branch not in quiet:
+    for repo, numbers in counts.items():
+        if repo.branch not in quiet and (numbers[FAILED_INDEX] or numbers[BROKEN_INDEX]):
             return "failed"
+        building = building or any(n for i, n in enumerate(numbers) if i not in SETTLED_INDEXES)
     return "building" if building else "up-to-date"
 
 
 def monitoring_lines(site: SiteInput) -> tuple[str, ...]:
+    return monitoring_of(site, [s for s in site.plan.packages if s.state in ALARM_STATES])
+
+
+def monitoring_of(site: SiteInput, failing: Sequence[PkgStatus]) -> tuple[str, ...]:
     """monitoring.txt in bpo's format, which monitoring already parses: "OK", or
     "N failure(s) at [title](url):" and a bullet per failed or broken package
-    (every branch, as bpo), then one per failed image ("* 🖼️ [branch:device:ui](log)
-    (try n/N)"), at most `monitoring_max` in all, "* ..." for the rest, then the
-    footer."""
-    failing = [s for s in site.plan.packages if s.state in ALARM_STATES]
+    (`failing`, of every branch as bpo, in the plan's order), then one per failed
+    image ("* 🖼️ [branch:device:ui](log) (try n/N)"), at most `monitoring_max` in
+    all, "* ..." for the rest, then the footer."""
     images = image_alarms(site)
     if not failing and not images:
         return ("OK",)

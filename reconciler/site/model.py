@@ -4,9 +4,11 @@ Pure. Everything a template shows is computed here (strings formatted, lists
 sorted, URLs made relative), so templates only loop and print, and two passes
 with the same snapshot give equal page models: the writer compares them to skip
 unchanged pages without rendering. No HTML is made here: the templates own all
-of it, escaping included. The package x arch grid is built here as rows of
-statuses, once per pass: the branch page (the biggest page) and every package
-page that lists a package as a dependency share them.
+of it, escaping included. The package x arch grid is made of rows of statuses
+(`grid_row`), kept from pass to pass by site.state: a grid page and every
+package page that lists a package as a dependency share them. Summaries are
+made from each repository's packages per state (`RepoCounts`), which site.state
+keeps counted.
 
 Which packages raise the alarm (badge, front page, monitoring.txt) is decided
 here, by state only: `failed` (no tries left, or an operator failed its job) and
@@ -19,8 +21,7 @@ web server serves the live file), else the job service's own page.
 from __future__ import annotations
 
 import time
-from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -210,7 +211,7 @@ def package_href(branch: str, pkgname: str) -> str:
 class Links:
     """The pages a pass makes, so that every link points at one that exists."""
 
-    packages: frozenset[tuple[str, str]]  # (branch, pkgname) of every package page
+    packages: Container[tuple[str, str]]  # (branch, pkgname) of every package page
     branches: frozenset[str]  # every branch page
 
     def target(self, branch: str, pkgname: str = "") -> str:
@@ -285,9 +286,28 @@ def duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
-def counts_of(statuses: list[PkgStatus]) -> tuple[int, ...]:
-    counter = Counter(s.state for s in statuses)
-    return tuple(counter[s] for s in STATES)
+STATE_INDEX = {state: i for i, state in enumerate(STATES)}
+FAILED_INDEX = STATE_INDEX[PkgState.FAILED]
+BROKEN_INDEX = STATE_INDEX[PkgState.BROKEN]
+RETRYING_INDEX = STATE_INDEX[PkgState.RETRYING]
+NO_COUNTS = (0,) * len(STATES)
+# Repository -> its packages per state (as STATES): what summaries, the badge and
+# the queue page count, kept from pass to pass by site.state.
+RepoCounts = Mapping[RepoKey, Sequence[int]]
+
+
+def repo_counts(statuses: Iterable[PkgStatus]) -> dict[RepoKey, list[int]]:
+    """The packages of each repository per state (as STATES)."""
+    counts: dict[RepoKey, list[int]] = {}
+    repo: RepoKey | None = None
+    found: list[int] = []
+    index = STATE_INDEX
+    for status in statuses:
+        if status.repo is not repo:  # statuses come grouped by repository
+            repo = status.repo
+            found = counts.get(repo) or counts.setdefault(repo, [0] * len(STATES))
+        found[index[status.state]] += 1
+    return counts
 
 
 def counts_line(counts: tuple[int, ...]) -> str:
@@ -370,16 +390,23 @@ def job_row(job: JobObservation) -> JobRow:
 
 
 def branch_summaries(site: SiteInput) -> tuple[BranchSummary, ...]:
-    by_repo: dict[RepoKey, list[PkgStatus]] = {}
-    for status in site.plan.packages:
-        by_repo.setdefault(status.repo, []).append(status)
+    return summaries_of(site, repo_counts(site.plan.packages))
+
+
+def summaries_of(site: SiteInput, counts: RepoCounts) -> tuple[BranchSummary, ...]:
+    """Each branch's summary: its repositories (those of the plan) and their counts."""
     summaries = []
     for branch in site.branches:
         repos = [r for r in site.plan.repos if r.repo.branch == branch.name]
-        statuses = [s for r in repos for s in by_repo.get(r.repo, ())]
-        rows = tuple(repo_row(r, by_repo.get(r.repo, []), branch.commit_url) for r in repos)
+        rows = tuple(
+            repo_row(r, tuple(counts.get(r.repo, NO_COUNTS)), branch.commit_url) for r in repos
+        )
         commits = {r.published_commit for r in repos if is_live(r)}
-        counts = counts_of(statuses)
+        total = [0] * len(STATES)
+        for row in rows:
+            for i, n in enumerate(row.counts):
+                total[i] += n
+        branch_counts = tuple(total)
         summaries.append(
             BranchSummary(
                 name=branch.name,
@@ -389,13 +416,13 @@ def branch_summaries(site: SiteInput) -> tuple[BranchSummary, ...]:
                 published_commit=commits.pop() if len(commits) == 1 else "",
                 in_sync=all(r.phase in (RepoPhase.PUBLISHED, RepoPhase.EMPTY) for r in repos),
                 repos=rows,
-                counts=counts,
+                counts=branch_counts,
                 newest=commit_piece(branch.commit, branch.commit_url),
                 published=published_line(branch, repos),
-                alarms=sum(1 for s in statuses if s.state in ALARM_STATES),
-                retrying=sum(1 for s in statuses if s.state is PkgState.RETRYING),
-                columns=tuple(i for i, n in enumerate(counts) if n),
-                line=counts_line(counts),
+                alarms=branch_counts[FAILED_INDEX] + branch_counts[BROKEN_INDEX],
+                retrying=branch_counts[RETRYING_INDEX],
+                columns=tuple(i for i, n in enumerate(branch_counts) if n),
+                line=counts_line(branch_counts),
             )
         )
     return tuple(summaries)
@@ -454,14 +481,14 @@ def published_line(branch: BranchInfo, repos: list[RepoStatus]) -> tuple[Piece, 
     return tuple(pieces)
 
 
-def repo_row(repo: RepoStatus, members: list[PkgStatus], commit_url: str = "") -> RepoRow:
+def repo_row(repo: RepoStatus, counts: tuple[int, ...], commit_url: str = "") -> RepoRow:
     return RepoRow(
         repo=str(repo.repo),
         arch=repo.repo.arch,
         splitrepo=repo.repo.splitrepo,
         phase=str(repo.phase),
         reason=repo.reason,
-        counts=counts_of(members),
+        counts=counts,
         published_commit=repo.published_commit,
         published_at=repo.published_at,
         commit=commit_piece(repo.published_commit, commit_url),
@@ -474,14 +501,12 @@ def running_jobs(site: SiteInput) -> tuple[JobRow, ...]:
     return tuple(job_row(j) for j in sorted(live, key=lambda j: (j.submitted_at, j.key)))
 
 
-def failures(site: SiteInput) -> tuple[tuple[PkgStatus, str], ...]:
+def failures(
+    problems: Iterable[PkgStatus], jobs: tuple[JobObservation, ...]
+) -> tuple[tuple[PkgStatus, str], ...]:
     """Problem packages with the time of their last failure, newest first."""
-    ended = {j.key.job_id: j.ended_at or j.submitted_at for j in site.jobs}
-    rows = [
-        (s, iso(ended.get(s.job_id or "", 0.0)))
-        for s in site.plan.packages
-        if s.state in PROBLEM_STATES
-    ]
+    ended = {j.key.job_id: j.ended_at or j.submitted_at for j in jobs}
+    rows = [(s, iso(ended.get(s.job_id or "", 0.0))) for s in problems]
     rows.sort(key=lambda row: (row[1], str(row[0].repo), row[0].pkgname), reverse=True)
     return tuple(rows)
 
@@ -556,7 +581,7 @@ def cell_title(status: PkgStatus) -> str:
     return text
 
 
-def cell_reasons(row: list[PkgStatus | None]) -> tuple[CellReason, ...]:
+def cell_reasons(row: Sequence[PkgStatus | None]) -> tuple[CellReason, ...]:
     """The reasons of a row's arches in trouble, one line per distinct reason."""
     found: dict[tuple[str, str], list[str]] = {}
     for status in row:
@@ -568,39 +593,17 @@ def cell_reasons(row: list[PkgStatus | None]) -> tuple[CellReason, ...]:
     )
 
 
-def cell_table(site: SiteInput) -> CellTable:
-    """Every package row of every configured branch, built once per pass."""
-    positions = {b.name: {a: i for i, a in enumerate(b.arches)} for b in site.branches}
-    rows: dict[tuple[str, str, str], list[PkgStatus | None]] = {}
-    problems: set[tuple[str, str, str]] = set()
-    for status in site.plan.packages:
-        repo = status.repo
-        arches = positions.get(repo.branch)
-        if arches is None:
-            continue
-        index = arches.get(repo.arch)
-        if index is None:
-            continue
-        key = (repo.branch, repo.splitrepo, status.pkgname)
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = [None] * len(arches)
-        row[index] = status
-        if status.state in PROBLEM_STATES:
-            problems.add(key)
-    return {
-        key: GridRow(
-            key[2],
-            key[1],
-            package_href(key[0], key[2]),
-            tuple(row),
-            cell_reasons(row) if key in problems else (),
-        )
-        for key, row in rows.items()
-    }
-
-
-def grid_rows(branch: BranchInfo, table: CellTable) -> tuple[GridRow, ...]:
-    """The branch page's rows: by package name, then split repository."""
-    keys = sorted((k for k in table if k[0] == branch.name), key=lambda k: (k[2], k[1]))
-    return tuple(table[key] for key in keys)
+def grid_row(key: tuple[str, str, str], cells: Sequence[PkgStatus | None]) -> GridRow:
+    """The row of (branch, splitrepo, pkgname), its statuses in the branch's arch order."""
+    troubled = False
+    for s in cells:
+        if s is not None and s.state in PROBLEM_STATES:
+            troubled = True
+            break
+    return GridRow(
+        key[2],
+        key[1],
+        package_href(key[0], key[2]),
+        tuple(cells),
+        cell_reasons(cells) if troubled else (),
+    )

@@ -1,15 +1,15 @@
 """The package pages: one per package and branch, as a frozen value each.
 
-Pure. A site at postmarketOS scale has thousands of package pages and they
+Pure. A site at Alpine's scale has tens of thousands of package pages and they
 dominate a full render, so a pass builds the values only of the pages whose
-inputs may have changed since the previous pass (`changed_pages`); the writer
-renders a value with the `package_page` macro of `site_templates/_package.html`
-only when it differs from the value it last wrote. A page says who holds its
-package (since when, why), what is wrong where it is in trouble (the reason,
-the last lines of the failed job's log, the job in words and its log), the
-state of each arch (arches in the same state share a row), the states of its
-build dependencies as grid rows, what needs it and its build history; it links
-only to pages that exist.
+inputs may have changed since the previous pass (site.state says which); the
+writer renders a value with the `package_page` macro of
+`site_templates/_package.html` only when it differs from the value it last wrote.
+A page says who holds its package (since when, why), what is wrong where it is
+in trouble (the reason, the last lines of the failed job's log, the job in words
+and its log), the state of each arch (arches in the same state share a row), the
+states of its build dependencies as grid rows, what needs it and its build
+history; it links only to pages that exist.
 
 The values are NamedTuples rather than frozen dataclasses: a full render makes
 tens of thousands of them, a tuple is made and compared in C, and the
@@ -128,139 +128,128 @@ class PackagePage(NamedTuple):
 Rdeps = dict[str, dict[str, set[tuple[str, str]]]]
 # (branch, splitrepo, pkgname): one split repository's section of a package page
 SectionKey = tuple[str, str, str]
+# (branch, pkgname) of a page -> its split repositories (each with its number of statuses)
+Sections = Mapping[tuple[str, str], Mapping[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
 class SpecIndex:
-    """The specs as the package pages read them, built in one walk over all specs
-    (and kept while the specs are the same): per section, what its page says
-    about the package (from any arch's APKBUILD) and its build dependencies (of
-    every arch, sorted), and per branch what needs each package."""
+    """The specs' build dependencies as the package pages read them: per section,
+    the build dependencies of every arch (sorted), and per branch what needs each
+    package. Built in one walk over all specs, then kept up to date section by
+    section (`update`) as specs change. What a page says about the package comes
+    from its specs when the page is built (`about_of`)."""
 
     rdeps: Rdeps
-    about: dict[SectionKey, About]
     deps: dict[SectionKey, tuple[tuple[str, str], ...]]  # (splitrepo, name), sorted
 
+    @classmethod
+    def of(
+        cls, specs: Mapping[tuple[RepoKey, str], PkgSpec], branches: tuple[BranchInfo, ...]
+    ) -> SpecIndex:
+        """One walk over every spec of every repository (hundreds of thousands); a
+        dependency's split repository is the one its first arch (in the branch's
+        order) names."""
+        order = {b.name: {a: i for i, a in enumerate(b.arches)} for b in branches}
+        rdeps: Rdeps = {}
+        deps: dict[SectionKey, dict[str, tuple[int, str]]] = {}  # name -> (arch, split repo)
+        last: RepoKey | None = None
+        branch = splitrepo = ""
+        rank: int | None = None
+        needs: dict[str, set[tuple[str, str]]] = {}
+        for (repo, name), spec in specs.items():
+            build_deps = spec.build_deps
+            if not build_deps:
+                continue
+            if repo is not last:  # specs come grouped by repository
+                last = repo
+                arches = order.get(repo.branch)
+                rank = arches.get(repo.arch) if arches is not None else None
+                branch, splitrepo = repo.branch, repo.splitrepo
+                needs = rdeps.get(branch) or rdeps.setdefault(branch, {})
+            if rank is None:
+                continue
+            key = (branch, splitrepo, name)
+            found = deps.get(key)
+            if found is None:
+                found = deps[key] = {}
+            for dep in build_deps:  # the arches of a package mostly need the same
+                pkgname = dep.pkgname
+                seen = found.get(pkgname)
+                if seen is None:
+                    found[pkgname] = (rank, dep.repo.splitrepo)
+                    users = needs.get(pkgname)
+                    if users is None:
+                        needs[pkgname] = {(splitrepo, name)}
+                    else:
+                        users.add((splitrepo, name))
+                elif rank < seen[0]:
+                    found[pkgname] = (rank, dep.repo.splitrepo)
+        return cls(
+            rdeps,
+            {
+                key: tuple(sorted([(sr, n) for n, (_, sr) in found.items()]))
+                for key, found in deps.items()
+            },
+        )
 
-@dataclass(frozen=True, slots=True)
-class PackageInputs:
-    """What one pass's package pages were built from. The next pass compares its own
-    inputs with these and builds only the pages whose inputs may have changed; the
-    others are known to be as they were."""
-
-    branches: tuple[BranchInfo, ...]
-    specs: Mapping[tuple[RepoKey, str], PkgSpec]
-    statuses: tuple[PkgStatus, ...]
-    versions: Mapping[tuple[RepoKey, str], tuple[str, str]]
-    history: dict[tuple[str, str], tuple[JobRow, ...]]  # (branch, pkgname) -> its builds
-    index: SpecIndex
-    pages: frozenset[tuple[str, str]]  # (branch, pkgname) of every page
-    holds: tuple[Hold, ...] = ()
+    def update(
+        self,
+        key: SectionKey,
+        specs: Mapping[tuple[RepoKey, str], PkgSpec],
+        arches: tuple[str, ...],
+    ) -> set[str]:
+        """Read the section `key` again from `specs` (its branch's `arches`); the names
+        of the packages whose "needed by" changed (dependencies it gained or lost)."""
+        branch, splitrepo, name = key
+        found: dict[str, str] = {}
+        for arch in arches:
+            spec = specs.get((RepoKey(branch, splitrepo, arch), name))
+            if spec is not None:
+                for dep in spec.build_deps:
+                    if dep.pkgname not in found:
+                        found[dep.pkgname] = dep.repo.splitrepo
+        new = tuple(sorted((sr, n) for n, sr in found.items()))
+        old = self.deps.get(key, ())
+        if new == old:
+            return set()
+        if new:
+            self.deps[key] = new
+        else:
+            self.deps.pop(key, None)
+        entry = (splitrepo, name)
+        needs = self.rdeps.setdefault(branch, {})
+        old_names, new_names = {n for _, n in old}, {n for _, n in new}
+        for gone in old_names - new_names:
+            users = needs.get(gone)
+            if users is not None:
+                users.discard(entry)
+                if not users:
+                    del needs[gone]
+        for added in new_names - old_names:
+            needs.setdefault(added, set()).add(entry)
+        return old_names ^ new_names
 
 
 @dataclass(frozen=True, slots=True)
 class PackagePages:
-    paths: frozenset[str]  # every package page of the pass
-    built: dict[str, PackagePage]  # the pages that may have changed since `previous`
-    inputs: PackageInputs
+    built: dict[str, PackagePage]  # the pages that may have changed since the last pass
+    removed: frozenset[str] = frozenset()  # pages of packages that are gone
 
 
 def package_pages(
     site: SiteInput,
     table: CellTable,
     logs: LogLinks,
-    previous: PackageInputs | None = None,
-) -> PackagePages:
-    """Every package page of every branch the plan knows; with the inputs of the
-    previous pass, only those pages are built that may differ from its pages."""
-    by_name: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for status in site.plan.packages:
-        by_name[(status.repo.branch, status.pkgname)].add(status.repo.splitrepo)
-    history = history_rows(site)
-    same_specs = previous is not None and (
-        previous.specs is site.specs or previous.specs == site.specs
+    index: SpecIndex,
+    sections: Sections,
+    wanted: Iterable[tuple[str, str]],
+    history: dict[tuple[str, str], tuple[JobRow, ...]],
+) -> dict[str, PackagePage]:
+    """The pages of `wanted` ((branch, pkgname) of pages that exist: `sections`)."""
+    return PackagePager(site, table, logs, index).pages(
+        [(page, sections[page]) for page in wanted], history
     )
-    index = previous.index if previous is not None and same_specs else spec_index(site)
-    inputs = PackageInputs(
-        site.branches,
-        site.specs,
-        site.plan.packages,
-        site.versions,
-        history,
-        index,
-        frozenset(by_name),
-        site.holds,
-    )
-    wanted = sorted(by_name.items())
-    if previous is not None and same_specs and previous.branches == site.branches:
-        dirty = changed_pages(previous, inputs) | (inputs.pages - previous.pages)
-        wanted = [item for item in wanted if item[0] in dirty]
-    pager = PackagePager(site, table, logs, index, inputs.pages)
-    return PackagePages(
-        frozenset(package_href(branch, name) for branch, name in inputs.pages),
-        pager.pages(wanted, history),
-        inputs,
-    )
-
-
-def spec_index(site: SiteInput) -> SpecIndex:
-    """One walk over every spec of every repository (tens of thousands)."""
-    rdeps: Rdeps = defaultdict(lambda: defaultdict(set))
-    first: dict[SectionKey, PkgSpec] = {}  # a section's spec of one arch (the page's about)
-    deps: dict[SectionKey, dict[str, str]] = {}  # section -> dependency -> its split repo
-    for (repo, name), spec in site.specs.items():
-        key = (repo.branch, repo.splitrepo, name)
-        if key not in first:
-            first[key] = spec
-        build_deps = spec.build_deps
-        if build_deps:
-            needs, entry = rdeps[repo.branch], (repo.splitrepo, name)
-            found = deps.get(key)
-            if found is None:
-                found = deps[key] = {}
-            for dep in build_deps:  # the arches of a package mostly need the same
-                pkgname = dep.pkgname
-                if pkgname not in found:
-                    found[pkgname] = dep.repo.splitrepo
-                    needs[pkgname].add(entry)
-    return SpecIndex(
-        rdeps,
-        {key: about(spec) for key, spec in first.items()},
-        {key: tuple(sorted((sr, n) for n, sr in found.items())) for key, found in deps.items()},
-    )
-
-
-def changed_pages(old: PackageInputs, new: PackageInputs) -> set[tuple[str, str]]:
-    """(branch, pkgname) of the pages whose inputs may differ, given the same branches
-    and specs: a page shows its package's statuses, versions and history, and the
-    grid cells (statuses) of its dependencies."""
-    changed: set[tuple[str, str]] = set()
-    if old.statuses is not new.statuses:
-        for a, b in zip(old.statuses, new.statuses, strict=False):
-            if a is not b and a != b:
-                changed.add((a.repo.branch, a.pkgname))
-                changed.add((b.repo.branch, b.pkgname))
-        shorter = min(len(old.statuses), len(new.statuses))
-        for s in old.statuses[shorter:] + new.statuses[shorter:]:
-            changed.add((s.repo.branch, s.pkgname))
-    dirty = set(changed)
-    for branch, name in changed:  # the pages listing them as a dependency
-        dirty.update(
-            (branch, dependent) for _, dependent in old.index.rdeps.get(branch, {}).get(name, ())
-        )
-    if old.versions is not new.versions and old.versions != new.versions:
-        for key in old.versions.keys() ^ new.versions.keys():
-            dirty.add((key[0].branch, key[1]))
-        for key, pair in new.versions.items():
-            if old.versions.get(key, pair) != pair:
-                dirty.add((key[0].branch, key[1]))
-    if old.history != new.history:
-        for page in old.history.keys() | new.history.keys():
-            if old.history.get(page) != new.history.get(page):
-                dirty.add(page)
-    if old.holds != new.holds:
-        dirty.update((h.branch, h.pkgname) for h in set(old.holds) ^ set(new.holds))
-    return dirty
 
 
 class PackagePager:
@@ -273,13 +262,12 @@ class PackagePager:
         table: CellTable,
         logs: LogLinks,
         index: SpecIndex,
-        existing: frozenset[tuple[str, str]],
     ) -> None:
         self.site = site
         self.table = table
         self.logs = logs
         self.index = index
-        self.existing = existing  # (branch, pkgname) of every package page
+        self.repos: dict[tuple[str, str, str], RepoKey] = {}  # (branch, splitrepo, arch) -> key
         self.holds: dict[tuple[str, str], list[Hold]] = defaultdict(list)
         for hold in site.holds:
             self.holds[(hold.branch, hold.pkgname)].append(hold)
@@ -288,7 +276,7 @@ class PackagePager:
 
     def pages(
         self,
-        wanted: list[tuple[tuple[str, str], set[str]]],
+        wanted: list[tuple[tuple[str, str], Mapping[str, int]]],
         history: dict[tuple[str, str], tuple[JobRow, ...]],
     ) -> dict[str, PackagePage]:
         """The pages of `wanted`: ((branch, pkgname), its split repos)."""
@@ -321,7 +309,7 @@ class PackagePager:
         return Section(
             splitrepo,
             f"{branch}:{splitrepo}/*" if splitrepo else f"{branch}/*",
-            self.index.about.get(key, NO_ABOUT),
+            self.about(key, arches),
             self.troubles(present) if own is not None and own.reasons else (),
             self.arch_rows(present),
             tuple(
@@ -331,6 +319,20 @@ class PackagePager:
                 ]
             ),
         )
+
+    def about(self, key: SectionKey, arches: tuple[str, ...]) -> About:
+        """What the APKBUILD of the section's first arch (in the branch's order)
+        with one says of the package."""
+        branch, splitrepo, name = key
+        specs, repos = self.site.specs, self.repos
+        for arch in arches:
+            repo = repos.get((branch, splitrepo, arch))
+            if repo is None:
+                repo = repos[(branch, splitrepo, arch)] = RepoKey(branch, splitrepo, arch)
+            spec = specs.get((repo, name))
+            if spec is not None:
+                return about(spec)
+        return NO_ABOUT
 
     def arch_rows(self, statuses: list[PkgStatus]) -> tuple[ArchRow, ...]:
         """The arches' rows: those in the same state for the same reason at the same

@@ -1,11 +1,15 @@
 """Which files the site has and the view model of each: SiteInput -> SitePages.
 
 Pure. Each Page names its template and carries a frozen value; equal values mean
-an unchanged file, which the writer then neither renders nor writes. Package
-pages, thousands of them, come as values of their own (site.package) that the
-writer renders with one macro each. Feeds, badge, monitoring.txt and the status
-documents are built here too, from one set of summaries, so that every file
-shows the same snapshot. The front page has a summary line per branch, the
+an unchanged file, which the writer then neither renders nor writes. site.state
+builds them, each from what it keeps counted, and only those a pass may have
+changed. Package pages, tens of thousands of them, come as values of their own
+(site.package) that the writer renders with one macro each. A branch's page is
+its grid, or, when the grid is cut into pages (site.grid), the list of its grid
+pages with their counts per state (`PartLink`); a grid page (`GridPageData`)
+shows only its own rows. Feeds, badge, monitoring.txt and the status documents
+are built from one set of summaries, so that every file shows the same
+snapshot. The front page has a summary line per branch, the
 state columns that are not all zero, the holds and pauses in force, when the
 daemon last made a full pass and the transitions by day; the queue page is the
 plan: what starts next in the order the plan submits it, what waits grouped by
@@ -16,18 +20,20 @@ operations page lists every operator action on record; the images page
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from reconciler.model.jobs import JobObservation
 from reconciler.model.names import RepoKey
 from reconciler.model.progress import OperationRecord, PkgState, PkgStatus, RepoPhase, need_words
 from reconciler.operator.intents import Hold, Pause
 from reconciler.plan.planner import Plan
-from reconciler.site.documents import status_documents
-from reconciler.site.feeds import OPERATIONS_PAGE, badge_state, feed_data, monitoring_lines
-from reconciler.site.images_status import IMAGES_PAGE, ImagesData, images_data
+from reconciler.site.images_status import ImagesData
 from reconciler.site.model import (
     ALARM_STATES,
+    NO_COUNTS,
+    STATE_INDEX,
     BranchSummary,
     EventDay,
     GridRow,
@@ -35,22 +41,19 @@ from reconciler.site.model import (
     Links,
     LogLink,
     LogLinks,
+    RepoCounts,
     SiteInput,
     bounded_excerpt,
-    branch_summaries,
-    cell_table,
     event_days,
     event_row,
     every,
     failures,
-    grid_rows,
     iso,
     operation_target,
     package_href,
-    running_jobs,
     target_words,
 )
-from reconciler.site.package import PackageInputs, PackagePages, package_pages
+from reconciler.site.package import PackagePages
 from reconciler.site.words import (
     FREE_SLOT,
     NOT_BUILT_AGAIN,
@@ -126,11 +129,46 @@ class OperationRow:
     effect: str
 
 
+class PartLink(NamedTuple):
+    """A page of a branch's grid as its branch page lists it: its names (from
+    `lowest` to `highest`, for the name search) and its packages per state."""
+
+    href: str  # relative to the site root
+    label: str  # "pa–pe"
+    lowest: str
+    highest: str
+    rows: int
+    counts: tuple[int, ...]  # per STATES
+    problems: int  # rows in trouble
+
+
 @dataclass(frozen=True, slots=True)
 class BranchData:
+    """A branch page: its summary and either its whole grid (`rows`, a branch that
+    fits on one page) or the list of its grid's pages (`parts`)."""
+
     summary: BranchSummary
     arches: tuple[str, ...]
     rows: tuple[GridRow, ...]
+    parts: tuple[PartLink, ...] = ()
+    document: str = ""  # its package documents' first (or only) path
+
+
+@dataclass(frozen=True, slots=True)
+class GridPageData:
+    """One page of a branch's grid: its rows and nothing that other rows change,
+    so that a package's change renders only the page of its row."""
+
+    branch: str
+    ignore_errors: bool
+    arches: tuple[str, ...]
+    label: str
+    rows: tuple[GridRow, ...]
+    counts: tuple[int, ...]  # its own packages per state
+    columns: tuple[int, ...]  # the indexes of STATES with a package on it
+    previous: tuple[str, str]  # (href relative to the site root, label), ("", "") for none
+    following: tuple[str, str]
+    document: str  # its package document, relative to the site root
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,59 +255,18 @@ class TextData:
 
 @dataclass(frozen=True, slots=True)
 class SitePages:
+    """What one pass may have changed (everything, the first time): the pages to
+    compare with what was written, the documents, and the files that are gone."""
+
     pages: dict[str, Page]  # rendered from their templates
     packages: PackagePages  # rendered by PACKAGE_MACRO
-    documents: dict[str, bytes]  # status.json and status/<branch>.json
+    documents: dict[str, bytes]  # status.json, status/<branch>.json, package documents
+    removed: frozenset[str] = frozenset()  # pages and documents no longer part of the site
+    added: frozenset[str] = frozenset()  # pages and documents new to the site
 
 
 PACKAGE_TEMPLATE = "package.html"
 PACKAGE_ROOT = "../../"
-
-
-def build_pages(site: SiteInput, previous: PackageInputs | None = None) -> SitePages:
-    """Every file of the site; package pages only where they may differ from the
-    pass `previous` describes (see site.package.package_pages)."""
-    summaries = branch_summaries(site)
-    logs = LogLinks(site.jobs)
-    cells = cell_table(site)
-    packages = package_pages(site, cells, logs, previous)
-    links = Links(packages.inputs.pages, frozenset(b.name for b in site.branches))
-    badge = badge_state(site)
-    running = running_jobs(site)
-    images = images_data(site, logs)
-    pages: dict[str, Page] = {
-        "index.html": Page(
-            "index.html",
-            "",
-            site.title,
-            index_data(site, summaries, links, logs, badge, running, images),
-        ),
-        IMAGES_PAGE: Page(IMAGES_PAGE, "", f"{site.title}: images", images),
-        "queue.html": Page("queue.html", "", f"{site.title}: queue", queue_data(site, running)),
-        "failures.html": Page(
-            "failures.html", "", f"{site.title}: failures", failure_data(site, logs)
-        ),
-        OPERATIONS_PAGE: Page(
-            OPERATIONS_PAGE,
-            "",
-            f"{site.title}: operations",
-            tuple(operation_row(r, links) for r in site.operations),
-        ),
-        "badge.svg": Page("badge.svg", "", "", TextData((badge,))),
-        "monitoring.txt": Page("monitoring.txt", "", "", TextData(monitoring_lines(site))),
-        "feed.atom": Page("feed.atom", "", "", feed_data(site, None, links)),
-    }
-    for branch, summary in zip(site.branches, summaries, strict=True):
-        pages[f"branch/{branch.name}.html"] = Page(
-            "branch.html",
-            "../",
-            f"{site.title}: branch {branch.name}",
-            BranchData(summary, branch.arches, grid_rows(branch, cells)),
-        )
-        pages[f"feeds/{branch.name}.atom"] = Page(
-            "feed.atom", "", "", feed_data(site, branch, links)
-        )
-    return SitePages(pages, packages, status_documents(site, summaries, badge))
 
 
 def index_data(
@@ -280,11 +277,12 @@ def index_data(
     badge: str,
     running: tuple[JobRow, ...],
     images: ImagesData,
+    unpublished: tuple[tuple[FailureRow, ...], int],
 ) -> IndexData:
     quiet = {b.name for b in site.branches if b.ignore_errors}
     return IndexData(
         summaries,
-        *unpublished_rows(site, logs),
+        *unpublished,
         running,
         event_days(tuple(event_row(e, links, logs) for e in site.events[:INDEX_EVENTS])),
         site.max_parallel,
@@ -351,7 +349,12 @@ def operation_row(record: OperationRecord, links: Links) -> OperationRow:
 # --- the queue page --------------------------------------------------------------
 
 
-def queue_data(site: SiteInput, running: tuple[JobRow, ...]) -> QueueData:
+def queue_data(
+    site: SiteInput,
+    running: tuple[JobRow, ...],
+    groups: tuple[WaitGroup, ...],
+    publish: tuple[PublishLine, ...],
+) -> QueueData:
     plan = site.plan
     return QueueData(
         tuple(
@@ -364,8 +367,8 @@ def queue_data(site: SiteInput, running: tuple[JobRow, ...]) -> QueueData:
             )
             for s in plan.queue
         ),
-        wait_groups(plan),
-        publish_lines(plan),
+        groups,
+        publish,
         running,
         len(running),
         site.max_parallel,
@@ -373,14 +376,20 @@ def queue_data(site: SiteInput, running: tuple[JobRow, ...]) -> QueueData:
     )
 
 
-def wait_groups(plan: Plan) -> tuple[WaitGroup, ...]:
-    """The packages that cannot start yet, by branch and by what they wait for: each
-    phrase of their `needs` (a package needing two things is in two groups), else
-    their reason (a queued package outside the queue: a pause, the job service).
-    Largest groups first: what holds back most packages leads."""
-    queued = {(s.repo, s.pkgname) for s in plan.queue}
+WAITS = frozenset({PkgState.WAITING, PkgState.QUEUED})  # the states the queue page groups
+
+
+def wait_groups(
+    waiting: Iterable[PkgStatus], queue: tuple[PkgStatus, ...]
+) -> tuple[WaitGroup, ...]:
+    """The packages that cannot start yet (of `waiting`: those WAITING or QUEUED),
+    by branch and by what they wait for: each phrase of their `needs` (a package
+    needing two things is in two groups), else their reason (a queued package
+    outside the plan's `queue`: a pause, the job service). Largest groups first:
+    what holds back most packages leads."""
+    queued = {(s.repo, s.pkgname) for s in queue}
     groups: dict[tuple[str, str], dict[str, list[RepoKey]]] = {}
-    for status in plan.packages:
+    for status in waiting:
         if status.state is PkgState.WAITING:
             whats = [need_words(n) for n in status.needs] or [status.reason or "waiting"]
         elif status.state is PkgState.QUEUED and (status.repo, status.pkgname) not in queued:
@@ -409,19 +418,22 @@ def wait_groups(plan: Plan) -> tuple[WaitGroup, ...]:
     return tuple(result)
 
 
-def publish_lines(plan: Plan) -> tuple[PublishLine, ...]:
+BUILT_AGAIN_INDEXES = tuple(i for i, s in enumerate(STATE_INDEX) if s not in NOT_BUILT_AGAIN)
+
+
+def publish_lines(plan: Plan, counts: RepoCounts) -> tuple[PublishLine, ...]:
     """Each repository that is not published yet and what it waits for: a
     repository building says how many of its packages are still to come, any other
     its reason as the plan gives it (a foreign arch names the native packages it
     waits for)."""
-    remaining: Counter[RepoKey] = Counter(
-        s.repo for s in plan.packages if s.state not in NOT_BUILT_AGAIN
-    )
-    return tuple(
-        PublishLine(str(r.repo), str(r.phase), publish_text(r, remaining[r.repo]))
-        for r in plan.repos
-        if r.phase not in (RepoPhase.PUBLISHED, RepoPhase.EMPTY)
-    )
+    lines = []
+    for r in plan.repos:
+        if r.phase in (RepoPhase.PUBLISHED, RepoPhase.EMPTY):
+            continue
+        numbers = counts.get(r.repo, NO_COUNTS)
+        remaining = sum(numbers[i] for i in BUILT_AGAIN_INDEXES)
+        lines.append(PublishLine(str(r.repo), str(r.phase), publish_text(r, remaining)))
+    return tuple(lines)
 
 
 # --- failures ----------------------------------------------------------------------
@@ -455,11 +467,13 @@ def failure_row(status: PkgStatus, logs: LogLinks, when: str = "") -> FailureRow
     )
 
 
-def failure_data(site: SiteInput, logs: LogLinks) -> tuple[FailureCard, ...]:
+def failure_data(
+    problems: Iterable[PkgStatus], jobs: tuple[JobObservation, ...], logs: LogLinks
+) -> tuple[FailureCard, ...]:
     """Failed and broken packages (they need a person), then retrying ones; each
     group newest first; a package in trouble for the same reason in several
     repositories of a branch is one card."""
-    rows = [failure_row(status, logs, when) for status, when in failures(site)]
+    rows = [failure_row(status, logs, when) for status, when in failures(problems, jobs)]
     cards: dict[tuple[object, ...], list[FailureRow]] = {}
     for row in sorted(rows, key=lambda row: not row.alarm):
         key = (row.href, row.version, row.state, row.reason, row.excerpt, row.tries, row.next_try)
@@ -474,12 +488,24 @@ def failure_data(site: SiteInput, logs: LogLinks) -> tuple[FailureCard, ...]:
     )
 
 
-def unpublished_rows(site: SiteInput, logs: LogLinks) -> tuple[tuple[FailureRow, ...], int]:
-    """Packages not published yet, failed and broken first, then retrying ones, and
-    how many did not fit."""
-    rows = [s for s in site.plan.packages if s.state is not PkgState.PUBLISHED]
-    rows.sort(
-        key=lambda s: (s.state not in ALARM_STATES, not s.state.is_problem, s.repo, s.pkgname)
+def unpublished_key(status: PkgStatus) -> tuple[bool, bool, str, str, str, str]:
+    """Where a package that is not published stands on the front page: failed and
+    broken first, then retrying ones, then the rest, each by repository and name."""
+    repo, state = status.repo, status.state
+    return (
+        state not in ALARM_STATES,
+        not state.is_problem,
+        repo.branch,
+        repo.splitrepo,
+        repo.arch,
+        status.pkgname,
     )
-    shown = tuple(failure_row(s, logs) for s in rows[:INDEX_UNPUBLISHED])
-    return shown, max(len(rows) - INDEX_UNPUBLISHED, 0)
+
+
+def unpublished_rows(
+    first: Iterable[PkgStatus], total: int, logs: LogLinks
+) -> tuple[tuple[FailureRow, ...], int]:
+    """The front page's packages not published yet (`first` of `total`, in the order
+    of unpublished_key), and how many did not fit."""
+    shown = tuple(failure_row(s, logs) for s in first)
+    return shown, max(total - len(shown), 0)

@@ -3,23 +3,30 @@
 Rendering uses jinja2 with autoescaping for HTML, SVG and Atom and undefined
 variables as errors: all HTML is in `site_templates/`, all escaping is the
 templates' autoescape. A pass whose snapshot equals the previous one renders
-nothing; otherwise only pages whose model changed are rendered, and a file is
-replaced (write aside, rename, all in one batch) only when its bytes differ from
-what this writer last wrote (kept in memory as hashes; read back from disk only
-for files it has not written yet). The first render into an empty directory
-builds its files aside and moves each top-level entry in with one rename. A
-page's footer names the pass that last changed its content, since an unchanged
-page is never written again.
+nothing. Otherwise the view model kept from the last render (site.state) says
+which pages the snapshot may have changed, in work proportional to what changed
+(one changed package of hundreds of thousands: its pages, its grid page, the
+summaries and feeds); of those, only pages whose model differs from the one last
+written are rendered, and a file is replaced (write aside, rename, all in one
+batch) only when its bytes differ from what this writer last wrote (kept in
+memory as hashes, the status documents as bytes; read back from disk only for
+files it has not written yet). The first render into an empty directory builds
+its files aside and moves each top-level entry in with one rename. A page's
+footer names the pass that last changed its content, since an unchanged page is
+never written again. Pages and documents the model no longer has (packages that
+disappeared, the grid pages of a branch cut again) are removed; `.manifest.json`
+lists every file, for the next start to find what is gone.
 
-Package pages, thousands of them, are built only where their inputs changed
-since the last render, and rendered only where their value differs from the
-one last written, each with one call of the `package_page` macro
-(`_package.html`) into a `Frame` of their template: `package.html` rendered
-once with markers, so a page costs one macro call instead of a template render.
-Grid cells, tens of thousands per pass, are rendered once per kind (state and
-reason) by the `cell` macro with a marker where the link goes (`GridCells`);
-each grid row then joins those pieces with its link in the `grid_row` macro.
-Pages of packages that disappeared are removed. Logs of finished jobs are
+Package pages, tens of thousands of them, are rendered each with one call of the
+`package_page` macro (`_package.html`) into a `Frame` of their template:
+`package.html` rendered once with markers, so a page costs one macro call
+instead of a template render. Grid cells, hundreds of thousands, are rendered
+once per kind (state and reason) by the `cells` macro with a marker where the
+link goes; each grid row then joins those pieces with its link in `grid_rows`,
+once per render for the grid page and the package pages that list it as a
+dependency (`Pieces`); the rows of a branch's list of grid pages are kept from
+render to render. Large pages get a `.gz` twin for nginx's gzip_static; the
+status and package documents do not (`NO_TWINS`). Logs of finished jobs are
 copied beside the pages (a running local job's log is served from where it is
 written).
 
@@ -40,6 +47,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,14 +68,34 @@ from reconciler.fs.atomicfile import (
 from reconciler.fs.retention import Limits, prune, without_suffix
 from reconciler.model.jobs import JobObservation
 from reconciler.model.progress import PkgState, PkgStatus
+from reconciler.site.grid import GRID_PAGE_ROWS
 from reconciler.site.model import STATES, GridRow, SiteInput, cell_kind, cell_title, iso
-from reconciler.site.package import PackageInputs, PackagePage, PackagePages, PkgLink
-from reconciler.site.pages import PACKAGE_ROOT, PACKAGE_TEMPLATE, Page, build_pages
+from reconciler.site.package import PackagePage, PackagePages, PkgLink
+from reconciler.site.pages import PACKAGE_ROOT, PACKAGE_TEMPLATE, Page, PartLink
+from reconciler.site.state import SiteState
 
 log = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "site_templates"
 GZIP_MIN_BYTES = 8 * 1024  # larger pages get a .gz twin for nginx's gzip_static
+# The digest of a file whose bytes are not hashed (no hash is -1): a status document
+# (kept whole instead), or a package page of the first render into an empty
+# directory (tens of thousands: its model says when it changes, and then its
+# bytes are written again).
+UNHASHED = -1
+# Files without a .gz twin: the static files, and the status and package documents
+# (JSON for scripts, read now and then, many megabytes at Alpine's size and most
+# of them rewritten as packages change; nginx compresses them on the fly).
+NO_TWINS = ("static/", "status.json", "status/")
+
+
+def is_status_document(relpath: str) -> bool:
+    """status.json and status/<branch>.json: every changed package changes them, and
+    at Alpine's size they are megabytes (the packages not published), read by
+    scripts now and then: the writer keeps their bytes to compare with."""
+    return relpath == "status.json" or (relpath.startswith("status/") and relpath.count("/") == 1)
+
+
 # Twice as fast as level 4 on these pages (status.json, the grids) for ~10 % more bytes.
 GZIP_LEVEL = 2
 LOG_GZIP_BYTES = 256 * 1024
@@ -84,6 +112,7 @@ UPDATED_MARK = "\x00updated\x00"
 ROOT_MARK = "\x00root\x00"
 ROWS_MARK = "\x00rows\x00"
 PACKAGE_MACROS = "_package.html"
+PACKAGE_DIR = "package/"
 GRID_MACROS = "_grid.html"
 
 
@@ -170,10 +199,13 @@ class Pieces:
     and each link to a package page from package pages. Tens of thousands of
     cells cost a dictionary lookup each instead of a render."""
 
-    def __init__(self, macros: Any) -> None:
+    def __init__(
+        self, macros: Any, parts: dict[str, dict[tuple[PartLink, tuple[int, ...], str], str]]
+    ) -> None:
         self._macros = macros
+        self._parts = parts  # branch -> (grid page link, columns, root) -> its row (kept)
         self._kinds: dict[object, str] = {}  # cell kind -> the cell
-        self._rows: dict[int, tuple[GridRow, list[str]]] = {}  # id -> row (kept alive), pieces
+        self._rows: dict[int, tuple[GridRow, str]] = {}  # id -> row (kept alive), its HTML
         self._deps: dict[int, str] = {}  # id(row) -> the row on a package page
         self._tables: dict[int, tuple[tuple[str, ...], str, str]] = {}  # id(arches) -> frame
 
@@ -213,12 +245,12 @@ class Pieces:
             text = str(self._macros.cells(list(new.values())))
             kinds.update(zip(new, text.split(self._macros.cell_separator), strict=False))
 
-    def _render(self, rows: Iterable[GridRow]) -> None:
+    def render(self, rows: Iterable[GridRow]) -> None:
         """Render the rows not rendered yet, in one call of `grid_rows`: each comes
         as its escaped link, a line break (package names have none) and the row;
-        its pieces are kept, cut where ROOT_MARK goes."""
+        each is kept with ROOT_MARK where the path to the site root goes."""
         rendered = self._rows
-        missing = [row for row in rows if id(row) not in rendered]
+        missing = list({id(row): row for row in rows if id(row) not in rendered}.values())
         if not missing:
             return
         self._render_cells(missing)
@@ -227,22 +259,37 @@ class Pieces:
         marker = self._macros.link_marker
         for (row, _), piece in zip(new, text.split(self._macros.row_separator), strict=False):
             link, _, piece = piece.partition("\n")
-            pieces = (ROOT_MARK + link).join(piece.split(marker)).split(ROOT_MARK)
-            rendered[id(row)] = (row, pieces)
+            rendered[id(row)] = (row, piece.replace(marker, ROOT_MARK + link))
 
-    def _row(self, row: GridRow) -> list[str]:
-        """The row's pieces around ROOT_MARK."""
+    def _row(self, row: GridRow) -> str:
+        """The row, with ROOT_MARK where the path to the site root goes."""
         found = self._rows.get(id(row))
         if found is None:
-            self._render((row,))
+            self.render((row,))
             found = self._rows[id(row)]
         return found[1]
 
     def rows(self, rows: tuple[GridRow, ...], root: str) -> Markup:
         """The rows of a grid, for a page `root` away from the site root."""
-        self._render(rows)
+        self.render(rows)
         rendered = self._rows
-        return as_markup([root.join(rendered[id(row)][1]) for row in rows])
+        return as_markup([rendered[id(row)][1].replace(ROOT_MARK, root) for row in rows])
+
+    def parts(
+        self, branch: str, parts: tuple[PartLink, ...], columns: tuple[int, ...], root: str
+    ) -> Markup:
+        """The rows of a branch's list of grid pages: those that changed since the
+        branch page was last rendered, in one call of `grid_index_rows`."""
+        known = self._parts.get(branch, {})
+        keys = [(part, columns, root) for part in parts]
+        missing = [key[0] for key in keys if key not in known]
+        found = {key: known[key] for key in keys if key in known}
+        if missing:
+            text = str(self._macros.grid_index_rows(STATES, columns, missing, root))
+            for part, row in zip(missing, text.split(self._macros.part_separator), strict=False):
+                found[(part, columns, root)] = row
+        self._parts[branch] = found
+        return as_markup([found[key] for key in keys])
 
     def links(self, links: list[PkgLink]) -> dict[int, str]:
         """id() -> the list item of each link to a package page (from a package
@@ -267,10 +314,40 @@ class Pieces:
         for row in rows:
             found = deps.get(id(row))
             if found is None:
-                found = deps[id(row)] = PACKAGE_ROOT.join(self._row(row))
+                found = deps[id(row)] = self._row(row).replace(ROOT_MARK, PACKAGE_ROOT)
             parts.append(found)
         parts.append(frame[2])
         return "".join(parts)
+
+
+class NewTree:
+    """The first render into an empty directory, written while it is rendered: each
+    batch of files (the static files, each branch's package pages, then the rest)
+    becomes a new tree (atomicfile.write_new_tree) in a thread of its own, one batch
+    after the other, so that the disk's work (tens of thousands of files at
+    Alpine's size) runs beside the rendering of the next batch instead of after
+    all of it. A batch's failure is raised by `finish`."""
+
+    def __init__(self, root: str) -> None:
+        self._root = root
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="site-tree")
+        self._batches: list[Future[None]] = []
+
+    def add(self, items: list[tuple[str, bytes]]) -> None:
+        if items:
+            self._batches.append(self._pool.submit(write_new_tree, self._root, items))
+
+    def finish(self) -> None:
+        """Wait for every batch; raise the first failure."""
+        try:
+            for batch in self._batches:
+                batch.result()
+        finally:
+            self._batches = []
+
+    def close(self) -> None:
+        """Wait for what was started (a failed render leaves no thread behind)."""
+        self._pool.shutdown(wait=True)
 
 
 @contextlib.contextmanager
@@ -288,8 +365,11 @@ def collector_paused() -> Iterator[None]:
 
 
 class SiteWriter:
-    def __init__(self, out_dir: Path, templates: Path = TEMPLATES_DIR) -> None:
+    def __init__(
+        self, out_dir: Path, templates: Path = TEMPLATES_DIR, grid_rows: int = GRID_PAGE_ROWS
+    ) -> None:
         self.out_dir = out_dir
+        self.grid_rows = grid_rows  # at most this many rows on a page of a branch's grid
         self._root = str(out_dir)
         self.templates = templates
         self.env = jinja2.Environment(
@@ -305,9 +385,13 @@ class SiteWriter:
         self._versions: dict[str, str] = {}  # static file name -> its fingerprint
         self.env.globals["static_url"] = self.static_url
         self._last_input: SiteInput | None = None
+        self._state = SiteState(grid_rows)  # the view model of the last render
         self._pages: dict[str, Page] = {}  # the models of the pages as last written
         self._packages: dict[str, PackagePage] = {}  # package page -> its value as last written
-        self._package_inputs: PackageInputs | None = None  # of the pages as last written
+        self._static: set[str] = set()  # the static files staged
+        self._part_rows: dict[str, dict[tuple[PartLink, tuple[int, ...], str], str]] = {}
+        self._documents: dict[str, bytes] = {}  # status documents as last written
+        self._pending_documents: dict[str, bytes] = {}
         # What is on disk, as far as this writer knows: relative path -> hash of its
         # bytes, and the files with a .gz twin. When the directory was empty at the
         # start, a file missing here does not exist; otherwise it is read to compare.
@@ -316,10 +400,15 @@ class SiteWriter:
         discard_unfinished_trees(self._root)
         self._fresh = not out_dir.is_dir() or not any(out_dir.iterdir())
         self._frames: dict[str, Frame] = {}  # branch -> the frame of its package pages
+        # Every file of the site as .manifest.json lists it: compared whole with the
+        # files of a render after a start (what an earlier daemon wrote that is gone),
+        # then kept up to date with what each render adds and removes.
         self._manifest = self._read_manifest()
+        self._compare_manifest = True
         logs = out_dir / "logs"
         self._logs = {p.name for p in logs.iterdir()} if logs.is_dir() else set()
         self._pending: list[tuple[str, bytes]] = []  # relative path, bytes
+        self._tree: NewTree | None = None  # the first render into an empty directory
         self._pending_digests: dict[str, int] = {}
         self._pending_twins: dict[str, bool] = {}
         self.written = 0  # files written since start (tests, metrics)
@@ -347,24 +436,34 @@ class SiteWriter:
     def _render(self, site: SiteInput, now: float) -> None:
         self._pending = []
         self._pending_digests = {}
+        self._pending_documents = {}
         self._pending_twins = {}
         stamp = iso(now)
-        files = self._stage_static()  # first: renamed into place before any page
-        built = build_pages(site, self._package_inputs)
-        pieces = Pieces(self.env.get_template(GRID_MACROS).module)
-        self._render_pages(built.pages, stamp, pieces)
-        packages = self._render_packages(built.packages, stamp, pieces)
-        files |= set(built.pages) | built.packages.paths
-        for path, data in built.documents.items():
-            self._write(path, data)
-            files.add(path)
-        self._commit(files)
-        self._pages = built.pages
-        self._packages = packages
-        self._package_inputs = built.packages.inputs
+        self._stage_static()  # first: renamed into place before any page
+        self._tree = NewTree(self._root) if self._fresh and not self._digests else None
+        try:
+            if self._tree is not None:
+                self._tree.add(self._pending)
+                self._pending = []
+            update = self._state.update(site)
+            pieces = Pieces(self.env.get_template(GRID_MACROS).module, self._part_rows)
+            # Package pages first: into an empty directory, they are written while
+            # the rest renders, and the pages that link to them land after them.
+            self._render_packages(update.packages, stamp, pieces)
+            self._render_pages(update.pages, stamp, pieces)
+            for path, data in update.documents.items():
+                self._write(path, data)
+            self._commit(update.removed, update.added)
+        finally:
+            if self._tree is not None:
+                self._tree.close()
+                self._tree = None
+        for path in update.removed:
+            self._pages.pop(path, None)
+            self._packages.pop(path, None)
         self._last_input = site
 
-    def _stage_static(self) -> set[str]:
+    def _stage_static(self) -> None:
         """Stage the static files; new fingerprints make every page render again."""
         static = self.templates / "static"
         files: set[str] = set()
@@ -374,13 +473,17 @@ class SiteWriter:
             versions[source.name] = fingerprint(data)
             self._write(f"static/{source.name}", data)
             files.add(f"static/{source.name}")
+        if files != self._static:
+            self._static = files
+            self._compare_manifest = True
         if versions != self._versions:
             self._versions = versions
             self._pages = {}
             self._packages = {}
-            self._package_inputs = None  # build every package page again
             self._frames = {}
-        return files
+            self._part_rows = {}
+            self._state = SiteState(self.grid_rows)  # build every page again
+            self._compare_manifest = True
 
     def static_url(self, name: str) -> str:
         """`static/<name>?v=<fingerprint>`, relative to the site root (templates prefix
@@ -394,8 +497,9 @@ class SiteWriter:
     def _render_pages(self, pages: dict[str, Page], stamp: str, pieces: Pieces) -> None:
         """The pages rendered from their own template, where their model changed."""
         templates: dict[str, jinja2.Template] = {}
+        written = self._pages
         for path, page in pages.items():
-            if self._pages.get(path) == page:
+            if written.get(path) == page:
                 continue
             template = templates.get(page.template) or self.env.get_template(page.template)
             templates[page.template] = template
@@ -404,26 +508,32 @@ class SiteWriter:
             )
             self.rendered += 1
             self._write(path, text.encode())
+            written[path] = page
 
-    def _render_packages(
-        self, packages: PackagePages, stamp: str, pieces: Pieces
-    ) -> dict[str, PackagePage]:
+    def _render_packages(self, packages: PackagePages, stamp: str, pieces: Pieces) -> None:
         """The package pages whose value changed, each with one call of the
         `package_page` macro (the package's name, a line break, its main block) put into
         the frame of its branch, the tables of its build dependencies (joined
         from the grid's rows) and the links of what needs it where the macro
-        put its `slot_marker`; every page's value."""
+        put its `slot_marker`."""
         module: Any = self.env.get_template(PACKAGE_MACROS).module
         render, marker = module.package_page, module.slot_marker
         dep_table = pieces.dep_table
-        links = pieces.links([link for page in packages.built.values() for link in page.needed_by])
+        built = packages.built.values()
+        links = pieces.links([link for page in built for link in page.needed_by])
+        pieces.render([row for page in built for s in page.sections for row in s.deps])
         frames = self._frames
-        # The pages not built are known to be as the last render left them.
-        values = {path: self._packages[path] for path in packages.paths - packages.built.keys()}
+        values = self._packages
+        branch = ""
         for path, package in packages.built.items():
-            values[path] = package
-            if self._packages.get(path) == package:
+            if package.branch != branch:  # the pages come by branch
+                branch = package.branch
+                if self._tree is not None and self._pending:
+                    self._tree.add(self._pending)
+                    self._pending = []
+            if values.get(path) == package:
                 continue
+            values[path] = package
             # A package's name (the title slot) has no line break.
             title, _, main = str.partition(render(package), "\n")
             fills = [dep_table(s.deps, package.arches) for s in package.sections if s.deps]
@@ -439,15 +549,16 @@ class SiteWriter:
                     continue  # as an earlier daemon wrote it: keep it and the time it names
             self.rendered += 1
             self._write(path, frame.fill(title, parts, stamp).encode())
-        return values
 
-    def _commit(self, files: set[str]) -> None:
+    def _commit(self, removed: frozenset[str], added: frozenset[str]) -> None:
         """Write what was staged in one batch (into an empty directory: as one new
         tree), then remove the files of the site that are gone (pages of packages
-        that disappeared)."""
+        that disappeared, grid pages of a cut that changed) and list the site's
+        files in the manifest when they changed."""
         try:
-            if self._fresh and not self._digests:  # the first render into an empty dir
-                write_new_tree(self._root, self._pending)
+            if self._tree is not None:  # the first render into an empty dir
+                self._tree.add(self._pending)
+                self._tree.finish()
             else:  # every relative path was checked when it was staged
                 write_batch([(f"{self._root}/{rel}", data) for rel, data in self._pending])
         except BaseException:
@@ -456,20 +567,31 @@ class SiteWriter:
         finally:
             self._pending = []
         self._digests.update(self._pending_digests)
+        self._documents.update(self._pending_documents)
         for path, twin in self._pending_twins.items():
             if twin:
                 self._twins.add(path)
             else:
                 self._twins.discard(path)
-        for stale in sorted(self._manifest - files):
-            target = safe_join(self.out_dir, stale)
+        manifest = self._manifest
+        if self._compare_manifest:  # after a start (or new static files): compare whole
+            files = self._static | self._state.paths
+            stale, changed = manifest - files, files != manifest
+            manifest = self._manifest = files
+            self._compare_manifest = False
+        else:
+            stale, changed = set(removed), bool(removed or added)
+            manifest -= removed
+            manifest |= added
+        for gone in sorted(stale):
+            target = safe_join(self.out_dir, gone)
             remove(target)
             remove(target.with_name(target.name + ".gz"))
-            self._digests.pop(stale, None)
-            self._twins.discard(stale)
-        if files != self._manifest:
-            self._manifest = files
-            write_bytes(self.out_dir / MANIFEST, json.dumps(sorted(files)).encode())
+            self._digests.pop(gone, None)
+            self._documents.pop(gone, None)
+            self._twins.discard(gone)
+        if changed:
+            write_bytes(self.out_dir / MANIFEST, json.dumps(sorted(manifest)).encode())
 
     def _kept(self, relpath: str, segments: list[str]) -> bool:
         """Whether the file on disk is this page, rendered at some earlier pass (a
@@ -528,10 +650,20 @@ class SiteWriter:
 
     # --- files ----------------------------------------------------------------
     def _write(self, relpath: str, data: bytes) -> None:
-        """Stage `data` for `relpath` (and its .gz twin) unless the file holds it already."""
-        digest = hash(data)
+        """Stage `data` for `relpath` (and its .gz twin) unless the file holds it already.
+        The status documents, megabytes at Alpine's size, are kept to compare with
+        (faster than hashing them again)."""
+        document = is_status_document(relpath)
+        if document:
+            if self._documents.get(relpath) == data:
+                return
+            digest = UNHASHED
+        elif self._tree is not None and relpath.startswith(PACKAGE_DIR):
+            digest = UNHASHED
+        else:
+            digest = hash(data)
         known = self._digests.get(relpath)
-        if known == digest:
+        if known == digest and digest != UNHASHED:
             return
         check_relative(relpath, self._root)
         unknown = known is None and not self._fresh  # what is on disk: look
@@ -543,12 +675,16 @@ class SiteWriter:
                 same = False
             if same:
                 self._pending_digests[relpath] = digest
+                if document:
+                    self._pending_documents[relpath] = data
                 self._pending_twins[relpath] = True  # it may have one: look when it shrinks
                 return
         self._pending.append((relpath, data))
         self._pending_digests[relpath] = digest
+        if document:
+            self._pending_documents[relpath] = data
         self.written += 1
-        big = len(data) >= GZIP_MIN_BYTES and not relpath.startswith("static/")
+        big = len(data) >= GZIP_MIN_BYTES and not relpath.startswith(NO_TWINS)
         if big:
             twin = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
             self._pending.append((relpath + ".gz", twin))

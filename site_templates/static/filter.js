@@ -1,11 +1,48 @@
-// Grid filter for branch pages. Without JavaScript the form stays hidden and
-// every row shows; with it, rows that do not match get the `hidden` attribute.
-// The filters match cells, not rows: a state and an arch together show the
+// Grid filter for branch and grid pages, and the name search of a branch's list
+// of grid pages. Without JavaScript the forms stay hidden and every row shows;
+// with it, rows that do not match get the `hidden` attribute.
+// The grid filters match cells, not rows: a state and an arch together show the
 // packages whose cell in that arch has that state, and "only problems" with an
 // arch those in trouble in that arch. A cell's state is its class (s-<state>),
-// its arch the header of its column.
+// its arch the header of its column. A link may set the filters in its fragment
+// (page.html#state=failed&arch=x86_64&name=foo&problems=1): the branch page's
+// counts lead to a grid page showing the packages in that state.
+// The name search of the list of grid pages shows the pages whose range of names
+// (data-lowest to data-highest) may hold a name starting with what is typed, and
+// carries it to the page it leads to.
 "use strict";
 (function () {
+  const index = document.getElementById("grid-index");
+  const indexForm = document.getElementById("index-filter");
+  if (index && indexForm) {
+    const box = document.getElementById("index-name");
+    const shownCount = document.getElementById("index-count");
+    const parts = Array.from(index.tBodies[0].rows).map((row) => ({
+      row,
+      lowest: row.dataset.lowest || "",
+      highest: row.dataset.highest || "",
+      link: row.querySelector("th a"),
+    }));
+    const searchIndex = () => {
+      const typed = box.value.trim();
+      let shown = 0;
+      for (const part of parts) {
+        const n = typed.length;
+        const ok = !typed || (part.lowest.slice(0, n) <= typed && typed <= part.highest.slice(0, n));
+        part.row.hidden = !ok;
+        if (part.link) {
+          part.link.hash = typed ? "name=" + encodeURIComponent(typed) : "";
+        }
+        if (ok) shown += 1;
+      }
+      shownCount.textContent = String(shown);
+    };
+    indexForm.addEventListener("input", searchIndex);
+    indexForm.addEventListener("submit", (event) => event.preventDefault());
+    indexForm.hidden = false;
+    searchIndex();
+  }
+
   const form = document.getElementById("grid-filter");
   const grid = document.getElementById("grid");
   if (!form || !grid) return;
@@ -43,9 +80,24 @@
     }
     count.textContent = String(shown);
   }
+  // Only values the form offers: anything else is "any".
+  function choose(select, value) {
+    const offered = Array.from(select.options).some((option) => option.value === value);
+    select.value = offered ? value : "";
+  }
+  // The fragment says the whole filter: what it leaves out is not filtered.
+  function fromFragment() {
+    const wanted = new URLSearchParams(location.hash.slice(1));
+    name.value = wanted.get("name") || "";
+    choose(state, wanted.get("state") || "");
+    choose(arch, wanted.get("arch") || "");
+    problems.checked = wanted.get("problems") === "1";
+    apply();
+  }
   form.addEventListener("input", apply);
   form.addEventListener("change", apply);
   form.addEventListener("submit", (event) => event.preventDefault());
+  window.addEventListener("hashchange", fromFragment);
   form.hidden = false;
-  apply();
+  fromFragment();
 })();
