@@ -6,6 +6,7 @@ Every file a change rewrites is one that shows the package or counts it."""
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from reconciler.model.names import RepoKey
 from reconciler.model.packages import DepRef, PkgSpec
 from reconciler.model.progress import PkgState, PkgStatus, RepoPhase, RepoStatus
 from reconciler.plan.planner import Plan
+from reconciler.site import writer as writer_module
 from reconciler.site.metrics import MetricsFormatter, PassFigures, pass_metrics, plan_metrics
 from reconciler.site.model import BranchInfo, SiteInput
 from reconciler.site.writer import SiteWriter
@@ -60,6 +62,15 @@ def generated(packages: int, start: int = 0) -> SiteInput:
         events=(),
         max_parallel=2,
     )
+
+
+def site_files(out: Path) -> dict[str, bytes]:
+    """Every file's bytes but the manifest's, the footers' times read as one."""
+    return {
+        str(p.relative_to(out)): re.sub(rb"\d{4}-\d\d-\d\dT[\d:]+Z", b"T", p.read_bytes())
+        for p in out.rglob("*")
+        if p.is_file() and not p.name.endswith(".gz")
+    }
 
 
 def files_of(out: Path) -> dict[str, tuple[int, int]]:
@@ -151,3 +162,46 @@ def test_the_heartbeat_counts_only_what_changed_and_counts_it_right() -> None:
             statuses += [replace(s, pkgname=s.pkgname + "-new") for s in statuses[:5]]
         plan = replace(site.plan, packages=tuple(statuses))
         assert formatter.format(plan, figures) == plan_metrics(plan) + pass_metrics(figures)
+
+
+def test_what_a_failed_render_did_not_write_the_next_one_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A render whose files cannot be written (a full disk) moves the kept model on
+    all the same: the next render writes its pages too, and the site is then the
+    one a new writer makes of the last snapshot."""
+    site = generated(30)
+    out = tmp_path / "site"
+    writer = SiteWriter(out, grid_rows=GRID_ROWS)
+    writer.render(site, NOW)
+
+    def fail(first: int, last: int) -> SiteInput:
+        """Packages first..last-1 failed in main/x86_64."""
+        return replace(
+            site,
+            plan=replace(
+                site.plan,
+                packages=tuple(
+                    replace(s, state=PkgState.FAILED, reason="exit code 1")
+                    if s.repo == RepoKey("main", "", "x86_64")
+                    and first <= int(s.pkgname[4:]) < last
+                    else s
+                    for s in site.plan.packages
+                ),
+            ),
+        )
+
+    real = writer_module.write_batch
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer_module, "write_batch", full_disk)
+    with pytest.raises(OSError):
+        writer.render(fail(10, 20), NOW + 60)
+    monkeypatch.setattr(writer_module, "write_batch", real)
+    last = fail(5, 20)  # those stay failed, more fail meanwhile
+    writer.render(last, NOW + 120)
+    fresh = tmp_path / "fresh"
+    SiteWriter(fresh, grid_rows=GRID_ROWS).render(last, NOW + 120)
+    assert site_files(out) == site_files(fresh)

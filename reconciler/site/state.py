@@ -801,6 +801,20 @@ def same(a: tuple[JobObservation, ...], b: tuple[JobObservation, ...]) -> bool:
     return a is b or a == b
 
 
+def merged(earlier: SitePages, later: SitePages) -> SitePages:
+    """What two updates in a row change, as one: `later`'s models where both have
+    one (they are newer), a file removed by one and added back by the other as the
+    later says."""
+    removed = (earlier.removed - later.added) | later.removed
+    added = (earlier.added - later.removed) | later.added
+    pages = {p: m for p, m in earlier.pages.items() if p not in removed} | later.pages
+    built = {
+        p: m for p, m in earlier.packages.built.items() if p not in removed
+    } | later.packages.built
+    documents = {p: d for p, d in earlier.documents.items() if p not in removed} | later.documents
+    return SitePages(pages, PackagePages(built, removed), documents, removed, added)
+
+
 def build_pages(site: SiteInput, grid_rows: int = GRID_PAGE_ROWS) -> SitePages:
     """Every file of the site for one snapshot."""
     return SiteState(grid_rows).update(site)

@@ -15,7 +15,10 @@ its files aside and moves each top-level entry in with one rename. A page's
 footer names the pass that last changed its content, since an unchanged page is
 never written again. Pages and documents the model no longer has (packages that
 disappeared, the grid pages of a branch cut again) are removed; `.manifest.json`
-lists every file, for the next start to find what is gone.
+lists every file, for the next start to find what is gone. A render that fails
+(a full disk) leaves the kept model past what it wrote: the next render writes
+those pages too. The first render into an empty directory writes its files in
+batches on a thread of its own while it renders (`NewTree`).
 
 Package pages, tens of thousands of them, are rendered each with one call of the
 `package_page` macro (`_package.html`) into a `Frame` of their template:
@@ -40,13 +43,11 @@ rendered again.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import gzip
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from reconciler.collector import collector_paused
 from reconciler.fs.atomicfile import (
     check_relative,
     discard_unfinished_trees,
@@ -71,8 +73,8 @@ from reconciler.model.progress import PkgState, PkgStatus
 from reconciler.site.grid import GRID_PAGE_ROWS
 from reconciler.site.model import STATES, GridRow, SiteInput, cell_kind, cell_title, iso
 from reconciler.site.package import PackagePage, PackagePages, PkgLink
-from reconciler.site.pages import PACKAGE_ROOT, PACKAGE_TEMPLATE, Page, PartLink
-from reconciler.site.state import SiteState
+from reconciler.site.pages import PACKAGE_ROOT, PACKAGE_TEMPLATE, Page, PartLink, SitePages
+from reconciler.site.state import SiteState, merged
 
 log = logging.getLogger(__name__)
 
@@ -350,20 +352,6 @@ class NewTree:
         self._pool.shutdown(wait=True)
 
 
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Rendering makes hundreds of thousands of short-lived objects and no cycles:
-    the cyclic collector would only walk the daemon's whole heap again and again
-    meanwhile. Reference counting still frees everything at once."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 class SiteWriter:
     def __init__(
         self, out_dir: Path, templates: Path = TEMPLATES_DIR, grid_rows: int = GRID_PAGE_ROWS
@@ -386,6 +374,9 @@ class SiteWriter:
         self.env.globals["static_url"] = self.static_url
         self._last_input: SiteInput | None = None
         self._state = SiteState(grid_rows)  # the view model of the last render
+        # The pages and documents of a render that failed (a full disk): the kept
+        # model has moved past them, so the next render writes them too.
+        self._unwritten: SitePages | None = None
         self._pages: dict[str, Page] = {}  # the models of the pages as last written
         self._packages: dict[str, PackagePage] = {}  # package page -> its value as last written
         self._static: set[str] = set()  # the static files staged
@@ -445,7 +436,14 @@ class SiteWriter:
             if self._tree is not None:
                 self._tree.add(self._pending)
                 self._pending = []
-            update = self._state.update(site)
+            try:
+                update = self._state.update(site)
+            except BaseException:  # a bug: the kept model may be half updated
+                self._start_over()
+                raise
+            if self._unwritten is not None:  # what a failed render did not write
+                update = merged(self._unwritten, update)
+            self._unwritten = update
             pieces = Pieces(self.env.get_template(GRID_MACROS).module, self._part_rows)
             # Package pages first: into an empty directory, they are written while
             # the rest renders, and the pages that link to them land after them.
@@ -454,6 +452,13 @@ class SiteWriter:
             for path, data in update.documents.items():
                 self._write(path, data)
             self._commit(update.removed, update.added)
+            self._unwritten = None
+        except BaseException:
+            if self._unwritten is not None:  # render them again next time, not as written
+                for path in (*self._unwritten.pages, *self._unwritten.packages.built):
+                    self._pages.pop(path, None)
+                    self._packages.pop(path, None)
+            raise
         finally:
             if self._tree is not None:
                 self._tree.close()
@@ -462,6 +467,15 @@ class SiteWriter:
             self._pages.pop(path, None)
             self._packages.pop(path, None)
         self._last_input = site
+
+    def _start_over(self) -> None:
+        """Forget the kept view model: the next render builds every page's model again
+        and compares each file with what was written."""
+        self._state = SiteState(self.grid_rows)
+        self._pages = {}
+        self._packages = {}
+        self._unwritten = None
+        self._compare_manifest = True
 
     def _stage_static(self) -> None:
         """Stage the static files; new fingerprints make every page render again."""
@@ -478,12 +492,9 @@ class SiteWriter:
             self._compare_manifest = True
         if versions != self._versions:
             self._versions = versions
-            self._pages = {}
-            self._packages = {}
             self._frames = {}
             self._part_rows = {}
-            self._state = SiteState(self.grid_rows)  # build every page again
-            self._compare_manifest = True
+            self._start_over()  # every page names them: render every page again
 
     def static_url(self, name: str) -> str:
         """`static/<name>?v=<fingerprint>`, relative to the site root (templates prefix
