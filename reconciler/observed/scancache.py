@@ -30,7 +30,6 @@ its directory is read as on a first start.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
 import logging
@@ -38,10 +37,11 @@ import math
 import os
 import sys
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
+from reconciler.collector import collector_paused
 from reconciler.formats import apk, apkindex, keys, tarblock
 from reconciler.fs import apkfiles
 from reconciler.fs.atomicfile import is_no_space, write_batch
@@ -154,19 +154,6 @@ class SharedInfos(dict[str, tuple[ApkInfo, str]]):
             self.clear()
         self[line] = found = (info, info.filename if is_safe_name(info.pkgname) else "")
         return found
-
-
-@contextlib.contextmanager
-def _no_collection() -> Iterator[None]:
-    """Pause the cyclic collector while hundreds of thousands of values are made:
-    none of them is garbage, and each collection would walk all of them again."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # --- apk listings ---------------------------------------------------------------
@@ -295,7 +282,7 @@ def load_listing(data: bytes, path: str, code: str, shared: SharedInfos | None =
     files: dict[str, FileEntry] = {}
     apks: dict[str, ApkInfo] = {}
     bad: dict[str, str] = {}
-    with _no_collection():
+    with collector_paused():
         for name, line, inode, size, mtime_ns in zip(
             map(sys.intern, lines[:rows]),
             lines[rows:],
