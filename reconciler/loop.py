@@ -124,6 +124,16 @@ def _live_jobs(observed: ObservedState, outcomes: list[Outcome]) -> int:
     )
 
 
+def event_line(event: Event) -> str:
+    """An event as the daemon's log says it: where, what, and why when the message
+    says more than the kind ("main/x86_64 foo failed: exit code 1", not
+    "main/x86_64 foo published: published")."""
+    subject = " ".join(part for part in (event.repo, event.pkgname) if part)
+    if event.message and event.message not in (event.kind, f"repository {event.kind}"):
+        return f"{subject} {event.kind}: {event.message}"
+    return f"{subject} {event.kind}"
+
+
 def ensure_keys(config: Config) -> None:
     """Make the WIP key pair when missing (the daemon's own), and the final pair
     only when `keys.generate_missing` (local jobs) and neither half exists. An
@@ -519,7 +529,7 @@ class Daemon:
             log.error("cannot write the state: %s", exc)
             return [f"cannot write the state: {exc}"]
         for event in events:
-            log.info("%s %s %s: %s", event.repo, event.pkgname, event.kind, event.message)
+            log.info("%s", event_line(event))
         return []
 
     def _show(

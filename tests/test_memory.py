@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.loop import event_line
 from reconciler.memory.cache import CACHE_FILE, JOURNAL_FILE, MIN_JOURNAL_BYTES, Memory
 from reconciler.memory.history import EVENTS_FILE, EventLog
 from reconciler.model.names import RepoKey
@@ -211,3 +212,28 @@ def test_pruning_a_history_with_a_torn_line_keeps_it_readable(tmp_path: Path) ->
     assert log.prune(now, 86400, 10**6) == 1
     assert EventLog(tmp_path).recent() == ()
     assert log.events_path.read_text().endswith("\n")
+
+
+@pytest.mark.parametrize(
+    ("event", "line"),
+    [
+        (
+            Event(NOW, "main/x86_64", "a", "1-r0", "published", "published"),
+            "main/x86_64 a published",
+        ),
+        (
+            Event(NOW, "main/x86_64", "", "", "published", "repository published"),
+            "main/x86_64 published",
+        ),
+        (
+            Event(NOW, "main/x86_64", "a", "1-r0", "failed", "exit code 1 (try 3 of 3)"),
+            "main/x86_64 a failed: exit code 1 (try 3 of 3)",
+        ),
+        (
+            Event(NOW, "main/aarch64", "", "20261204", "published", "image main:phone:console"),
+            "main/aarch64 published: image main:phone:console",
+        ),
+    ],
+)
+def test_the_log_says_an_event_once_without_empty_fields(event: Event, line: str) -> None:
+    assert event_line(event) == line
